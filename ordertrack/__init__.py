@@ -1,0 +1,3 @@
+"""ordertrack: a streaming change-data pipeline for order tracking tables."""
+
+__version__ = "0.1.0"

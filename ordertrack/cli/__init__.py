@@ -1,0 +1,1 @@
+"""The `ordertrack` command line: the one leaf that wires the stages together."""

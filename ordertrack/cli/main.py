@@ -1,0 +1,83 @@
+"""Entry point of the `ordertrack` console script.
+
+Every command runs inside `run()`, which turns an `OrdertrackError` into one sentence on stderr
+and its exit code, so no user ever sees a bare traceback for a known failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from ordertrack import __version__
+from ordertrack.cli import config_cmd, generate_cmd, source_cmd, stack_cmd
+from ordertrack.cli.context import CliState
+from ordertrack.errors import OrdertrackError
+from ordertrack.log import configure_logging
+
+app = typer.Typer(
+    name="ordertrack",
+    help="Streaming change-data pipeline: kuaisong MySQL tables -> Kafka -> warehouse marts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(source_cmd.app, name="source")
+app.command("generate")(generate_cmd.generate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ordertrack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", envvar="ORDERTRACK_CONFIG", help="Pipeline YAML (default: the shipped three-table config)."
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="ORDERTRACK_LOG_LEVEL", help="DEBUG, INFO, WARNING, ERROR."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    configure_logging(log_level)
+    ctx.obj = CliState(config_path=config)
+
+
+def run() -> None:
+    try:
+        app(standalone_mode=False)
+    except OrdertrackError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not a user error: say so plainly, traceback on request
+        if os.environ.get("ORDERTRACK_TRACEBACK"):
+            raise
+        typer.secho(
+            f"internal error: {type(exc).__name__}: {exc} (set ORDERTRACK_TRACEBACK=1 to see the traceback)",
+            err=True, fg=typer.colors.RED,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,52 @@
+"""Connections to the source database, with one clear sentence when they fail."""
+
+from __future__ import annotations
+
+import pymysql
+import pymysql.cursors
+
+from ordertrack.errors import ServiceUnavailableError
+from ordertrack.settings import MySQLSettings
+
+
+def connect(
+    cfg: MySQLSettings,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+    read_timeout: int | None = None,
+    cursorclass: type = pymysql.cursors.Cursor,
+    autocommit: bool = True,
+) -> pymysql.connections.Connection:
+    """Open a connection; raise ServiceUnavailableError naming host and user, never the password."""
+    who = user or cfg.user
+    where = cfg.unix_socket or f"{cfg.host}:{cfg.port}"
+    try:
+        return pymysql.connect(
+            host=cfg.host,
+            port=cfg.port,
+            unix_socket=cfg.unix_socket,
+            user=who,
+            password=password if password is not None else cfg.password.get_secret_value(),
+            database=database if database is not None else cfg.database,
+            connect_timeout=10,
+            read_timeout=read_timeout,
+            charset="utf8mb4",
+            cursorclass=cursorclass,
+            autocommit=autocommit,
+        )
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else None
+        if code == 1045:
+            raise ServiceUnavailableError(
+                f"MySQL at {where} refused user {who!r}: check MYSQL_USER and MYSQL_PASSWORD."
+            ) from None
+        if code == 1049:
+            raise ServiceUnavailableError(
+                f"MySQL at {where} has no database {database or cfg.database!r}: check MYSQL_DATABASE."
+            ) from None
+        raise ServiceUnavailableError(
+            f"Cannot reach MySQL at {where} as {who!r} (error {code}): is it running? "
+            "For the local stack run `ordertrack stack up`."
+        ) from None

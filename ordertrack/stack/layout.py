@@ -1,0 +1,73 @@
+"""Where the local stack lives on disk and which ports it takes.
+
+Everything sits under one ignored state folder (`.stack/` by default). Fetched jars go to a
+cache folder that can be shared between state folders (`ORDERTRACK_CACHE_DIR`), so a second,
+throw-away stack in tests does not fetch Kafka again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ordertrack.settings import state_dir
+
+
+def _port(var: str, default: int) -> int:
+    raw = os.environ.get(var)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        from ordertrack.errors import ConfigError
+
+        raise ConfigError(f"Environment variable {var} must be a port number, not {raw!r}.") from None
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    root: Path
+    cache: Path
+    kafka_port: int
+    kafka_controller_port: int
+    mariadb_port: int
+    moto_port: int
+
+    @classmethod
+    def from_env(cls) -> "StackLayout":
+        root = state_dir()
+        cache = Path(os.environ.get("ORDERTRACK_CACHE_DIR", root / "cache")).absolute()
+        return cls(
+            root=root,
+            cache=cache,
+            kafka_port=_port("ORDERTRACK_KAFKA_PORT", 9092),
+            kafka_controller_port=_port("ORDERTRACK_KAFKA_CONTROLLER_PORT", 9093),
+            mariadb_port=_port("ORDERTRACK_MARIADB_PORT", 3307),
+            moto_port=_port("ORDERTRACK_MOTO_PORT", 5055),
+        )
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def mariadb_dir(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
+    def mariadb_socket(self) -> Path:
+        return self.mariadb_dir / "run" / "mysqld.sock"
+
+    @property
+    def moto_dir(self) -> Path:
+        return self.root / "moto"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / "warehouse.duckdb"

@@ -1,0 +1,204 @@
+"""A private MariaDB server from Debian's packages: own data folder, port and socket.
+
+Binlog is on (ROW format, FULL row image, a server id) so Debezium's binlog CDC can read it.
+`up` also creates the `kuaisong` source schema and two least-privilege users:
+
+* the pipeline user (`MYSQL_USER`): SELECT on the source, PROCESS to see open transactions in
+  `information_schema.innodb_trx`, SLAVE MONITOR to read replica lag: what the poller needs;
+* the workload user (`WORKLOAD_MYSQL_USER`): writes the synthetic workload, nothing more.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import secrets
+import subprocess
+import time
+
+import pymysql
+
+from ordertrack.errors import OrdertrackError, ServiceUnavailableError
+from ordertrack.log import get_logger
+from ordertrack.resources import resource_text
+from ordertrack.stack.envfile import read_env
+from ordertrack.stack.layout import StackLayout
+from ordertrack.stack.process import running_pid, start_detached, stop_pid
+from ordertrack.stack.service import ServiceStatus
+from ordertrack.stack.tools import require
+
+log = get_logger(__name__)
+
+SOURCE_DATABASE = "kuaisong"
+PIPELINE_USER = "ordertrack"
+WORKLOAD_USER = "kuaisong_app"
+_INSTALL_HINT = "install MariaDB's server (apt-get install mariadb-server-core mariadb-client-core)"
+
+PIPELINE_GRANTS = (
+    f"GRANT SELECT ON `{SOURCE_DATABASE}`.* TO {{user}}",
+    "GRANT PROCESS, SLAVE MONITOR ON *.* TO {user}",
+)
+WORKLOAD_GRANTS = (f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SOURCE_DATABASE}`.* TO {{user}}",)
+
+
+class MariaDBService:
+    name = "mariadb"
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+        self.dir = layout.mariadb_dir
+        self.datadir = self.dir / "data"
+        self.socket = layout.mariadb_socket
+        self.pid_file = self.dir / "run" / "mariadbd.pid"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.layout.mariadb_port}"
+
+    def check_tools(self) -> None:
+        require("mariadbd", _INSTALL_HINT)
+        require("mariadb-install-db", _INSTALL_HINT)
+
+    def env(self) -> dict[str, str]:
+        old = read_env(self.layout.env_file)
+        return {
+            "MYSQL_HOST": "127.0.0.1",
+            "MYSQL_PORT": str(self.layout.mariadb_port),
+            "MYSQL_USER": PIPELINE_USER,
+            # Passwords are made once and kept, so an existing `.env` stays valid across `up`s.
+            "MYSQL_PASSWORD": old.get("MYSQL_PASSWORD") or secrets.token_urlsafe(18),
+            "MYSQL_DATABASE": SOURCE_DATABASE,
+            "WORKLOAD_MYSQL_USER": WORKLOAD_USER,
+            "WORKLOAD_MYSQL_PASSWORD": old.get("WORKLOAD_MYSQL_PASSWORD") or secrets.token_urlsafe(18),
+            "MARIADB_ADMIN_SOCKET": str(self.socket),
+        }
+
+    # -- up ---------------------------------------------------------------------------------
+    def up(self, env: dict[str, str] | None = None) -> ServiceStatus:
+        if running_pid(self.pid_file, str(self.datadir)) is None:
+            self._install()
+            (self.dir / "run").mkdir(parents=True, exist_ok=True)
+            self.socket.unlink(missing_ok=True)
+            start_detached(self._argv(), log_file=self.dir / "stdout.log", pid_file=self.pid_file)
+            log.info("stack.mariadb.started", address=self.address)
+        self._wait_healthy(timeout=60)
+        self._bootstrap(env or self.env())
+        return self.status()
+
+    def _install(self) -> None:
+        if (self.datadir / "mysql").is_dir():
+            return
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            require("mariadb-install-db", _INSTALL_HINT),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise OrdertrackError(f"mariadb-install-db failed: {out.stderr.strip().splitlines()[-1:]}")
+
+    def _argv(self) -> list[str]:
+        argv = [
+            require("mariadbd", _INSTALL_HINT),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--socket={self.socket}",
+            f"--port={self.layout.mariadb_port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={self.dir / 'run' / 'mariadbd.server.pid'}",
+            f"--log-error={self.dir / 'error.log'}",
+            "--skip-name-resolve",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
+            "--innodb-buffer-pool-size=512M",
+            "--innodb-log-file-size=256M",
+            "--max-connections=300",
+            # Binlog for Debezium's CDC path.
+            "--server-id=1",
+            f"--log-bin={self.datadir / 'binlog'}",
+            "--binlog-format=ROW",
+            "--binlog-row-image=FULL",
+            "--binlog-expire-logs-seconds=259200",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        return argv
+
+    def admin_connect(self, database: str | None = None) -> pymysql.connections.Connection:
+        """A superuser connection over the socket (unix_socket auth as the OS user)."""
+        user = "root" if os.geteuid() == 0 else getpass.getuser()
+        return pymysql.connect(
+            unix_socket=str(self.socket), user=user, database=database, autocommit=True, connect_timeout=5
+        )
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with self.admin_connect() as conn, conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    return
+            except pymysql.err.MySQLError:
+                pass
+            if running_pid(self.pid_file, str(self.datadir)) is None:
+                raise ServiceUnavailableError(f"MariaDB exited during start-up; see {self.dir / 'error.log'}.")
+            time.sleep(0.5)
+        raise ServiceUnavailableError(
+            f"MariaDB did not accept connections within {timeout:.0f}s; see {self.dir / 'error.log'}."
+        )
+
+    def _bootstrap(self, env: dict[str, str]) -> None:
+        """Idempotent: schema, users, passwords and grants are (re)applied on every `up`."""
+        with self.admin_connect() as conn, conn.cursor() as cur:
+            # Anonymous accounts would shadow ours for connections from localhost.
+            cur.execute("SELECT host FROM mysql.user WHERE user = ''")
+            for (host,) in cur.fetchall():
+                cur.execute("DROP USER ''@%s", (host,))
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{SOURCE_DATABASE}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{SOURCE_DATABASE}`")
+            for stmt in split_sql(resource_text("source_schema.sql")):
+                cur.execute(stmt)
+            for user, pw_var, grants in (
+                (env["MYSQL_USER"], "MYSQL_PASSWORD", PIPELINE_GRANTS),
+                (env["WORKLOAD_MYSQL_USER"], "WORKLOAD_MYSQL_PASSWORD", WORKLOAD_GRANTS),
+            ):
+                account = f"'{user}'@'%'"
+                # With bound parameters pymysql %-formats the statement, so the host '%' is doubled.
+                bound = account.replace("%", "%%")
+                cur.execute(f"CREATE USER IF NOT EXISTS {bound} IDENTIFIED BY %s", (env[pw_var],))
+                cur.execute(f"ALTER USER {bound} IDENTIFIED BY %s", (env[pw_var],))
+                for g in grants:
+                    cur.execute(g.format(user=account))
+
+    # -- down / status ------------------------------------------------------------------------
+    def down(self) -> ServiceStatus:
+        pid = running_pid(self.pid_file, str(self.datadir))
+        if pid is not None:
+            stop_pid(pid, str(self.datadir), grace_seconds=60)
+            log.info("stack.mariadb.stopped", pid=pid)
+        self.pid_file.unlink(missing_ok=True)
+        return self.status()
+
+    def status(self) -> ServiceStatus:
+        pid = running_pid(self.pid_file, str(self.datadir))
+        if pid is None:
+            return ServiceStatus(self.name, self.address, "stopped", None)
+        try:
+            with self.admin_connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                version = cur.fetchone()[0]
+            return ServiceStatus(self.name, self.address, "running", pid, f"MariaDB {version}")
+        except pymysql.err.MySQLError:
+            return ServiceStatus(self.name, self.address, "unhealthy", pid)
+
+
+def split_sql(text: str) -> list[str]:
+    """Split a file of `;`-terminated statements, dropping `--` comment lines."""
+    body = "\n".join(line for line in text.splitlines() if not re.match(r"\s*--", line))
+    return [s.strip() for s in body.split(";") if s.strip()]
