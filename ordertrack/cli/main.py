@@ -15,7 +15,7 @@ import click
 import typer
 
 from ordertrack import __version__
-from ordertrack.cli import config_cmd, generate_cmd, source_cmd, stack_cmd
+from ordertrack.cli import config_cmd, generate_cmd, source_cmd, stack_cmd, topics_cmd
 from ordertrack.cli.context import CliState
 from ordertrack.errors import OrdertrackError
 from ordertrack.log import configure_logging
@@ -30,6 +30,7 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(source_cmd.app, name="source")
+app.add_typer(topics_cmd.app, name="topics")
 app.command("generate")(generate_cmd.generate)
 
 
@@ -54,7 +55,9 @@ def main(
 
 def run() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns the code of a `typer.Exit` instead of raising it.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except OrdertrackError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(exc.exit_code)

@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both do all set-up themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OT     := $(BIN)/ordertrack
+
+.PHONY: help setup system-deps stack-up stack-down demo test unit bench clean
+
+help:
+	@echo "make demo   - set up, start the local stack, generate a workload, run the pipeline, show the result"
+	@echo "make test   - set up, start the local stack, run the whole test suite (unit + integration)"
+	@echo "make unit   - only the fast tests that need no service"
+	@echo "make stack-down - stop the local stack"
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+setup: system-deps $(BIN)/.installed
+
+stack-up: setup
+	$(OT) stack up
+
+stack-down:
+	@[ -x $(OT) ] && $(OT) stack down || true
+
+demo: stack-up
+	$(OT) topics create
+	$(OT) generate --history-days 0.25 --orders-per-minute 30 --seed 42
+	$(OT) source counts
+
+test: stack-up
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest -m "not integration"
+
+clean: stack-down
+	rm -rf .stack $(VENV)

@@ -1,0 +1,1 @@
+"""Connectors: Kafka Connect / Debezium configurations for the binlog CDC source."""

@@ -1,0 +1,1 @@
+"""Consumers: faust-streaming workers that land micro-batches into the warehouse exactly once."""

@@ -1,0 +1,92 @@
+"""Topic administration with confluent-kafka's AdminClient.
+
+Topics are created explicitly, with partitions and retention from the pipeline config; the broker
+runs with `auto.create.topics.enable=false` so a typo can never create a stray topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ordertrack.config import PipelineConfig
+from ordertrack.errors import ServiceUnavailableError
+from ordertrack.log import get_logger
+from ordertrack.tables import TableRegistry
+
+log = get_logger(__name__)
+
+TopicRole = Literal["table", "watermark", "dead_letter"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+    role: TopicRole
+
+
+def pipeline_topics(config: PipelineConfig) -> list[TopicSpec]:
+    """Every topic the pipeline needs: one per table, the compacted watermarks, the dead letters."""
+    k = config.kafka
+    retention_ms = str(k.retention_hours * 3600 * 1000)
+    specs = [
+        TopicSpec(s.topic, k.partitions, {"retention.ms": retention_ms, "cleanup.policy": "delete"}, "table")
+        for s in TableRegistry(config)
+    ]
+    # One watermark record per table key; compaction keeps the latest, forever.
+    specs.append(TopicSpec(k.watermark_topic, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}, "watermark"))
+    specs.append(TopicSpec(k.dead_letter_topic, 1, {"retention.ms": str(30 * 86400 * 1000)}, "dead_letter"))
+    return specs
+
+
+class KafkaAdmin:
+    def __init__(self, bootstrap_servers: str, timeout: float = 15.0) -> None:
+        self.bootstrap = bootstrap_servers
+        self.timeout = timeout
+        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+
+    def list_topics(self) -> dict[str, int]:
+        """Topic name -> partition count (internal topics left out)."""
+        try:
+            md = self._admin.list_topics(timeout=self.timeout)
+        except KafkaException:
+            raise ServiceUnavailableError(
+                f"Kafka at {self.bootstrap} did not answer within {self.timeout:.0f}s: is it running? "
+                "For the local stack run `ordertrack stack up`."
+            ) from None
+        return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
+
+    def ensure_topics(self, specs: list[TopicSpec]) -> list[str]:
+        """Create the topics that are missing; return the names created."""
+        existing = self.list_topics()
+        missing = [s for s in specs if s.name not in existing]
+        if not missing:
+            return []
+        futures = self._admin.create_topics(
+            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config) for s in missing],
+            request_timeout=self.timeout,
+        )
+        created = []
+        for name, fut in futures.items():
+            try:
+                fut.result()
+                created.append(name)
+                log.info("kafka.topic.created", topic=name)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # lost a race with another process: fine
+                    raise ServiceUnavailableError(f"Kafka refused to create topic {name}: {exc.args[0].str()}") from None
+        return created
+
+    def delete_topics(self, names: list[str]) -> None:
+        existing = self.list_topics()
+        todo = [n for n in names if n in existing]
+        if not todo:
+            return
+        for name, fut in self._admin.delete_topics(todo, request_timeout=self.timeout).items():
+            fut.result()
+            log.info("kafka.topic.deleted", topic=name)

@@ -1,0 +1,60 @@
+"""Shared fixtures. Integration tests talk to the real local stack (`ordertrack stack up`).
+
+A missing service skips an integration test on a developer's machine but fails it in CI
+(`CI=true`), so a green CI run always means the integration tests really ran.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pymysql
+import pytest
+
+from ordertrack.config import load_pipeline_config
+from ordertrack.errors import OrdertrackError
+from ordertrack.kafka.admin import KafkaAdmin
+from ordertrack.settings import Settings, load_settings
+from ordertrack.stack import Stack
+
+
+def service_missing(what: str) -> None:
+    msg = f"{what} is not available (start it with `ordertrack stack up`)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{msg}; in CI every integration test must run", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def pipeline_config():
+    return load_pipeline_config()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return Stack()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(settings: Settings) -> str:
+    try:
+        KafkaAdmin(settings.kafka.bootstrap_servers, timeout=5).list_topics()
+    except OrdertrackError:
+        service_missing(f"Kafka at {settings.kafka.bootstrap_servers}")
+    return settings.kafka.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def mariadb_admin(stack: Stack):
+    """A superuser connection over the local server's socket."""
+    try:
+        conn = stack.mariadb.admin_connect(database="kuaisong")
+    except pymysql.err.MySQLError:
+        service_missing("MariaDB of the local stack")
+    yield conn
+    conn.close()

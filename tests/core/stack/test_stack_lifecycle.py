@@ -1,0 +1,98 @@
+"""`ordertrack stack up | down | status` as a user runs them, on real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ordertrack.stack.layout import StackLayout
+
+pytestmark = pytest.mark.integration
+
+ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([ORDERTRACK, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            if marker in cmd and state != "Z" and int(d.name) != os.getpid():
+                pids.append(int(d.name))
+    return pids
+
+
+def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
+    first = cli("stack", "up", "--json")
+    assert first.returncode == 0, first.stderr
+    second = cli("stack", "up", "--json")
+    assert second.returncode == 0, second.stderr
+    a, b = json.loads(first.stdout)["services"], json.loads(second.stdout)["services"]
+    assert [s["state"] for s in b] == ["running", "running"]
+    assert [s["pid"] for s in a] == [s["pid"] for s in b]
+    status = cli("stack", "status", "--json")
+    assert status.returncode == 0
+    assert {s["name"]: s["address"] for s in json.loads(status.stdout)["services"]} == {
+        "mariadb": f"127.0.0.1:{StackLayout.from_env().mariadb_port}",
+        "kafka": kafka_bootstrap,
+    }
+
+
+@pytest.fixture
+def isolated_env(tmp_path_factory) -> dict[str, str]:
+    """A second stack on other ports, sharing only the fetched-jar cache of the main one."""
+    root = tmp_path_factory.mktemp("stk")
+    env = dict(os.environ)
+    env.update(
+        ORDERTRACK_STATE_DIR=str(root / "state"),
+        ORDERTRACK_CACHE_DIR=str(StackLayout.from_env().cache),
+        ORDERTRACK_KAFKA_PORT="19092",
+        ORDERTRACK_KAFKA_CONTROLLER_PORT="19093",
+        ORDERTRACK_MARIADB_PORT="13307",
+    )
+    yield env
+    cli("stack", "down", env=env)  # never leave a stray stack, even when the test failed
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
+    state = isolated_env["ORDERTRACK_STATE_DIR"]
+    up = cli("stack", "up", "--json", env=isolated_env)
+    assert up.returncode == 0, up.stderr[-2000:]
+    services = json.loads(up.stdout)["services"]
+    assert {s["name"]: s["state"] for s in services} == {"mariadb": "running", "kafka": "running"}
+    assert {s["name"]: s["address"] for s in services} == {"mariadb": "127.0.0.1:13307", "kafka": "127.0.0.1:19092"}
+    started = {s["pid"] for s in services}
+    assert started <= set(processes_mentioning(state))
+    env_file = Path(state) / ".env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" in env_file.read_text()
+
+    down = cli("stack", "down", "--json", env=isolated_env)
+    assert down.returncode == 0, down.stderr
+    assert [s["state"] for s in json.loads(down.stdout)["services"]] == ["stopped", "stopped"]
+    assert processes_mentioning(state) == []
+    status = cli("stack", "status", env=isolated_env)
+    assert status.returncode == 1  # not everything is running
+
+
+def test_missing_program_is_one_sentence(isolated_env):
+    env = dict(isolated_env, PATH="/nonexistent")
+    r = cli("stack", "up", env=env)
+    assert r.returncode == 3
+    assert "is not installed" in r.stderr and "apt-get install" in r.stderr
+    assert "Traceback" not in r.stderr
