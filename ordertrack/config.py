@@ -68,6 +68,11 @@ class KafkaConfig(_Strict):
     retention_hours: int = Field(168, ge=1, description="Retention of the table topics.")
     watermark_topic: str = Field("ordertrack.watermarks", description="Compacted watermark topic.")
     dead_letter_topic: str = Field("ordertrack.dead_letter", description="Rows that failed validation.")
+    transaction_timeout_seconds: int = Field(
+        300, ge=10, le=900,
+        description="Longest a window's Kafka transaction may stay open; a crashed producer's open "
+        "transaction blocks read_committed readers at most this long.",
+    )
 
     @field_validator("topic_prefix", "watermark_topic", "dead_letter_topic")
     @classmethod
@@ -81,11 +86,19 @@ class ProcessingConfig(_Strict):
     batch_size: int = Field(10000, ge=1, le=1_000_000, description="Default rows per source page.")
     max_parallel_tables: int = Field(3, ge=1, le=64, description="Tables polled at once.")
     query_timeout_seconds: int = Field(300, ge=1, description="Source query timeout.")
+    max_clock_drift_seconds: int = Field(
+        60, ge=1, description="Refuse to run when the source's clock and ours differ by more."
+    )
 
 
 class WindowSettings(_Strict):
     lookback_minutes: int = Field(120, ge=0, description="Where a table without a watermark starts.")
     buffer_minutes: int = Field(5, ge=0, description="How far behind the source clock a window ends.")
+    max_hold_minutes: int = Field(
+        30, ge=0,
+        description="Longest an open source transaction or replica lag may hold a window's end back; "
+        "past it the producer warns and goes on.",
+    )
 
 
 class TableConfig(_Strict):

@@ -33,6 +33,7 @@ class MySQLSettings(BaseSettings):
     password: SecretStr = Field(SecretStr(""), description="Its password.")
     database: str = Field("kuaisong", description="Source schema.")
     unix_socket: str | None = Field(None, description="Socket path, instead of host and port.")
+    init_command: str | None = Field(None, description="SQL run when a session opens (e.g. a time zone).")
 
 
 class WorkloadSettings(BaseSettings):
@@ -50,6 +51,17 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
 
 
+class S3Settings(BaseSettings):
+    """S3 for the old system's watermark files and Redshift staging; empty values use boto3's defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="AWS_", extra="ignore")
+
+    endpoint_url_s3: str | None = Field(None, description="S3 endpoint (moto's server on the local stack).")
+    default_region: str = Field("us-east-1", description="Region.")
+    access_key_id: str | None = Field(None, description="Access key id.")
+    secret_access_key: SecretStr | None = Field(None, description="Secret access key.")
+
+
 class WarehouseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", extra="ignore")
 
@@ -65,6 +77,7 @@ class Settings(BaseModel):
     workload: WorkloadSettings
     kafka: KafkaSettings
     warehouse: WarehouseSettings
+    s3: S3Settings
 
 
 def env_files() -> tuple[Path, ...]:
@@ -89,6 +102,7 @@ def load_settings() -> Settings:
         workload=_load(WorkloadSettings, files),
         kafka=_load(KafkaSettings, files),
         warehouse=_load(WarehouseSettings, files),
+        s3=_load(S3Settings, files),
     )
 
 

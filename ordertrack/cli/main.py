@@ -15,7 +15,15 @@ import click
 import typer
 
 from ordertrack import __version__
-from ordertrack.cli import config_cmd, generate_cmd, source_cmd, stack_cmd, topics_cmd
+from ordertrack.cli import (
+    config_cmd,
+    generate_cmd,
+    produce_cmd,
+    source_cmd,
+    stack_cmd,
+    topics_cmd,
+    watermarks_cmd,
+)
 from ordertrack.cli.context import CliState
 from ordertrack.errors import OrdertrackError
 from ordertrack.log import configure_logging
@@ -31,7 +39,9 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(source_cmd.app, name="source")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(watermarks_cmd.app, name="watermarks")
 app.command("generate")(generate_cmd.generate)
+app.command("produce")(produce_cmd.produce)
 
 
 def _version(value: bool) -> None:

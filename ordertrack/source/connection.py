@@ -35,6 +35,7 @@ def connect(
             charset="utf8mb4",
             cursorclass=cursorclass,
             autocommit=autocommit,
+            init_command=cfg.init_command,
         )
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else None

@@ -6,6 +6,7 @@ from ordertrack.stack.envfile import read_env, write_env
 from ordertrack.stack.kafka import KafkaService
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.mariadb import MariaDBService
+from ordertrack.stack.moto import MotoService
 from ordertrack.stack.service import ServiceStatus
 
 
@@ -14,7 +15,8 @@ class Stack:
         self.layout = layout or StackLayout.from_env()
         self.kafka = KafkaService(self.layout)
         self.mariadb = MariaDBService(self.layout)
-        self.services = (self.mariadb, self.kafka)
+        self.s3 = MotoService(self.layout)
+        self.services = (self.mariadb, self.kafka, self.s3)
 
     def up(self) -> list[ServiceStatus]:
         """Start what is not running and wait for health; running services are left alone."""
@@ -23,7 +25,7 @@ class Stack:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         env = self.env()
         write_env(self.layout.env_file, env)
-        return [self.mariadb.up(env), self.kafka.up()]
+        return [self.mariadb.up(env), self.kafka.up(), self.s3.up()]
 
     def down(self) -> list[ServiceStatus]:
         return [s.down() for s in reversed(self.services)]

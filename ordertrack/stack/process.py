@@ -1,8 +1,8 @@
 """Processes the stack starts: detached, tracked by pid file, stopped only by that pid.
 
 A pid file alone is not proof: the pid may have been reused by an unrelated process after a
-reboot. Before signalling, we check that the process's command line mentions our own state
-folder, so `stack down` can never hit a process it did not start.
+reboot. Before signalling, we check that the process's command line (or working folder) names
+our own state folder, so `stack down` can never hit a process it did not start.
 """
 
 from __future__ import annotations
@@ -38,12 +38,20 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def is_ours(pid: int, marker: str) -> bool:
-    """True when `pid` is alive (not a zombie) and its command line contains `marker`."""
+    """True when `pid` is alive (not a zombie) and its command line, or its working folder,
+    names `marker` (a path under our state folder)."""
     state = _proc_state(pid)
     if state is None or state in ("Z", "X"):
         return False
-    return marker in _cmdline(pid)
+    return marker in _cmdline(pid) or _cwd(pid) == marker
 
 
 def running_pid(pid_file: Path, marker: str) -> int | None:

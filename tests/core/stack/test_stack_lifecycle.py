@@ -42,13 +42,14 @@ def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
     second = cli("stack", "up", "--json")
     assert second.returncode == 0, second.stderr
     a, b = json.loads(first.stdout)["services"], json.loads(second.stdout)["services"]
-    assert [s["state"] for s in b] == ["running", "running"]
+    assert [s["state"] for s in b] == ["running", "running", "running"]
     assert [s["pid"] for s in a] == [s["pid"] for s in b]
     status = cli("stack", "status", "--json")
     assert status.returncode == 0
     assert {s["name"]: s["address"] for s in json.loads(status.stdout)["services"]} == {
         "mariadb": f"127.0.0.1:{StackLayout.from_env().mariadb_port}",
         "kafka": kafka_bootstrap,
+        "s3": f"http://127.0.0.1:{StackLayout.from_env().moto_port}",
     }
 
 
@@ -63,6 +64,7 @@ def isolated_env(tmp_path_factory) -> dict[str, str]:
         ORDERTRACK_KAFKA_PORT="19092",
         ORDERTRACK_KAFKA_CONTROLLER_PORT="19093",
         ORDERTRACK_MARIADB_PORT="13307",
+        ORDERTRACK_MOTO_PORT="15055",
     )
     yield env
     cli("stack", "down", env=env)  # never leave a stray stack, even when the test failed
@@ -74,8 +76,10 @@ def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
     up = cli("stack", "up", "--json", env=isolated_env)
     assert up.returncode == 0, up.stderr[-2000:]
     services = json.loads(up.stdout)["services"]
-    assert {s["name"]: s["state"] for s in services} == {"mariadb": "running", "kafka": "running"}
-    assert {s["name"]: s["address"] for s in services} == {"mariadb": "127.0.0.1:13307", "kafka": "127.0.0.1:19092"}
+    assert {s["name"]: s["state"] for s in services} == {"mariadb": "running", "kafka": "running", "s3": "running"}
+    assert {s["name"]: s["address"] for s in services} == {
+        "mariadb": "127.0.0.1:13307", "kafka": "127.0.0.1:19092", "s3": "http://127.0.0.1:15055",
+    }
     started = {s["pid"] for s in services}
     assert started <= set(processes_mentioning(state))
     env_file = Path(state) / ".env"
@@ -84,7 +88,7 @@ def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
 
     down = cli("stack", "down", "--json", env=isolated_env)
     assert down.returncode == 0, down.stderr
-    assert [s["state"] for s in json.loads(down.stdout)["services"]] == ["stopped", "stopped"]
+    assert [s["state"] for s in json.loads(down.stdout)["services"]] == ["stopped", "stopped", "stopped"]
     assert processes_mentioning(state) == []
     status = cli("stack", "status", env=isolated_env)
     assert status.returncode == 1  # not everything is running

@@ -1,0 +1,100 @@
+"""`ordertrack produce`: publish the next window of each table to Kafka."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+
+from ordertrack.cli.output import print_table
+from ordertrack.errors import ConfigError
+from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
+from ordertrack.log import get_logger
+from ordertrack.timeparse import parse_duration, parse_utc
+from producers.poller import StopRequested
+from producers.runner import CycleResult, Producer, sleep_until_next
+
+log = get_logger(__name__)
+
+
+def _show(result: CycleResult) -> None:
+    print_table(
+        f"produce: {result.status}",
+        ["table", "status", "rows", "dead letters", "window (UTC)", "held", "error"],
+        [
+            (t.table, t.status, t.rows, t.dead_lettered,
+             f"{d['window_start_utc']} .. {d['window_end_utc']}",
+             f"{t.hold_seconds}s {t.hold_reason or ''}".strip(), t.error or "")
+            for t, d in zip(result.tables, result.to_dict()["tables"].values())
+        ],
+    )
+
+
+def produce(
+    ctx: typer.Context,
+    table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
+    once: bool = typer.Option(False, "--once", help="One cycle, then exit (the default without --every)."),
+    every: Optional[str] = typer.Option(None, "--every", help="Run a cycle every interval (15m, 30s) until stopped."),
+    start_time: Optional[str] = typer.Option(None, "--start", help="Start the first window here instead of at the watermark (backfill): 'YYYY-mm-dd HH:MM:SS' UTC."),
+    end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the window end: 'YYYY-mm-dd HH:MM:SS' UTC."),
+    json_output: Optional[Path] = typer.Option(None, "--json-output", help="Write status and per-table counts to this file."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+) -> None:
+    """Publish each table's next window [watermark, end) to Kafka, with its watermark, in one transaction."""
+    state = ctx.obj
+    if once and every:
+        raise ConfigError("Give --once or --every, not both.")
+    try:
+        interval = parse_duration(every) if every else None
+        start = parse_utc(start_time) if start_time else None
+        end = parse_utc(end_time) if end_time else None
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
+    try:
+        specs = state.registry.select(table)
+    except KeyError as exc:
+        raise ConfigError(f"{exc.args[0]}.") from None
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
+
+    stop = threading.Event()
+    # SIGTERM (a scheduler stopping us) and Ctrl-C both end the open window by aborting it.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    exit_code = 0
+    with Producer(state.config, state.settings, specs, stop) as producer:
+        while True:
+            began = time.monotonic()
+            try:
+                result = producer.cycle(start=start, end=end)
+            except KeyboardInterrupt:
+                stop.set()
+                raise StopRequested("interrupted; the open window was aborted and will be redone") from None
+            start = None  # --start applies to the first cycle only
+            _write_json(json_output, result)
+            _show(result)
+            exit_code = 0 if result.status == "success" else 1
+            if interval is None or stop.is_set():
+                break
+            try:
+                sleep_until_next(interval, began, stop)
+            except KeyboardInterrupt:
+                break
+            if stop.is_set():
+                break
+    raise typer.Exit(exit_code)
+
+
+def _write_json(path: Path | None, result: CycleResult) -> None:
+    if path is None:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
+    tmp.replace(path)

@@ -1,0 +1,128 @@
+"""Watermarks in a compacted Kafka topic, keyed by table.
+
+A window's watermark is written by the producer inside the window's own transaction (see
+`producers.poller`); this store reads them back and writes operator moves (seed, set, import).
+
+Reading is `read_committed`, and a read_committed reader stops at the last stable offset: an
+open transaction on the topic (another table committing right now, or a crashed producer whose
+transaction has not been aborted yet) hides every record written after it. So `latest()` first
+notes the high watermark, then waits until the stable offset has passed it, bounded by the
+transaction timeout, before it trusts what it read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from ordertrack.errors import ServiceUnavailableError, TransientError
+from ordertrack.log import get_logger
+from ordertrack.watermarks.model import Watermark
+
+log = get_logger(__name__)
+
+
+class KafkaWatermarkStore:
+    def __init__(self, bootstrap_servers: str, topic: str, *, wait_seconds: float = 300.0, client_id: str = "ordertrack") -> None:
+        self.bootstrap = bootstrap_servers
+        self.topic = topic
+        self.wait_seconds = wait_seconds
+        self.client_id = client_id
+
+    def _consumer(self, isolation: str) -> Consumer:
+        return Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "group.id": f"{self.client_id}.watermark-reader.{uuid.uuid4().hex[:8]}",
+            "client.id": f"{self.client_id}.watermarks",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 0,
+        })
+
+    def _partitions(self, c: Consumer) -> list[int]:
+        try:
+            md = c.list_topics(self.topic, timeout=15)
+        except KafkaException:
+            raise ServiceUnavailableError(f"Kafka at {self.bootstrap} did not answer: is it running?") from None
+        t = md.topics.get(self.topic)
+        if t is None or t.error is not None:
+            raise ServiceUnavailableError(
+                f"The watermark topic {self.topic} does not exist: run `ordertrack topics create`."
+            )
+        return sorted(t.partitions)
+
+    def latest(self) -> dict[str, Watermark]:
+        committed = self._consumer("read_committed")
+        try:
+            parts = self._partitions(committed)
+            hwm = self._high_watermarks(parts)
+            deadline = time.monotonic() + self.wait_seconds
+            while True:
+                # Under read_committed the "high" offset is the last stable offset.
+                stable = {p: committed.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1]
+                          for p in parts}
+                if all(stable[p] >= hwm[p] for p in parts):
+                    break
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"An open Kafka transaction on {self.topic} (a producer that crashed mid-window?) hides "
+                        f"the newest watermarks; it is aborted when that table's producer restarts or after "
+                        f"kafka.transaction_timeout_seconds."
+                    )
+                time.sleep(0.2)
+            return self._read_all(committed, parts, hwm)
+        finally:
+            committed.close()
+
+    def _high_watermarks(self, parts: list[int]) -> dict[int, int]:
+        c = self._consumer("read_uncommitted")
+        try:
+            return {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1] for p in parts}
+        finally:
+            c.close()
+
+    def _read_all(self, c: Consumer, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
+        todo = {p for p in parts if ends[p] > 0}
+        if not todo:
+            return {}
+        c.assign([TopicPartition(self.topic, p, 0) for p in todo])
+        marks: dict[str, Watermark] = {}
+        deadline = time.monotonic() + 60
+        while todo:
+            if time.monotonic() > deadline:
+                raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
+            for m in c.consume(num_messages=500, timeout=1.0):
+                if m.error():
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        todo.discard(m.partition())
+                        continue
+                    raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
+                if m.value() is not None:
+                    wm = Watermark.from_json(m.value())
+                    marks[wm.table] = wm  # later records win: the same order compaction keeps
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        return marks
+
+    def write(self, marks: list[Watermark]) -> None:
+        if not marks:
+            return
+        p = Producer({
+            "bootstrap.servers": self.bootstrap,
+            "transactional.id": f"{self.client_id}.watermarks-admin",
+            "client.id": f"{self.client_id}.watermarks-admin",
+            "log_level": 0,
+        })
+        try:
+            p.init_transactions(30)
+            p.begin_transaction()
+            for wm in marks:
+                p.produce(self.topic, key=wm.table.encode(), value=wm.to_json())
+            p.commit_transaction(30)
+        except KafkaException as exc:
+            raise ServiceUnavailableError(f"Writing watermarks to {self.topic} failed: {exc.args[0].str()}") from None
+        for wm in marks:
+            log.info("watermark.written", table=wm.table, position=wm.position, status=wm.status)

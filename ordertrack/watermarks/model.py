@@ -1,0 +1,47 @@
+"""The watermark record: one per table, the latest one wins (the topic is compacted by table)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import orjson
+
+WatermarkStatus = Literal["committed", "seeded", "set", "imported"]
+"""committed: a window was published; seeded / set / imported: moved by an operator."""
+
+
+@dataclass(frozen=True)
+class Watermark:
+    table: str
+    position: int
+    """Unix seconds: every row version with a cursor below this has been published."""
+    status: WatermarkStatus
+    window_id: str | None = None
+    window_start: int | None = None
+    row_count: int = 0
+    dead_lettered: int = 0
+    # partition -> offset after the window's last row in it (partitions without rows are absent)
+    partition_end_offsets: dict[int, int] = field(default_factory=dict)
+    hold_seconds: int = 0
+    hold_reason: str | None = None
+    null_cursor_rows: int = 0
+    written_at: float = field(default_factory=time.time)
+    note: str | None = None
+
+    @property
+    def window_end(self) -> int:
+        return self.position
+
+    def to_json(self) -> bytes:
+        d = asdict(self)
+        d["partition_end_offsets"] = {str(k): v for k, v in self.partition_end_offsets.items()}
+        return orjson.dumps(d)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Watermark":
+        d = orjson.loads(raw)
+        d["partition_end_offsets"] = {int(k): v for k, v in (d.get("partition_end_offsets") or {}).items()}
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
