@@ -29,9 +29,10 @@ def processes_mentioning(marker: str) -> list[int]:
             try:
                 cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                cwd = os.readlink(d / "cwd")
+            except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
                 continue
-            if marker in cmd and state != "Z" and int(d.name) != os.getpid():
+            if (marker in cmd or cwd.startswith(marker)) and state != "Z" and int(d.name) != os.getpid():
                 pids.append(int(d.name))
     return pids
 
