@@ -113,13 +113,19 @@ class Producer:
         clock, drift = self.pollers[0].measure_clock()
         check_drift(drift, self.config.processing.max_clock_drift_seconds, clock.db_now)
         marks = self.store.latest()
-        with ThreadPoolExecutor(max_workers=self.config.processing.max_parallel_tables,
-                                thread_name_prefix="poller") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.config.processing.max_parallel_tables, thread_name_prefix="poller")
+        try:
             futures = [
                 pool.submit(p.run_window, marks.get(p.spec.name), start_override=start, end_override=end)
                 for p in self.pollers
             ]
             results = [f.result() for f in futures]
+        except BaseException:
+            # Ctrl-C or a stop in one table: the others abort their open windows instead of committing.
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         failed = sum(r.status == "failed" for r in results)
         status: CycleStatus = "success" if not failed else ("failed" if failed == len(results) else "partial")
         return CycleResult(status, started, datetime.now(timezone.utc).isoformat(), drift, results)

@@ -1,0 +1,92 @@
+"""Fixtures for producer tests: a private source database and private topics per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ordertrack.config import PipelineConfig
+from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
+from ordertrack.resources import resource_path, resource_text
+from ordertrack.stack.mariadb import PIPELINE_USER, split_sql
+
+ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
+
+
+@dataclass
+class Env:
+    """One test's pipeline: its source database, config (object and YAML file) and topics."""
+
+    db: str
+    config: PipelineConfig
+    config_path: Path
+    bootstrap: str
+
+    def topic(self, table: str) -> str:
+        return f"{self.config.kafka.topic_prefix}.{table}"
+
+    def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [ORDERTRACK, "--config", str(self.config_path), *args],
+            capture_output=True, text=True, timeout=timeout, env={**os.environ, **env},
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [ORDERTRACK, "--config", str(self.config_path), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+
+@pytest.fixture
+def make_env(mariadb_admin, kafka_bootstrap, tmp_path):
+    """Factory: `make_env(buffer_minutes=0, batch_size=100, ...)` -> Env. Cleans up after the test."""
+    made: list[Env] = []
+
+    def make(**overrides) -> Env:
+        tag = uuid.uuid4().hex[:8]
+        db = f"pt_{tag}"
+        with mariadb_admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{db}`")
+            cur.execute(f"USE `{db}`")
+            for stmt in split_sql(resource_text("source_schema.sql")):
+                cur.execute(stmt)
+            cur.execute(f"GRANT SELECT ON `{db}`.* TO '{PIPELINE_USER}'@'%'")
+            cur.execute("USE kuaisong")
+        raw = yaml.safe_load(resource_path("pipeline.yaml").read_text())
+        raw["pipeline"]["name"] = f"test_{tag}"
+        raw["source"]["database"] = db
+        raw["kafka"].update(
+            topic_prefix=f"t{tag}", watermark_topic=f"t{tag}.watermarks", dead_letter_topic=f"t{tag}.dlq",
+            transaction_timeout_seconds=60,
+        )
+        raw["window_settings"].update(
+            buffer_minutes=overrides.pop("buffer_minutes", 5),
+            lookback_minutes=overrides.pop("lookback_minutes", 120),
+            max_hold_minutes=overrides.pop("max_hold_minutes", 30),
+        )
+        batch = overrides.pop("batch_size", 500)
+        for t in raw["tables"]:
+            t["full_name"] = f"{db}.{t['full_name'].split('.')[1]}"
+            t["batch_size"] = batch
+        raw["processing"].update(overrides)
+        path = tmp_path / f"pipeline_{tag}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        cfg = PipelineConfig.model_validate(raw)
+        KafkaAdmin(kafka_bootstrap).ensure_topics(pipeline_topics(cfg))
+        env = Env(db, cfg, path, kafka_bootstrap)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        with mariadb_admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{env.db}`")
+        KafkaAdmin(kafka_bootstrap).delete_topics([t.name for t in pipeline_topics(env.config)])

@@ -1,0 +1,49 @@
+"""Reading topics to their end and writing source rows, for integration tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def consume_all(bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 30) -> list:
+    """Every readable message of `topic`, reading each partition to its end."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex[:6]}",
+        "isolation.level": isolation, "enable.auto.commit": False, "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    })
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        parts = sorted(md.partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts}
+        todo = {p for p in parts if ends[p] > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in todo])
+        out = []
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            for m in c.consume(500, 1.0):
+                if m.error():
+                    if m.error().code() == -191:
+                        todo.discard(m.partition())
+                    continue
+                out.append(m)
+        return out
+    finally:
+        c.close()
+
+
+def insert(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    cols = ", ".join(f"`{c}`" for c in columns)
+    marks = ", ".join(["%s"] * len(columns))
+    with conn.cursor() as cur:
+        for i in range(0, len(rows), 5000):
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows[i:i + 5000])
+
+
+def db_now(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT UNIX_TIMESTAMP()")
+        return int(cur.fetchone()[0])
