@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
@@ -82,6 +83,9 @@ def producer_config(config: PipelineConfig, settings: Settings, table: str) -> d
         "partitioner": "murmur2_random",
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 1_048_576,
+        # Only failed deliveries call back: a Python callback per row costs more than the row's
+        # serialization. End offsets come from the partitions' high watermarks instead (one writer).
+        "delivery.report.only.error": True,
         "log_level": 3,
     }
 
@@ -103,6 +107,8 @@ class TablePoller:
         self.on_page = on_page  # (page number, rows so far): progress and tests
         self._notes: set[str] = set()
         self._producer: Producer | None = None
+        self._admin: AdminClient | None = None
+        self._delivery_errors: list[str] = []
         self._conn = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -112,7 +118,8 @@ class TablePoller:
             self.settings.mysql,
             read_timeout=self.config.processing.query_timeout_seconds,
         )
-        self._producer = Producer(producer_config(self.config, self.settings, self.spec.name))
+        self._producer = self._new_producer()
+        self._admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers, "log_level": 0})
         try:
             self._producer.init_transactions(30)
         except KafkaException as exc:
@@ -120,6 +127,25 @@ class TablePoller:
                 f"Kafka at {self.settings.kafka.bootstrap_servers} did not start a transaction for "
                 f"{self.spec.name}: {exc.args[0].str()}"
             ) from None
+
+    def _new_producer(self) -> Producer:
+        conf = producer_config(self.config, self.settings, self.spec.name)
+        conf["on_delivery"] = self._on_delivery_error
+        return Producer(conf)
+
+    def _on_delivery_error(self, err: KafkaError | None, msg) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _end_offsets(self) -> dict[int, int]:
+        """Offset after the last record of each partition of the table topic. This producer's
+        transactional id is the topic's only writer, so after a flush that is our own end."""
+        md = self._admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
+        futures = self._admin.list_offsets(
+            {TopicPartition(self.spec.topic, p): OffsetSpec.latest() for p in md.partitions},
+            isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=15,
+        )
+        return {tp.partition: f.result().offset for tp, f in futures.items()}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -187,15 +213,7 @@ class TablePoller:
     def _publish(self, window: Window, previous: Watermark | None, result: WindowResult) -> None:
         p, spec, k = self._producer, self.spec, self.config.kafka
         reader = WindowReader(self._conn, spec, spec.batch_size)
-        ends: dict[int, int] = {}  # partition -> offset after the last delivered row
-        errors: list[str] = []
-
-        def delivered(err: KafkaError | None, msg) -> None:
-            if err is not None:
-                errors.append(err.str())
-            elif msg.topic() == spec.topic:
-                ends[msg.partition()] = max(ends.get(msg.partition(), 0), msg.offset() + 1)
-
+        self._delivery_errors.clear()
         null_cursors = reader.null_cursor_rows()
         if null_cursors:
             log.warning("producer.null_cursor_rows", table=spec.name, rows=null_cursors,
@@ -214,12 +232,11 @@ class TablePoller:
                     enc = encode_row(spec, row)
                     if isinstance(enc, BadRow):
                         self._produce(k.dead_letter_topic, spec.name.encode(),
-                                      dead_letter_value(spec, enc, window.id), [("window_id", wid)], delivered)
+                                      dead_letter_value(spec, enc, window.id), [("window_id", wid)])
                         bad += 1
                         continue
                     self._produce(spec.topic, enc.key, enc.value,
-                                  [("window_id", wid), ("cursor", str(enc.cursor).encode()), ("table", spec.name.encode())],
-                                  delivered)
+                                  [("window_id", wid), ("cursor", str(enc.cursor).encode())])
                     rows += 1
                 p.poll(0)
                 if self.on_page:
@@ -227,10 +244,12 @@ class TablePoller:
         finally:
             reader.end_snapshot()
         # 4. Flush: every row delivered (inside the open transaction), offsets known.
+        errors = self._delivery_errors
         if p.flush(k.transaction_timeout_seconds) > 0 or errors:
             raise ServiceUnavailableError(
                 f"Kafka did not accept every row of {window.id}: {errors[0] if errors else 'flush timed out'}"
             )
+        ends = self._end_offsets()
         if self.stop.is_set():
             raise StopRequested(f"stopped before committing {window.id}")
         # 5. The watermark, in the same transaction.
@@ -239,7 +258,7 @@ class TablePoller:
             window_start=window.start, row_count=rows, dead_lettered=bad, partition_end_offsets=dict(ends),
             hold_seconds=window.hold_seconds, hold_reason=window.hold_reason, null_cursor_rows=null_cursors,
         )
-        self._produce(k.watermark_topic, spec.name.encode(), mark.to_json(), [("window_id", wid)], delivered)
+        self._produce(k.watermark_topic, spec.name.encode(), mark.to_json(), [("window_id", wid)])
         # 6. Commit.
         self._commit()
         result.status, result.rows, result.dead_lettered = "published", rows, bad
@@ -250,10 +269,10 @@ class TablePoller:
         log.info("producer.window.committed", table=spec.name, window_id=window.id, rows=rows,
                  dead_lettered=bad, previous=previous.position if previous else None)
 
-    def _produce(self, topic: str, key: bytes, value: bytes, headers: list, cb) -> None:
+    def _produce(self, topic: str, key: bytes, value: bytes, headers: list) -> None:
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=cb)
+                self._producer.produce(topic, key=key, value=value, headers=headers)
                 return
             except BufferError:  # local queue full: let librdkafka send, then retry
                 self._producer.poll(0.05)
@@ -280,5 +299,5 @@ class TablePoller:
             # No transaction in progress is fine; a fatal error needs a fresh producer.
             if err.fatal():
                 log.error("producer.abort.fatal", table=self.spec.name, error=err.str())
-                self._producer = Producer(producer_config(self.config, self.settings, self.spec.name))
+                self._producer = self._new_producer()
                 self._producer.init_transactions(30)
