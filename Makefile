@@ -4,10 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo test unit bench clean
+.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer clean
 
 help:
-	@echo "make demo   - set up, start the local stack, generate a workload, run the pipeline, show the result"
+	@echo "make demo   - set up, start the local stack, generate a workload, publish it to Kafka, show the result"
 	@echo "make test   - set up, start the local stack, run the whole test suite (unit + integration)"
 	@echo "make unit   - only the fast tests that need no service"
 	@echo "make stack-down - stop the local stack"
@@ -33,12 +33,17 @@ demo: stack-up
 	$(OT) topics create
 	$(OT) generate --history-days 0.25 --orders-per-minute 30 --seed 42
 	$(OT) source counts
+	$(OT) produce --once --json-output .stack/produce-last.json
+	$(OT) watermarks show
 
 test: stack-up
 	$(BIN)/pytest
 
 unit: setup
 	$(BIN)/pytest -m "not integration"
+
+bench-producer: stack-up
+	$(BIN)/python bench/producer_throughput.py --rows 1000000
 
 clean: stack-down
 	rm -rf .stack $(VENV)
