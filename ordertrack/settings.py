@@ -65,7 +65,10 @@ class S3Settings(BaseSettings):
 class WarehouseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", extra="ignore")
 
-    url: str = Field("duckdb:///.stack/warehouse.duckdb", description="duckdb:///path or redshift://host:port/db.")
+    url: str = Field(
+        "duckdb:///.stack/warehouse.duckdb",
+        description="duckdb:///relative/path, duckdb:////absolute/path, or redshift://host:port/db.",
+    )
     user: str | None = Field(None, description="Redshift user.")
     password: SecretStr | None = Field(None, description="Redshift password.")
 

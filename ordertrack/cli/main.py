@@ -17,6 +17,7 @@ import typer
 from ordertrack import __version__
 from ordertrack.cli import (
     config_cmd,
+    consume_cmd,
     generate_cmd,
     produce_cmd,
     source_cmd,
@@ -42,6 +43,8 @@ app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(watermarks_cmd.app, name="watermarks")
 app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
+app.command("consume")(consume_cmd.consume)
+app.command("run-once")(consume_cmd.run_once)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,142 @@
+"""`consume --drain`: land every committed message up to the end offsets seen at start, then stop.
+
+The ledger decides where to start: each partition is assigned at the warehouse's next offset,
+whatever the consumer group committed. Offsets are committed to Kafka only after the landing
+transaction committed, and only for lag tools: correctness never depends on them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from ordertrack.config import PipelineConfig
+from ordertrack.errors import ServiceUnavailableError
+from ordertrack.log import get_logger
+from ordertrack.settings import Settings
+from ordertrack.tables import TableSpec
+from ordertrack.warehouse.engine import WarehouseEngine
+from consumers import metrics
+from consumers.lander import Lander
+from consumers.staging import RawMessage, header
+
+log = get_logger(__name__)
+
+_EOF = -191  # confluent_kafka.KafkaError._PARTITION_EOF
+
+
+@dataclass
+class TableDrain:
+    table: str
+    messages: int = 0
+    landed: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    batches: int = 0
+    added_columns: list[str] = field(default_factory=list)
+
+
+def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"{config.pipeline.name}.landing",
+        "client.id": f"{config.pipeline.name}.landing",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "log_level": 3,
+    }
+
+
+def drain(
+    config: PipelineConfig,
+    settings: Settings,
+    engine: WarehouseEngine,
+    specs: list[TableSpec],
+    *,
+    batch_size: int = 100_000,
+    stop: threading.Event | None = None,
+) -> list[TableDrain]:
+    stop = stop or threading.Event()
+    lander = Lander(engine, config, settings)
+    for spec in specs:
+        lander.ensure_table(spec)
+    c = Consumer(consumer_config(config, settings))
+    try:
+        by_topic = {s.topic: s for s in specs}
+        ends: dict[tuple[str, int], int] = {}
+        assignment = []
+        for spec in specs:
+            try:
+                md = c.list_topics(spec.topic, timeout=15).topics[spec.topic]
+            except KafkaException:
+                raise ServiceUnavailableError(f"Kafka at {settings.kafka.bootstrap_servers} did not answer.") from None
+            if md.error is not None:
+                raise ServiceUnavailableError(f"Topic {spec.topic} does not exist: run `ordertrack topics create`.")
+            landed = engine.next_offsets(spec.topic)
+            for p in sorted(md.partitions):
+                # Under read_committed this "high" is the last stable offset: committed data only.
+                end = c.get_watermark_offsets(TopicPartition(spec.topic, p), timeout=15, cached=False)[1]
+                start = landed.get(p, 0)
+                if start < end:
+                    ends[(spec.topic, p)] = end
+                    assignment.append(TopicPartition(spec.topic, p, start))
+        results = {s.topic: TableDrain(s.name) for s in specs}
+        if not assignment:
+            return list(results.values())
+        c.assign(assignment)
+        pending: dict[str, list[RawMessage]] = {t: [] for t in by_topic}
+        open_parts = set(ends)
+
+        def flush(topic: str) -> None:
+            msgs = pending[topic]
+            if not msgs:
+                return
+            spec = by_topic[topic]
+            t0 = time.perf_counter()
+            res = lander.land(spec, msgs)
+            metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
+            r = results[topic]
+            r.messages += len(msgs)
+            r.landed += res.landed
+            r.skipped += res.skipped
+            r.rejected += len(res.rejected)
+            r.batches += 1
+            r.added_columns += res.added_columns
+            # Only now, after the warehouse commit: tell the group where we are (for lag tools).
+            last: dict[int, int] = {}
+            for m in msgs:
+                last[m.partition] = max(last.get(m.partition, -1), m.offset)
+            c.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in last.items()], asynchronous=False)
+            log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
+                     skipped=res.skipped, rejected=len(res.rejected))
+            pending[topic] = []
+
+        while open_parts and not stop.is_set():
+            for m in c.consume(num_messages=10_000, timeout=1.0):
+                key = (m.topic(), m.partition())
+                if m.error():
+                    if m.error().code() == _EOF:
+                        open_parts.discard(key)
+                        continue
+                    raise ServiceUnavailableError(f"Reading {m.topic()} failed: {m.error().str()}")
+                if key not in ends or m.offset() >= ends[key]:
+                    open_parts.discard(key)
+                    continue
+                pending[m.topic()].append(
+                    RawMessage(m.partition(), m.offset(), m.value(), header(m.headers(), "window_id"), m.timestamp()[1])
+                )
+                if m.offset() + 1 >= ends[key]:
+                    open_parts.discard(key)
+            for topic, msgs in pending.items():
+                if len(msgs) >= batch_size:
+                    flush(topic)
+        for topic in pending:
+            flush(topic)
+        return list(results.values())
+    finally:
+        c.close()

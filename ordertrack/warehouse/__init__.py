@@ -1,0 +1,1 @@
+"""Warehouse engines: one small protocol (`engine.WarehouseEngine`), one module per engine."""

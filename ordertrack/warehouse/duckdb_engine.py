@@ -1,0 +1,259 @@
+"""DuckDB, the embedded default warehouse: one file, `duckdb:///path/to/warehouse.duckdb`.
+
+DuckDB lets one process write a file at a time. The worker, the scheduler and the CLI share it
+by keeping every unit of work short: each opens the file, runs one transaction and closes it,
+and a caller that finds the file locked retries with backoff (tenacity) for up to a minute.
+A batch lands in well under a second, so waiting writers see short delays, never failures.
+
+Batches arrive as Arrow tables whose `value` column is the raw JSON of each message; DuckDB
+parses them in SQL (`json_transform`), vectorized, instead of Python decoding row by row.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+from ordertrack.errors import ConfigError
+from ordertrack.identifiers import quote_ansi as q
+from ordertrack.log import get_logger
+from ordertrack.tables import TableSpec
+from ordertrack.warehouse.engine import (
+    EXCEPTIONS_TABLE,
+    LEDGER_TABLE,
+    META_COLUMNS,
+    LandResult,
+)
+from ordertrack.warehouse.types import Column
+
+log = get_logger(__name__)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+_retry_on_lock = retry(
+    retry=retry_if_exception(_locked),
+    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+
+
+def _duck_type(t: str) -> str:
+    # DuckDB's VARCHAR has no length; a length in the DDL is accepted but meaningless.
+    return "VARCHAR" if t.upper().startswith("VARCHAR") else t
+
+
+class DuckDBEngine:
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, raw_schema: str = "settlement_public", mart_schema: str = "settlement_ods") -> None:
+        self.path = Path(path)
+        self.raw_schema = raw_schema
+        self.mart_schema = mart_schema
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._init_catalog()
+
+    # -- connections ------------------------------------------------------------------------------
+    @_retry_on_lock
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.path))
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; nested uses in one thread share it."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            yield con
+            return
+        con = self._open()
+        self._local.con = con
+        try:
+            yield con
+        finally:
+            self._local.con = None
+            con.close()
+
+    def _init_catalog(self) -> None:
+        with self.connection() as con:
+            for schema in {self.raw_schema, self.mart_schema}:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {q(self.raw_schema)}.{q(LEDGER_TABLE)} ("
+                "topic VARCHAR NOT NULL, partition INTEGER NOT NULL, first_offset BIGINT NOT NULL, "
+                "last_offset BIGINT NOT NULL, message_count INTEGER NOT NULL, landed_rows INTEGER NOT NULL, "
+                "rejected_rows INTEGER NOT NULL, landed_at TIMESTAMP NOT NULL)"
+            )
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
+                "order_id BIGINT, exception_type VARCHAR NOT NULL, detected_at TIMESTAMP NOT NULL, "
+                "notes VARCHAR, resolved_at TIMESTAMP, resolution_notes VARCHAR, source_table VARCHAR, "
+                "kafka_topic VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT)"
+            )
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def raw_columns(self, spec: TableSpec) -> dict[str, str]:
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [spec.raw_schema, spec.raw_table],
+        )
+        return {name: dtype for name, dtype in rows}
+
+    def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
+        existing = self.raw_columns(spec)
+        table = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
+        with self.connection() as con:
+            if not existing:
+                cols = ", ".join(f"{q(c.name)} {_duck_type(c.type)}" for c in (*columns, *META_COLUMNS))
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {q(spec.raw_schema)}")
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+                return [c.name for c in columns]
+            added = []
+            for c in columns:
+                if c.name not in existing:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {q(c.name)} {_duck_type(c.type)}")
+                    added.append(c.name)
+            return added
+
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        rows = self.query(
+            f"SELECT partition, MAX(last_offset) + 1 FROM {q(self.raw_schema)}.{q(LEDGER_TABLE)} "
+            "WHERE topic = ? GROUP BY partition",
+            [topic],
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    @_retry_on_lock
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table) -> LandResult:
+        columns = self.raw_columns(spec)
+        source_cols = [c for c in columns if not c.startswith("_")]
+        if not source_cols:
+            raise ConfigError(f"Raw table {spec.raw_schema}.{spec.raw_table} does not exist yet.")
+        structure = orjson.dumps({c: _json_type(columns[c]) for c in source_cols}).decode()
+        raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
+        ledger = f"{q(self.raw_schema)}.{q(LEDGER_TABLE)}"
+        key_null = " OR ".join(f"r.{q(k)} IS NULL" for k in spec.key_columns)
+        # A value present in the JSON that did not convert to the column's type: a type change
+        # the raw table cannot hold. Rejected, never silently NULLed.
+        drift = " OR ".join(
+            f"(r.{q(c)} IS NULL AND json_type(j, '$.{c}') NOT IN ('NULL') AND json_type(j, '$.{c}') IS NOT NULL)"
+            for c in source_cols
+        )
+        with self.connection() as con:
+            con.register("staged_batch", staged)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE fresh AS
+                    WITH nxt AS (
+                        SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
+                        WHERE topic = $topic GROUP BY partition
+                    ), todo AS (
+                        SELECT b.* FROM staged_batch b LEFT JOIN nxt USING (partition)
+                        WHERE b."offset" >= COALESCE(nxt.next_offset, 0)
+                    ), parsed AS (
+                        SELECT partition, "offset", window_id, value, reject_reason,
+                               CASE WHEN reject_reason IS NULL AND try(json_valid(value)) THEN value END AS j
+                        FROM todo
+                    )
+                    SELECT partition, "offset", window_id, value, j,
+                           CASE WHEN j IS NOT NULL THEN json_transform(j, '{structure}') END AS r,
+                           COALESCE(reject_reason, CASE WHEN j IS NULL THEN 'value is not valid JSON' END) AS reason
+                    FROM parsed
+                    """,
+                    {"topic": topic},
+                )
+                con.execute(
+                    f"""UPDATE fresh SET reason = CASE
+                          WHEN {key_null} THEN 'key column(s) {", ".join(spec.key_columns)} missing or NULL'
+                          ELSE 'a value does not fit its raw column type (type changed in the source?)' END
+                        WHERE reason IS NULL AND ({key_null} OR {drift})"""
+                )
+                total, rejected = con.execute(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE reason IS NOT NULL) FROM fresh"
+                ).fetchone()
+                skipped = staged.num_rows - total
+                cols = ", ".join(q(c) for c in source_cols)
+                con.execute(
+                    f"""INSERT INTO {raw} ({cols}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at)
+                        SELECT {", ".join(f"r.{q(c)}" for c in source_cols)}, $topic, partition, "offset", window_id,
+                               CAST(now() AS TIMESTAMP)
+                        FROM fresh WHERE reason IS NULL""",
+                    {"topic": topic},
+                )
+                rejects = con.execute(
+                    """SELECT partition, "offset", reason, value, CAST(json_extract(j, '$.order_id') AS VARCHAR)
+                       FROM fresh WHERE reason IS NOT NULL ORDER BY partition, "offset" """
+                ).fetchall()
+                if rejects:
+                    con.executemany(
+                        f"""INSERT INTO {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)}
+                            (order_id, exception_type, detected_at, notes, source_table, kafka_topic, kafka_partition, kafka_offset)
+                            VALUES (TRY_CAST(? AS BIGINT), 'dead_letter', CAST(now() AS TIMESTAMP), ?, ?, ?, ?, ?)""",
+                        [[oid, reason, spec.name, topic, p, o] for p, o, reason, _, oid in rejects],
+                    )
+                con.execute(
+                    f"""INSERT INTO {ledger}
+                        SELECT $topic, partition, MIN("offset"), MAX("offset"), COUNT(*),
+                               COUNT(*) FILTER (WHERE reason IS NULL), COUNT(*) FILTER (WHERE reason IS NOT NULL),
+                               CAST(now() AS TIMESTAMP)
+                        FROM fresh GROUP BY partition""",
+                    {"topic": topic},
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("staged_batch")
+        return LandResult(
+            landed=int(total - rejected),
+            skipped=int(skipped),
+            rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v, _ in rejects],
+        )
+
+    def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
+        known = set(self.raw_columns(spec))
+        with self.connection() as con:
+            con.register("keys_batch", staged)
+            try:
+                rows = con.execute(
+                    "SELECT DISTINCT unnest(json_keys(value)) FROM keys_batch "
+                    "WHERE reject_reason IS NULL AND try(json_valid(value))"
+                ).fetchall()
+            finally:
+                con.unregister("keys_batch")
+        return {k for (k,) in rows} - known
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        with self.connection() as con:
+            return _query(con, sql, params)
+
+    def close(self) -> None:
+        pass  # connections are per unit of work
+
+
+@_retry_on_lock
+def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def _json_type(t: str) -> str:
+    t = t.upper()
+    if t.startswith("DECIMAL"):
+        return t
+    return {"INTEGER": "INTEGER", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN",
+            "DATE": "DATE", "TIMESTAMP": "TIMESTAMP"}.get(t, "VARCHAR")

@@ -1,0 +1,73 @@
+"""The contract every warehouse engine keeps.
+
+A landing is one warehouse transaction: the batch's rows appended to the raw table, its offset
+ranges recorded in the ingest ledger, (later) the marts merged. Only after it commits may a
+consumer commit offsets to Kafka; on assignment it seeks to `next_offsets`, so the ledger, not
+the consumer group, decides what has landed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from ordertrack.tables import TableSpec
+from ordertrack.warehouse.types import Column
+
+LEDGER_TABLE = "ordertrack_ingest_ledger"
+EXCEPTIONS_TABLE = "order_tracking_exceptions"
+META_COLUMNS = (
+    Column("_kafka_topic", "VARCHAR(255)"),
+    Column("_kafka_partition", "INTEGER"),
+    Column("_kafka_offset", "BIGINT"),
+    Column("_window_id", "VARCHAR(128)"),
+    Column("_ingested_at", "TIMESTAMP"),
+)
+
+STAGED_SCHEMA = pa.schema([
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("window_id", pa.string()),
+    ("value", pa.string()),
+    ("reject_reason", pa.string()),
+])
+"""A staged batch: one row a Kafka message, the value still raw JSON text (parsed by the engine);
+`reject_reason` is set when staging already found the message unusable (not UTF-8, empty)."""
+
+
+@dataclass
+class LandResult:
+    landed: int = 0
+    skipped: int = 0  # already in the ledger (a redelivery)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {partition, offset, reason, value}
+    added_columns: list[str] = field(default_factory=list)
+
+
+class WarehouseEngine(Protocol):
+    dialect: str
+    """sqlglot dialect name of the SQL this engine runs."""
+
+    def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
+        """Create the raw table or add the columns it lacks; return the names added. Called when a
+        batch carries a column the table does not have yet, and at worker start."""
+
+    def raw_columns(self, spec: TableSpec) -> dict[str, str]:
+        """Column name -> type of the raw table (empty when it does not exist)."""
+
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> the first offset not landed yet; read on partition assignment."""
+
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table) -> LandResult:
+        """Append the staged batch (skipping offsets already landed, rejecting bad rows) and
+        record it in the ledger, in one transaction."""
+
+    def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
+        """JSON keys in the batch that the raw table has no column for (a column added in the source)."""
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run a read-only statement (CLI, checks, tests)."""
+
+    def close(self) -> None:
+        """Release the connection."""
