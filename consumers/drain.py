@@ -63,8 +63,9 @@ def drain(
 ) -> list[TableDrain]:
     stop = stop or threading.Event()
     lander = Lander(engine, config, settings)
+    results = {s.topic: TableDrain(s.name) for s in specs}
     for spec in specs:
-        lander.ensure_table(spec)
+        results[spec.topic].added_columns += lander.ensure_table(spec)
     c = Consumer(consumer_config(config, settings))
     try:
         by_topic = {s.topic: s for s in specs}
@@ -85,7 +86,6 @@ def drain(
                 if start < end:
                     ends[(spec.topic, p)] = end
                     assignment.append(TopicPartition(spec.topic, p, start))
-        results = {s.topic: TableDrain(s.name) for s in specs}
         if not assignment:
             return list(results.values())
         c.assign(assignment)

@@ -16,6 +16,7 @@ from ordertrack.errors import OrdertrackError
 from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.settings import Settings, load_settings
 from ordertrack.stack import Stack
+from tests.support.pipeline_env import make_env  # noqa: F401 - a fixture for every test folder
 
 
 def service_missing(what: str) -> None:

@@ -43,7 +43,7 @@ def _locked(exc: BaseException) -> bool:
 
 _retry_on_lock = retry(
     retry=retry_if_exception(_locked),
-    wait=wait_exponential_jitter(initial=0.05, max=2.0),
+    wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
     stop=stop_after_delay(60),
     reraise=True,
 )
@@ -145,6 +145,7 @@ class DuckDBEngine:
         raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
         ledger = f"{q(self.raw_schema)}.{q(LEDGER_TABLE)}"
         key_null = " OR ".join(f"r.{q(k)} IS NULL" for k in spec.key_columns)
+        key_missing = " OR ".join(f"COALESCE(json_type(j, '$.{k}'), 'NULL') = 'NULL'" for k in spec.key_columns)
         # A value present in the JSON that did not convert to the column's type: a type change
         # the raw table cannot hold. Rejected, never silently NULLed.
         drift = " OR ".join(
@@ -162,7 +163,9 @@ class DuckDBEngine:
                         SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
                         WHERE topic = $topic GROUP BY partition
                     ), todo AS (
-                        SELECT b.* FROM staged_batch b LEFT JOIN nxt USING (partition)
+                        -- Offsets already in the ledger, and repeats inside the batch, are skipped.
+                        SELECT DISTINCT ON (b.partition, b."offset") b.*
+                        FROM staged_batch b LEFT JOIN nxt USING (partition)
                         WHERE b."offset" >= COALESCE(nxt.next_offset, 0)
                     ), parsed AS (
                         SELECT partition, "offset", window_id, value, reject_reason,
@@ -178,7 +181,7 @@ class DuckDBEngine:
                 )
                 con.execute(
                     f"""UPDATE fresh SET reason = CASE
-                          WHEN {key_null} THEN 'key column(s) {", ".join(spec.key_columns)} missing or NULL'
+                          WHEN {key_missing} THEN 'key column(s) {", ".join(spec.key_columns)} missing or NULL'
                           ELSE 'a value does not fit its raw column type (type changed in the source?)' END
                         WHERE reason IS NULL AND ({key_null} OR {drift})"""
                 )

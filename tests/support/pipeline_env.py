@@ -1,4 +1,4 @@
-"""Fixtures for producer tests: a private source database and private topics per test."""
+"""A private pipeline per test: its own source database, topics, config file and warehouse."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ class Env:
     config: PipelineConfig
     config_path: Path
     bootstrap: str
+    warehouse: Path
+
+    @property
+    def env_vars(self) -> dict[str, str]:
+        return {"WAREHOUSE_URL": f"duckdb:///{self.warehouse}"}
+
+    def engine(self):
+        from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine(self.warehouse, self.config.target.raw_schema, self.config.target.mart_schema)
+
+    def spec(self, table: str):
+        from ordertrack.tables import TableRegistry
+
+        return TableRegistry(self.config).get(table)
 
     def topic(self, table: str) -> str:
         return f"{self.config.kafka.topic_prefix}.{table}"
@@ -35,18 +50,18 @@ class Env:
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [ORDERTRACK, "--config", str(self.config_path), *args],
-            capture_output=True, text=True, timeout=timeout, env={**os.environ, **env},
+            capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env_vars, **env},
         )
 
     def popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [ORDERTRACK, "--config", str(self.config_path), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **self.env_vars},
         )
 
 
 @pytest.fixture
-def make_env(mariadb_admin, kafka_bootstrap, tmp_path):
+def make_env(mariadb_admin, kafka_bootstrap, tmp_path):  # noqa: D103 - re-exported by tests/conftest.py
     """Factory: `make_env(buffer_minutes=0, batch_size=100, ...)` -> Env. Cleans up after the test."""
     made: list[Env] = []
 
@@ -81,7 +96,7 @@ def make_env(mariadb_admin, kafka_bootstrap, tmp_path):
         path.write_text(yaml.safe_dump(raw))
         cfg = PipelineConfig.model_validate(raw)
         KafkaAdmin(kafka_bootstrap).ensure_topics(pipeline_topics(cfg))
-        env = Env(db, cfg, path, kafka_bootstrap)
+        env = Env(db, cfg, path, kafka_bootstrap, tmp_path / f"warehouse_{tag}.duckdb")
         made.append(env)
         return env
 
