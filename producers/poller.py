@@ -138,8 +138,8 @@ class TablePoller:
             self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
 
     def _end_offsets(self) -> dict[int, int]:
-        """Offset after the last record of each partition of the table topic. This producer's
-        transactional id is the topic's only writer, so after a flush that is our own end."""
+        """High watermark of each partition of the table topic. This producer's transactional id
+        is the topic's only writer, so right after a flush it is the offset after our last row."""
         md = self._admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
         futures = self._admin.list_offsets(
             {TopicPartition(self.spec.topic, p): OffsetSpec.latest() for p in md.partitions},
@@ -218,6 +218,7 @@ class TablePoller:
         if null_cursors:
             log.warning("producer.null_cursor_rows", table=spec.name, rows=null_cursors,
                         hint=f"rows with a NULL {spec.cursor_column} can never be published by timestamp")
+        before = self._end_offsets()
         # 2. Snapshot and transaction.
         reader.begin_snapshot()
         p.begin_transaction()
@@ -249,7 +250,9 @@ class TablePoller:
             raise ServiceUnavailableError(
                 f"Kafka did not accept every row of {window.id}: {errors[0] if errors else 'flush timed out'}"
             )
-        ends = self._end_offsets()
+        # Only partitions this window wrote to: elsewhere the high watermark still counts the
+        # previous window's commit marker, and "end - 1" would not be a row a consumer can see.
+        ends = {p: o for p, o in self._end_offsets().items() if o != before.get(p)}
         if self.stop.is_set():
             raise StopRequested(f"stopped before committing {window.id}")
         # 5. The watermark, in the same transaction.

@@ -22,13 +22,18 @@ def consume(
     drain_mode: bool = typer.Option(False, "--drain", help="Land everything up to the end offsets seen at start, then exit."),
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     batch_size: int = typer.Option(100_000, "--batch-size", min=1, help="Messages per landing transaction."),
+    max_batch_age: str = typer.Option("15m", "--max-batch-age", help="Flush a batch whose oldest message is this old."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Land micro-batches from Kafka into the warehouse raw tables, exactly once."""
-    if not drain_mode:
-        raise ConfigError("The long-running worker is not built yet; use `ordertrack consume --drain`.")
+    """Land micro-batches from Kafka into the warehouse raw tables, exactly once.
+
+    Without --drain this is the long-running faust worker (stop it with SIGTERM or Ctrl-C)."""
     state = ctx.obj
     specs = _specs(state, table)
+    if not drain_mode:
+        _run_worker(state, specs, batch_size, max_batch_age, metrics_port)
+        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = open_engine(state.config, state.settings)
@@ -74,3 +79,42 @@ def _specs(state, names):
         return state.registry.select(names)
     except KeyError as exc:
         raise ConfigError(f"{exc.args[0]}.") from None
+
+
+def lag(
+    ctx: typer.Context,
+    table: Optional[list[str]] = typer.Option(None, "--table", "-t"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per table and partition: committed messages not landed yet, and the age of the oldest one."""
+    from consumers.lag import measure_lag
+
+    state = ctx.obj
+    rows = measure_lag(state.config, state.settings, open_engine(state.config, state.settings), _specs(state, table))
+    if as_json:
+        print_json([asdict(r) for r in rows])
+        return
+    print_table("landing lag", ["table", "partition", "landed up to", "end offset", "lag (messages)", "lag (minutes)"],
+                [(r.table, r.partition, r.landed_up_to, r.end_offset, r.lag_messages, r.lag_minutes) for r in rows])
+
+
+def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port: int | None) -> None:
+    import faust
+
+    from consumers.worker import build_app
+    from ordertrack.timeparse import parse_duration
+
+    try:
+        age = parse_duration(max_batch_age)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
+    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    engine = open_engine(state.config, state.settings)
+    app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age)
+    # faust logs its own warnings and errors (a crash must never be silent); ours go through structlog.
+    worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
+    worker.execute_from_commandline()

@@ -45,6 +45,7 @@ app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.command("run-once")(consume_cmd.run_once)
+app.command("lag")(consume_cmd.lag)
 
 
 def _version(value: bool) -> None:

@@ -22,8 +22,8 @@ class Watermark:
     window_start: int | None = None
     row_count: int = 0
     dead_lettered: int = 0
-    # partition -> end offset of the table topic once the window was written (every partition):
-    # a consumer has the whole window when its position reaches these.
+    # partition -> offset after the window's last row there, for the partitions it wrote to:
+    # a consumer has the whole window once it has seen offset (end - 1) of each.
     partition_end_offsets: dict[int, int] = field(default_factory=dict)
     hold_seconds: int = 0
     hold_reason: str | None = None

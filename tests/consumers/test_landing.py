@@ -192,3 +192,17 @@ def test_run_once_lands_what_the_windows_published(make_env, mariadb_admin):
                         (t["window_start"], t["window_end"]))
             in_window = cur.fetchone()[0]
         assert t["published"] == t["landed"] == t["raw_rows_total"] == in_window > 0
+
+
+def test_lag_counts_what_has_not_landed(make_env, mariadb_admin):
+    env = make_env()
+    publish_spath(env, mariadb_admin, 3_000)
+    r = env.cli("lag", "--table", "uni_tracking_spath", "--json")
+    assert r.returncode == 0, r.stderr
+    before = json.loads(r.stdout)
+    # Only the window's transaction wrote here: rows plus one commit marker a partition.
+    assert sum(p["lag_messages"] for p in before) == 3_000 + len(before)
+    assert all(p["lag_minutes"] >= 0 for p in before)
+    assert env.cli("consume", "--drain").returncode == 0
+    after = json.loads(env.cli("lag", "--table", "uni_tracking_spath", "--json").stdout)
+    assert all(p["lag_messages"] <= 1 and p["lag_minutes"] == 0 for p in after)  # the commit marker
