@@ -80,10 +80,14 @@ class LandingApp(faust.App):
     def ledger_positions(self, tps) -> dict[TP, int]:  # noqa: ANN001
         out: dict[TP, int] = {}
         for topic in {tp.topic for tp in tps}:
+            if topic not in {s.topic for s in self.registry}:
+                continue  # the watermark topic: read from the group's position
             nxt = self.engine.next_offsets(topic)
             for tp in tps:
-                if tp.topic == topic and tp.partition in nxt:
-                    out[tp] = nxt[tp.partition]
+                if tp.topic == topic:
+                    # Nothing in the ledger means nothing landed: from the start of the log, whatever
+                    # the group committed (an offset below the log start resets to the earliest).
+                    out[tp] = nxt.get(tp.partition, 0)
         self.positions.update(out)
         log.info("worker.seek_to_ledger", positions={f"{tp.topic}[{tp.partition}]": o for tp, o in out.items()})
         return out
@@ -132,6 +136,10 @@ def build_app(
         web_bind="127.0.0.1",
         stream_wait_empty=False,
         broker_commit_every=1000,
+        # A worker that died is noticed after 10s (faust's default is 60s), so its replacement
+        # is assigned the partitions quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     app.engine = engine
     app.registry = TableRegistry(config)
