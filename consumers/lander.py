@@ -63,6 +63,7 @@ class Lander:
                 added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                 log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
         result = self.engine.land(spec, spec.topic, staged)
+        result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         if result.rejected:
             self._dead_letter(spec, result)

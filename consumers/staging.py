@@ -1,12 +1,12 @@
 """Kafka messages -> an Arrow batch the warehouse parses (`ordertrack.warehouse.engine.STAGED_SCHEMA`).
 
-Per message only what cannot be done in bulk happens here: read partition, offset and the
-window header, and check the value is UTF-8 text. JSON parsing is left to the engine.
+Per message only what cannot be done in bulk happens here (partition, offset, window header);
+UTF-8 checks and JSON parsing are left to the engine, which does them vectorized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -25,25 +25,18 @@ class RawMessage:
     timestamp_ms: int | None = None
 
 
-def stage(messages: Iterable[RawMessage]) -> pa.Table:
-    parts, offsets, windows, values, reasons = [], [], [], [], []
-    for m in messages:
-        parts.append(m.partition)
-        offsets.append(m.offset)
-        windows.append(m.window_id)
-        if m.value is None:
-            values.append(None)
-            reasons.append("empty value (tombstone)")
-            continue
-        try:
-            values.append(m.value.decode("utf-8"))
-            reasons.append(None)
-        except UnicodeDecodeError:
-            values.append(None)
-            reasons.append("value is not UTF-8 text")
+def stage(messages: Sequence[RawMessage]) -> pa.Table:
+    """One Arrow row per distinct (partition, offset); a message repeated in the batch counts once."""
+    unique = list({(m.partition, m.offset): m for m in messages}.values())
+    values = [m.value for m in unique]
     return pa.Table.from_arrays(
-        [pa.array(parts, pa.int32()), pa.array(offsets, pa.int64()), pa.array(windows, pa.string()),
-         pa.array(values, pa.string()), pa.array(reasons, pa.string())],
+        [
+            pa.array([m.partition for m in unique], pa.int32()),
+            pa.array([m.offset for m in unique], pa.int64()),
+            pa.array([m.window_id for m in unique], pa.string()),
+            pa.array(values, pa.binary()),
+            pa.array([None if v is not None else "empty value (tombstone)" for v in values], pa.string()),
+        ],
         schema=STAGED_SCHEMA,
     )
 

@@ -71,6 +71,8 @@ class WarehouseSettings(BaseSettings):
     )
     user: str | None = Field(None, description="Redshift user.")
     password: SecretStr | None = Field(None, description="Redshift password.")
+    s3_staging: str | None = Field(None, description="Redshift: s3://bucket/prefix/ where batches are staged.")
+    iam_role: str | None = Field(None, description="Redshift: the IAM role COPY assumes to read the staging bucket.")
 
 
 class Settings(BaseModel):

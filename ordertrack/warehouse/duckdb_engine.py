@@ -163,18 +163,21 @@ class DuckDBEngine:
                         SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
                         WHERE topic = $topic GROUP BY partition
                     ), todo AS (
-                        -- Offsets already in the ledger, and repeats inside the batch, are skipped.
-                        SELECT DISTINCT ON (b.partition, b."offset") b.*
+                        -- Offsets already in the ledger are skipped (repeats were dropped in staging).
+                        SELECT b.partition, b."offset", b.window_id, b.reject_reason, try(decode(b.value)) AS txt,
+                               b.value
                         FROM staged_batch b LEFT JOIN nxt USING (partition)
                         WHERE b."offset" >= COALESCE(nxt.next_offset, 0)
                     ), parsed AS (
-                        SELECT partition, "offset", window_id, value, reject_reason,
-                               CASE WHEN reject_reason IS NULL AND try(json_valid(value)) THEN value END AS j
+                        SELECT partition, "offset", window_id, value, txt,
+                               reject_reason IS NULL AND txt IS NOT NULL AND try(json_valid(txt)) AS ok,
+                               CASE WHEN reject_reason IS NOT NULL THEN reject_reason
+                                    WHEN txt IS NULL THEN 'value is not UTF-8 text' END AS early_reason
                         FROM todo
                     )
-                    SELECT partition, "offset", window_id, value, j,
-                           CASE WHEN j IS NOT NULL THEN json_transform(j, '{structure}') END AS r,
-                           COALESCE(reject_reason, CASE WHEN j IS NULL THEN 'value is not valid JSON' END) AS reason
+                    SELECT partition, "offset", window_id, value, CASE WHEN ok THEN txt END AS j,
+                           CASE WHEN ok THEN json_transform(txt, '{structure}') END AS r,
+                           COALESCE(early_reason, CASE WHEN NOT ok THEN 'value is not valid JSON' END) AS reason
                     FROM parsed
                     """,
                     {"topic": topic},
@@ -198,7 +201,7 @@ class DuckDBEngine:
                     {"topic": topic},
                 )
                 rejects = con.execute(
-                    """SELECT partition, "offset", reason, value, CAST(json_extract(j, '$.order_id') AS VARCHAR)
+                    """SELECT partition, "offset", reason, try(decode(value)), CAST(json_extract(j, '$.order_id') AS VARCHAR)
                        FROM fresh WHERE reason IS NOT NULL ORDER BY partition, "offset" """
                 ).fetchall()
                 if rejects:
@@ -234,8 +237,8 @@ class DuckDBEngine:
             con.register("keys_batch", staged)
             try:
                 rows = con.execute(
-                    "SELECT DISTINCT unnest(json_keys(value)) FROM keys_batch "
-                    "WHERE reject_reason IS NULL AND try(json_valid(value))"
+                    "SELECT DISTINCT unnest(json_keys(txt)) FROM (SELECT try(decode(value)) AS txt FROM keys_batch "
+                    "WHERE reject_reason IS NULL) WHERE try(json_valid(txt))"
                 ).fetchall()
             finally:
                 con.unregister("keys_batch")

@@ -30,11 +30,12 @@ STAGED_SCHEMA = pa.schema([
     ("partition", pa.int32()),
     ("offset", pa.int64()),
     ("window_id", pa.string()),
-    ("value", pa.string()),
+    ("value", pa.binary()),
     ("reject_reason", pa.string()),
 ])
-"""A staged batch: one row a Kafka message, the value still raw JSON text (parsed by the engine);
-`reject_reason` is set when staging already found the message unusable (not UTF-8, empty)."""
+"""A staged batch: one row per distinct Kafka message, the value still raw bytes (UTF-8 JSON,
+checked and parsed by the engine); `reject_reason` is set when staging already found the
+message unusable (an empty value)."""
 
 
 @dataclass

@@ -21,6 +21,10 @@ def open_engine(config: PipelineConfig, settings: Settings) -> WarehouseEngine:
         if not path:
             raise ConfigError("WAREHOUSE_URL names no DuckDB file: use duckdb:///path/to/file.duckdb.")
         return DuckDBEngine(path, config.target.raw_schema, config.target.mart_schema)
+    if scheme == "redshift":
+        from ordertrack.warehouse.redshift_engine import RedshiftEngine
+
+        return RedshiftEngine(settings, config.target.raw_schema, config.target.mart_schema)
     raise ConfigError(
-        f"WAREHOUSE_URL scheme {scheme!r} is not supported here; use duckdb:///path/to/file.duckdb."
+        f"WAREHOUSE_URL scheme {scheme!r} is not supported: use duckdb:///path/to/file.duckdb or redshift://host:port/db."
     )

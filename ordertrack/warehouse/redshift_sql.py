@@ -1,0 +1,118 @@
+"""The SQL the Redshift engine runs, as pure functions returning statements (snapshot-testable).
+
+A landing, in one transaction: COPY the staged Parquet file into a temp table, then append the
+new, valid rows to the raw table, record rejects in the exceptions table and the offset ranges
+in the ledger. JSON is parsed by Redshift (`JSON_EXTRACT_PATH_TEXT`), as DuckDB does with
+`json_transform` in the embedded engine.
+"""
+
+from __future__ import annotations
+
+from ordertrack.identifiers import quote_ansi as q
+from ordertrack.identifiers import validate_identifier
+from ordertrack.tables import TableSpec
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, LEDGER_TABLE, META_COLUMNS
+from ordertrack.warehouse.types import Column
+
+
+def _lit(value: str) -> str:
+    """A string literal. Only config-derived, validated text reaches here (topic names, S3 URIs)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def catalog_ddl(raw_schema: str, mart_schema: str) -> list[str]:
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {q(raw_schema)}",
+        f"CREATE SCHEMA IF NOT EXISTS {q(mart_schema)}",
+        f"CREATE TABLE IF NOT EXISTS {q(raw_schema)}.{q(LEDGER_TABLE)} ("
+        "topic VARCHAR(255) NOT NULL, partition INTEGER NOT NULL, first_offset BIGINT NOT NULL, "
+        "last_offset BIGINT NOT NULL, message_count INTEGER NOT NULL, landed_rows INTEGER NOT NULL, "
+        "rejected_rows INTEGER NOT NULL, landed_at TIMESTAMP NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {q(mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
+        "order_id BIGINT, exception_type VARCHAR(64) NOT NULL, detected_at TIMESTAMP NOT NULL, "
+        "notes VARCHAR(4096), resolved_at TIMESTAMP, resolution_notes VARCHAR(4096), source_table VARCHAR(128), "
+        "kafka_topic VARCHAR(255), kafka_partition INTEGER, kafka_offset BIGINT)",
+    ]
+
+
+def create_raw_table(spec: TableSpec, columns: list[Column]) -> str:
+    cols = ", ".join(f"{q(c.name)} {c.type}" for c in (*columns, *META_COLUMNS))
+    # Raw tables are append-only and trimmed by ingestion time: distribute by key, sort by arrival.
+    return (f"CREATE TABLE IF NOT EXISTS {q(spec.raw_schema)}.{q(spec.raw_table)} ({cols}) "
+            f"DISTKEY({q(spec.key_columns[0])}) SORTKEY(_ingested_at)")
+
+
+def add_column(spec: TableSpec, column: Column) -> str:
+    return f"ALTER TABLE {q(spec.raw_schema)}.{q(spec.raw_table)} ADD COLUMN {q(column.name)} {column.type}"
+
+
+def next_offsets(raw_schema: str, topic: str) -> str:
+    return (f"SELECT partition, MAX(last_offset) + 1 FROM {q(raw_schema)}.{q(LEDGER_TABLE)} "
+            f"WHERE topic = {_lit(topic)} GROUP BY partition")
+
+
+def _extract(column: str, wtype: str) -> str:
+    validate_identifier(column)
+    text = f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(column)}, TRUE), '')"
+    if wtype.upper().startswith("VARCHAR"):
+        return text
+    return f"CAST({text} AS {wtype})"
+
+
+def land_statements(
+    spec: TableSpec,
+    columns: dict[str, str],
+    topic: str,
+    s3_uri: str,
+    iam_role: str,
+    *,
+    mart_schema: str,
+    stage_table: str = "ordertrack_stage",
+) -> list[str]:
+    """Statements of one landing transaction, in order (BEGIN ... COMMIT included)."""
+    validate_identifier(stage_table)
+    raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
+    ledger = f"{q(spec.raw_schema)}.{q(LEDGER_TABLE)}"
+    source_cols = [c for c in columns if not c.startswith("_")]
+    key_missing = " OR ".join(
+        f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(k)}, TRUE), '') IS NULL" for k in spec.key_columns
+    )
+    fresh = f"{stage_table}_fresh"
+    return [
+        "BEGIN",
+        # The engine writes only UTF-8 values into the Parquet file (see `utf8_only`).
+        f"CREATE TEMP TABLE {stage_table} (partition INTEGER, \"offset\" BIGINT, window_id VARCHAR(128), "
+        f"value VARCHAR(65535), reject_reason VARCHAR(256))",
+        f"COPY {stage_table} FROM {_lit(s3_uri)} IAM_ROLE {_lit(iam_role)} FORMAT AS PARQUET",
+        # New offsets only (the ledger decides), each once even if repeated in the batch.
+        f"""CREATE TEMP TABLE {fresh} AS
+            SELECT s.partition, s."offset", s.window_id, s.value,
+                   CASE WHEN s.reject_reason IS NOT NULL THEN s.reject_reason
+                        WHEN s.value IS NULL OR NOT IS_VALID_JSON(s.value) THEN 'value is not valid JSON'
+                        WHEN {key_missing} THEN {_lit(f"key column(s) {', '.join(spec.key_columns)} missing or NULL")}
+                   END AS reason
+            FROM (
+                SELECT b.*, ROW_NUMBER() OVER (PARTITION BY b.partition, b."offset" ORDER BY b."offset") AS n
+                FROM {stage_table} b
+                LEFT JOIN (SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
+                           WHERE topic = {_lit(topic)} GROUP BY partition) l ON l.partition = b.partition
+                WHERE b."offset" >= COALESCE(l.next_offset, 0)
+            ) s
+            WHERE s.n = 1""",
+        f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at)
+            SELECT {", ".join(_extract(c, columns[c]) for c in source_cols)},
+                   {_lit(topic)}, s.partition, s."offset", s.window_id, GETDATE()
+            FROM {fresh} s WHERE s.reason IS NULL""",
+        f"""INSERT INTO {q(mart_schema)}.{q(EXCEPTIONS_TABLE)}
+            (order_id, exception_type, detected_at, notes, source_table, kafka_topic, kafka_partition, kafka_offset)
+            SELECT NULL, 'dead_letter', GETDATE(), s.reason, {_lit(spec.name)}, {_lit(topic)}, s.partition, s."offset"
+            FROM {fresh} s WHERE s.reason IS NOT NULL""",
+        f"""INSERT INTO {ledger}
+            SELECT {_lit(topic)}, partition, MIN("offset"), MAX("offset"), COUNT(*),
+                   SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN reason IS NULL THEN 0 ELSE 1 END),
+                   GETDATE()
+            FROM {fresh} GROUP BY partition""",
+        f"""SELECT partition, "offset", reason, value FROM {fresh} WHERE reason IS NOT NULL ORDER BY partition, "offset\"""",
+        f"SELECT COUNT(*), SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END) FROM {fresh}",
+        "COMMIT",
+    ]
