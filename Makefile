@@ -4,10 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer clean
+.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing clean
 
 help:
-	@echo "make demo   - set up, start the local stack, generate a workload, publish it to Kafka, show the result"
+	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result"
 	@echo "make test   - set up, start the local stack, run the whole test suite (unit + integration)"
 	@echo "make unit   - only the fast tests that need no service"
 	@echo "make stack-down - stop the local stack"
@@ -33,8 +33,8 @@ demo: stack-up
 	$(OT) topics create
 	$(OT) generate --history-days 0.25 --orders-per-minute 30 --seed 42
 	$(OT) source counts
-	$(OT) produce --once --json-output .stack/produce-last.json
-	$(OT) watermarks show
+	$(OT) run-once
+	$(OT) lag
 
 test: stack-up
 	$(BIN)/pytest
@@ -44,6 +44,9 @@ unit: setup
 
 bench-producer: stack-up
 	$(BIN)/python bench/producer_throughput.py --rows 1000000
+
+bench-landing: stack-up
+	$(BIN)/python bench/landing_throughput.py --rows 500000
 
 clean: stack-down
 	rm -rf .stack $(VENV)
