@@ -186,5 +186,9 @@ class KafkaService:
 
 
 def _new_cluster_id() -> str:
-    """A cluster id in Kafka's own form: 16 random bytes, base64url, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id in Kafka's own form: 16 random bytes, base64url, no padding. Like Kafka's
+    `Uuid.randomUuid`, never one starting with '-', which the storage tool would read as an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
