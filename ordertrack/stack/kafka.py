@@ -11,8 +11,8 @@ from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_path
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import running_pid, start_detached, stop_pid
-from ordertrack.stack.service import ServiceStatus
+from ordertrack.stack.process import start_detached
+from ordertrack.stack.service import PidTracked, ServiceStatus
 from ordertrack.stack.tools import require, require_java
 
 log = get_logger(__name__)
@@ -31,8 +31,9 @@ JVM_FLAGS = [
 ]
 
 
-class KafkaService:
+class KafkaService(PidTracked):
     name = "kafka"
+    grace_seconds = 40.0
 
     def __init__(self, layout: StackLayout) -> None:
         self.layout = layout
@@ -40,6 +41,7 @@ class KafkaService:
         self.lib = layout.cache / f"kafka-{KAFKA_VERSION}" / "lib"
         self.pid_file = self.dir / "kafka.pid"
         self.props = self.dir / "server.properties"
+        self.marker = str(self.dir)
 
     @property
     def bootstrap(self) -> str:
@@ -55,7 +57,7 @@ class KafkaService:
 
     # -- up ---------------------------------------------------------------------------------
     def up(self) -> ServiceStatus:
-        if running_pid(self.pid_file, str(self.dir)) is None:
+        if self.running_pid() is None:
             self._fetch()
             self._configure()
             self._format()
@@ -149,7 +151,7 @@ class KafkaService:
         while time.monotonic() < deadline:
             if self._metadata_ok():
                 return
-            if running_pid(self.pid_file, str(self.dir)) is None:
+            if self.running_pid() is None:
                 raise ServiceUnavailableError(
                     f"Kafka exited during start-up; see {self.dir / 'logs' / 'server.log'}."
                 )
@@ -169,16 +171,8 @@ class KafkaService:
         return len(md.brokers) > 0
 
     # -- down / status ------------------------------------------------------------------------
-    def down(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, str(self.dir))
-        if pid is not None:
-            stop_pid(pid, str(self.dir), grace_seconds=40)
-            log.info("stack.kafka.stopped", pid=pid)
-        self.pid_file.unlink(missing_ok=True)
-        return self.status()
-
     def status(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, str(self.dir))
+        pid = self.running_pid()
         if pid is None:
             return ServiceStatus(self.name, self.bootstrap, "stopped", None)
         state = "running" if self._metadata_ok() else "unhealthy"

@@ -24,8 +24,8 @@ from ordertrack.log import get_logger
 from ordertrack.resources import resource_text
 from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import running_pid, start_detached, stop_pid
-from ordertrack.stack.service import ServiceStatus
+from ordertrack.stack.process import start_detached
+from ordertrack.stack.service import PidTracked, ServiceStatus
 from ordertrack.stack.tools import require
 
 log = get_logger(__name__)
@@ -42,8 +42,9 @@ PIPELINE_GRANTS = (
 WORKLOAD_GRANTS = (f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SOURCE_DATABASE}`.* TO {{user}}",)
 
 
-class MariaDBService:
+class MariaDBService(PidTracked):
     name = "mariadb"
+    grace_seconds = 60.0
 
     def __init__(self, layout: StackLayout) -> None:
         self.layout = layout
@@ -51,6 +52,7 @@ class MariaDBService:
         self.datadir = self.dir / "data"
         self.socket = layout.mariadb_socket
         self.pid_file = self.dir / "run" / "mariadbd.pid"
+        self.marker = str(self.datadir)
 
     @property
     def address(self) -> str:
@@ -76,7 +78,7 @@ class MariaDBService:
 
     # -- up ---------------------------------------------------------------------------------
     def up(self, env: dict[str, str] | None = None) -> ServiceStatus:
-        if running_pid(self.pid_file, str(self.datadir)) is None:
+        if self.running_pid() is None:
             self._install()
             (self.dir / "run").mkdir(parents=True, exist_ok=True)
             self.socket.unlink(missing_ok=True)
@@ -146,7 +148,7 @@ class MariaDBService:
                     return
             except pymysql.err.MySQLError:
                 pass
-            if running_pid(self.pid_file, str(self.datadir)) is None:
+            if self.running_pid() is None:
                 raise ServiceUnavailableError(f"MariaDB exited during start-up; see {self.dir / 'error.log'}.")
             time.sleep(0.5)
         raise ServiceUnavailableError(
@@ -177,16 +179,8 @@ class MariaDBService:
                     cur.execute(g.format(user=account))
 
     # -- down / status ------------------------------------------------------------------------
-    def down(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, str(self.datadir))
-        if pid is not None:
-            stop_pid(pid, str(self.datadir), grace_seconds=60)
-            log.info("stack.mariadb.stopped", pid=pid)
-        self.pid_file.unlink(missing_ok=True)
-        return self.status()
-
     def status(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, str(self.datadir))
+        pid = self.running_pid()
         if pid is None:
             return ServiceStatus(self.name, self.address, "stopped", None)
         try:

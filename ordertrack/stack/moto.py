@@ -10,20 +10,22 @@ from pathlib import Path
 from ordertrack.errors import MissingToolError, ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import running_pid, start_detached, stop_pid
-from ordertrack.stack.service import ServiceStatus
+from ordertrack.stack.process import start_detached
+from ordertrack.stack.service import PidTracked, ServiceStatus
 
 log = get_logger(__name__)
 
 
-class MotoService:
+class MotoService(PidTracked):
     name = "s3"
+    grace_seconds = 10.0
 
     def __init__(self, layout: StackLayout) -> None:
         self.layout = layout
         self.dir = layout.moto_dir
         self.pid_file = self.dir / "moto.pid"
         self.binary = Path(sys.executable).with_name("moto_server")
+        self.marker = str(self.dir)  # moto's argv does not name it; its working folder does
 
     @property
     def url(self) -> str:
@@ -44,13 +46,10 @@ class MotoService:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def _marker(self) -> str:
-        return str(self.dir)
-
     def up(self) -> ServiceStatus:
-        if running_pid(self.pid_file, self._marker()) is None:
+        if self.running_pid() is None:
             self.dir.mkdir(parents=True, exist_ok=True)
-            # The state folder is in the argv so `down` can recognise the process as ours.
+            # Started in its own folder: the working folder is how `down` recognises it as ours.
             start_detached(
                 [str(self.binary), "-H", "127.0.0.1", "-p", str(self.layout.moto_port)],
                 log_file=self.dir / "moto.log", pid_file=self.pid_file, cwd=self.dir,
@@ -70,15 +69,8 @@ class MotoService:
         except OSError:
             return False
 
-    def down(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, self._marker())
-        if pid is not None:
-            stop_pid(pid, self._marker(), grace_seconds=10)
-        self.pid_file.unlink(missing_ok=True)
-        return self.status()
-
     def status(self) -> ServiceStatus:
-        pid = running_pid(self.pid_file, self._marker())
+        pid = self.running_pid()
         if pid is None:
             return ServiceStatus(self.name, self.url, "stopped", None)
         return ServiceStatus(self.name, self.url, "running" if self._healthy() else "unhealthy", pid, "moto S3")

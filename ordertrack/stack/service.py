@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
+
+from ordertrack.log import get_logger
+from ordertrack.stack.process import running_pid, stop_pid
+
+log = get_logger(__name__)
 
 ServiceState = Literal["running", "unhealthy", "stopped"]
 
@@ -34,3 +40,26 @@ class Service(Protocol):
 
     def env(self) -> dict[str, str]:
         """Connection variables for `.stack/.env`, with the names a production deployment uses."""
+
+
+class PidTracked:
+    """Shared by the services `up` starts as a process: its pid file, identity marker and `down`."""
+
+    name: str
+    pid_file: Path
+    marker: str  # a path under the state folder that the process's argv or cwd names
+    grace_seconds: float = 30.0
+
+    def running_pid(self) -> int | None:
+        return running_pid(self.pid_file, self.marker)
+
+    def down(self) -> ServiceStatus:
+        pid = self.running_pid()
+        if pid is not None:
+            stop_pid(pid, self.marker, grace_seconds=self.grace_seconds)
+            log.info("stack.stopped", service=self.name, pid=pid)
+        self.pid_file.unlink(missing_ok=True)
+        return self.status()
+
+    def status(self) -> ServiceStatus:  # pragma: no cover - every service defines it
+        raise NotImplementedError

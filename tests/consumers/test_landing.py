@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
 
 import orjson
 import pytest
@@ -18,7 +17,7 @@ from producers.runner import Producer
 from consumers.drain import drain
 from consumers.lander import Lander
 from consumers.staging import RawMessage
-from tests.support.kafka_source import consume_all, db_now, insert
+from tests.support.kafka_source import aborted_then_committed, consume_all, db_now, insert
 
 pytestmark = pytest.mark.integration
 
@@ -131,17 +130,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_lands(make_env
 def test_rows_of_an_aborted_producer_transaction_never_land(make_env, mariadb_admin):
     env = make_env()
     spec = env.spec("uni_tracking_spath")
-    tp = KafkaProducer({"bootstrap.servers": env.bootstrap, "transactional.id": f"abort-{uuid.uuid4().hex[:6]}"})
-    tp.init_transactions(15)
-    row = lambda i: orjson.dumps({"id": i, "order_id": i, "traceSeq": 1, "pathTime": 1_800_000_000})  # noqa: E731
-    tp.begin_transaction()
-    for i in range(50):
-        tp.produce(spec.topic, value=row(i), partition=i % 3)
-    tp.abort_transaction(15)
-    tp.begin_transaction()
-    for i in range(1000, 1020):
-        tp.produce(spec.topic, value=row(i), partition=i % 3)
-    tp.commit_transaction(15)
+    aborted_then_committed(env.bootstrap, spec.topic, range(50), range(1000, 1020))
     drain(env.config, load_settings(), env.engine(), [spec])
     ids = [r[0] for r in env.engine().query(f'SELECT order_id FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1')]
     assert ids == list(range(1000, 1020))
@@ -172,16 +161,13 @@ def test_a_column_added_in_the_source_arrives_downstream(make_env, mariadb_admin
     assert rows[0] == (1, None, None) and rows[-1] == (15, 0, "next day")
 
 
-def test_run_once_lands_what_the_windows_published(make_env, mariadb_admin):
+def test_run_once_on_a_generated_workload_lands_what_each_window_holds(make_env, mariadb_admin):
     env = make_env()
-    now = db_now(mariadb_admin)
-    insert(mariadb_admin, f"`{env.db}`.ecs_order_info", ("order_id", "order_sn", "partner_id", "user_id", "add_time"),
-           [(i, f"S{i}", 1, 1, now - 600 - i) for i in range(1, 2001)])
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_info",
-           ("order_id", "tracking_number", "carrier_code", "add_time", "update_time"),
-           [(i, f"T{i}", "KS", now - 4000, now - 400 - i % 3000) for i in range(1, 3001)])
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
-           [(i, 1, now - 500 - i % 5000, "X", now) for i in range(1, 8001)])
+    with mariadb_admin.cursor() as cur:  # the workload writer may write this test's copy of the source
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO 'kuaisong_app'@'%'")
+    gen = env.cli("generate", "--history-days", "0.1", "--orders-per-minute", "60", "--scan-interval-minutes", "15",
+                  "--seed", "5", MYSQL_DATABASE=env.db)
+    assert gen.returncode == 0, gen.stderr
     r = env.cli("run-once", "--json")
     assert r.returncode == 0, r.stderr
     report = {t["table"]: t for t in json.loads(r.stdout)["tables"]}
@@ -191,7 +177,7 @@ def test_run_once_lands_what_the_windows_published(make_env, mariadb_admin):
             cur.execute(f"SELECT COUNT(*) FROM `{env.db}`.{table} WHERE {cursor} >= %s AND {cursor} < %s",
                         (t["window_start"], t["window_end"]))
             in_window = cur.fetchone()[0]
-        assert t["published"] == t["landed"] == t["raw_rows_total"] == in_window > 0
+        assert t["published"] == t["landed"] == t["raw_rows_total"] == in_window > 0, t
 
 
 def test_lag_counts_what_has_not_landed(make_env, mariadb_admin):

@@ -6,16 +6,15 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 
-import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka import Producer as KafkaProducer
 
 from ordertrack.settings import load_settings
 from consumers.lag import measure_lag
 from tests.consumers.test_landing import publish_spath, raw_offsets
+from producers.runner import Producer
+from tests.support.kafka_source import aborted_then_committed, db_now, insert
 
 pytestmark = pytest.mark.integration
 
@@ -71,17 +70,7 @@ def test_worker_killed_mid_landing_resumes_from_the_ledger(make_env, mariadb_adm
 def test_worker_reads_committed_only_and_from_the_ledger_not_the_group(make_env, mariadb_admin):
     env = make_env()
     spec = env.spec("uni_tracking_spath")
-    row = lambda i: orjson.dumps({"id": i, "order_id": i, "traceSeq": 1, "pathTime": 1_800_000_000})  # noqa: E731
-    tp = KafkaProducer({"bootstrap.servers": env.bootstrap, "transactional.id": f"w-{uuid.uuid4().hex[:6]}"})
-    tp.init_transactions(15)
-    tp.begin_transaction()
-    for i in range(300):
-        tp.produce(spec.topic, value=row(i), partition=i % 3)
-    tp.abort_transaction(15)
-    tp.begin_transaction()
-    for i in range(1000, 1300):
-        tp.produce(spec.topic, value=row(i), partition=i % 3)
-    tp.commit_transaction(15)
+    aborted_then_committed(env.bootstrap, spec.topic, range(300), range(1000, 1300))
     # The group claims everything was processed (as faust does when it acks a failed batch):
     # the worker must still land it, because nothing is in the ledger.
     group = f"{env.config.pipeline.name}.landing"
@@ -96,3 +85,27 @@ def test_worker_reads_committed_only_and_from_the_ledger_not_the_group(make_env,
         stop(worker)
     ids = [r[0] for r in env.engine().query(f'SELECT order_id FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1')]
     assert ids == list(range(1000, 1300))
+
+
+def test_a_column_added_in_the_source_while_the_worker_runs_arrives(make_env, mariadb_admin):
+    env = make_env()
+    now = db_now(mariadb_admin)
+    spec = env.spec("ecs_order_info")
+    cols = ("order_id", "order_sn", "partner_id", "user_id", "add_time")
+    insert(mariadb_admin, f"`{env.db}`.ecs_order_info", cols, [(i, f"A{i}", 1, 1, now - 3000) for i in range(1, 21)])
+    with Producer(env.config, load_settings(), [spec]) as producer:
+        producer.cycle(start=now - 3600, end=now - 2000)
+        worker = env.popen("consume", "--table", "ecs_order_info")
+        try:
+            wait_landed(env, "ecs_order_info", 20, worker)
+            with mariadb_admin.cursor() as cur:
+                cur.execute(f"ALTER TABLE `{env.db}`.ecs_order_info ADD COLUMN delivery_priority TINYINT UNSIGNED NULL")
+            insert(mariadb_admin, f"`{env.db}`.ecs_order_info", cols + ("delivery_priority",),
+                   [(i, f"B{i}", 1, 1, now - 1500, 2) for i in range(21, 31)])
+            producer.cycle(end=now - 1000)
+            wait_landed(env, "ecs_order_info", 30, worker)
+            assert worker.poll() is None  # no restart, no crash
+        finally:
+            stop(worker)
+    rows = env.engine().query(f'SELECT order_id, delivery_priority FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1')
+    assert rows[0] == (1, None) and rows[-1] == (30, 2) and len(rows) == 30

@@ -47,3 +47,18 @@ def db_now(conn) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT UNIX_TIMESTAMP()")
         return int(cur.fetchone()[0])
+
+
+def aborted_then_committed(bootstrap: str, topic: str, aborted: range, committed: range) -> None:
+    """Scan-event rows with ids `aborted` in an aborted transaction, then `committed` in a committed one."""
+    import orjson
+    from confluent_kafka import Producer
+
+    row = lambda i: orjson.dumps({"id": i, "order_id": i, "traceSeq": 1, "pathTime": 1_800_000_000})  # noqa: E731
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"test-abort-{uuid.uuid4().hex[:6]}"})
+    p.init_transactions(15)
+    for ids, commit in ((aborted, False), (committed, True)):
+        p.begin_transaction()
+        for i in ids:
+            p.produce(topic, value=row(i), partition=i % 3)
+        (p.commit_transaction if commit else p.abort_transaction)(15)
