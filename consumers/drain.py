@@ -18,7 +18,7 @@ from ordertrack.errors import ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.staging import RawMessage, header
@@ -60,9 +60,10 @@ def drain(
     *,
     batch_size: int = 100_000,
     stop: threading.Event | None = None,
+    after_landing: AfterLanding | None = None,
 ) -> list[TableDrain]:
     stop = stop or threading.Event()
-    lander = Lander(engine, config, settings)
+    lander = Lander(engine, config, settings, after_landing)
     results = {s.topic: TableDrain(s.name) for s in specs}
     for spec in specs:
         results[spec.topic].added_columns += lander.ensure_table(spec)

@@ -21,7 +21,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import LandResult, WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, LandResult, WarehouseEngine
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
 from consumers.staging import RawMessage, stage
@@ -30,8 +30,10 @@ log = get_logger(__name__)
 
 
 class Lander:
-    def __init__(self, engine: WarehouseEngine, config: PipelineConfig, settings: Settings) -> None:
+    def __init__(self, engine: WarehouseEngine, config: PipelineConfig, settings: Settings,
+                 after_landing: AfterLanding | None = None) -> None:
         self.engine = engine
+        self.after_landing = after_landing  # the mart merge, wired in by the CLI
         self.config = config
         self.settings = settings
         self._dlq = Producer({
@@ -62,7 +64,7 @@ class Lander:
                 # Keys the source catalog does not know (dropped since?): kept as text, never lost.
                 added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                 log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
-        result = self.engine.land(spec, spec.topic, staged)
+        result = self.engine.land(spec, spec.topic, staged, after=self.after_landing)
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         if result.rejected:

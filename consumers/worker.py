@@ -33,7 +33,7 @@ from ordertrack.config import PipelineConfig
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableRegistry, TableSpec
-from ordertrack.warehouse.engine import WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.staging import RawMessage, header
@@ -121,6 +121,7 @@ def build_app(
     batch_size: int = 100_000,
     max_batch_age_seconds: float = 900.0,
     web_port: int | None = None,
+    after_landing: AfterLanding | None = None,
 ) -> LandingApp:
     app = LandingApp(
         f"{config.pipeline.name}.landing",
@@ -144,7 +145,7 @@ def build_app(
     app.engine = engine
     app.registry = TableRegistry(config)
     app.positions = {}
-    lander = Lander(engine, config, settings)
+    lander = Lander(engine, config, settings, after_landing)
     # table -> partition -> end offset of the newest committed window (from its watermark record)
     window_ends: dict[str, dict[int, int]] = {}
 

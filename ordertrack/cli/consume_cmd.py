@@ -37,7 +37,8 @@ def consume(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = open_engine(state.config, state.settings)
-    results = drain(state.config, state.settings, engine, specs, batch_size=batch_size, stop=stop)
+    results = drain(state.config, state.settings, engine, specs, batch_size=batch_size, stop=stop,
+                    after_landing=merge_hook(state, engine))
     if as_json:
         print_json([asdict(r) for r in results])
     else:
@@ -54,7 +55,7 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     with Producer(state.config, state.settings, specs) as producer:
         produced = producer.cycle()
     engine = open_engine(state.config, state.settings)
-    landed = {r.table: r for r in drain(state.config, state.settings, engine, specs)}
+    landed = {r.table: r for r in drain(state.config, state.settings, engine, specs, after_landing=merge_hook(state, engine))}
     rows = []
     for t in produced.tables:
         spec = state.registry.get(t.table)
@@ -72,6 +73,13 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
                     [(r["table"], r["published"], r["dead_lettered"] + r["rejected_at_landing"], r["landed"],
                       r["raw_rows_total"], r["error"] or "") for r in rows])
     raise typer.Exit(0 if produced.status == "success" else 1)
+
+
+def merge_hook(state, engine):
+    """The marts merge, run inside every landing transaction (the CLI wires the stages)."""
+    from marts.runner import MartRunner
+
+    return MartRunner(state.registry, engine.dialect).after_landing
 
 
 def _specs(state, names):
@@ -114,7 +122,8 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
 
         start_http_server(metrics_port)
     engine = open_engine(state.config, state.settings)
-    app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age)
+    app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,
+                    after_landing=merge_hook(state, engine))
     # faust logs its own warnings and errors (a crash must never be silent); ours go through structlog.
     worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
     worker.execute_from_commandline()

@@ -19,6 +19,7 @@ from ordertrack.cli import (
     config_cmd,
     consume_cmd,
     generate_cmd,
+    marts_cmd,
     produce_cmd,
     source_cmd,
     stack_cmd,
@@ -41,6 +42,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(source_cmd.app, name="source")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(watermarks_cmd.app, name="watermarks")
+app.add_typer(marts_cmd.app, name="marts")
 app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)

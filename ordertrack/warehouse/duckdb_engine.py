@@ -12,7 +12,8 @@ parses them in SQL (`json_transform`), vectorized, instead of Python decoding ro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ from ordertrack.warehouse.engine import (
     EXCEPTIONS_TABLE,
     LEDGER_TABLE,
     META_COLUMNS,
+    AfterLanding,
+    Execute,
     LandResult,
+    T,
 )
 from ordertrack.warehouse.types import Column
 
@@ -95,6 +99,8 @@ class DuckDBEngine:
                 "last_offset BIGINT NOT NULL, message_count INTEGER NOT NULL, landed_rows INTEGER NOT NULL, "
                 "rejected_rows INTEGER NOT NULL, landed_at TIMESTAMP NOT NULL)"
             )
+            for col, typ in (("batch_id", "VARCHAR"), ("merged_at", "TIMESTAMP")):
+                con.execute(f"ALTER TABLE {q(self.raw_schema)}.{q(LEDGER_TABLE)} ADD COLUMN IF NOT EXISTS {col} {typ}")
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
                 "order_id BIGINT, exception_type VARCHAR NOT NULL, detected_at TIMESTAMP NOT NULL, "
@@ -121,11 +127,11 @@ class DuckDBEngine:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
                 return [c.name for c in columns]
             added = []
-            for c in columns:
+            for c in (*columns, *META_COLUMNS):
                 if c.name not in existing:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {q(c.name)} {_duck_type(c.type)}")
                     added.append(c.name)
-            return added
+            return [a for a in added if not a.startswith("_")]
 
     def next_offsets(self, topic: str) -> dict[int, int]:
         rows = self.query(
@@ -135,8 +141,23 @@ class DuckDBEngine:
         )
         return {int(p): int(o) for p, o in rows}
 
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
+        if after is None:
+            return self._land(spec, topic, staged, None)
+        try:
+            return self._land(spec, topic, staged, after)
+        except Exception as exc:  # the merge failed: land the batch alone, `marts run` merges it later
+            if isinstance(exc, duckdb.IOException) and _locked(exc):
+                raise
+            log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
+                      hint="the batch lands unmerged; `ordertrack marts run` merges it")
+            result = self._land(spec, topic, staged, None)
+            result.merge_error = f"{type(exc).__name__}: {exc}"
+            return result
+
     @_retry_on_lock
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table) -> LandResult:
+    def _land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None) -> LandResult:
+        batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         source_cols = [c for c in columns if not c.startswith("_")]
         if not source_cols:
@@ -194,11 +215,11 @@ class DuckDBEngine:
                 skipped = staged.num_rows - total
                 cols = ", ".join(q(c) for c in source_cols)
                 con.execute(
-                    f"""INSERT INTO {raw} ({cols}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at)
+                    f"""INSERT INTO {raw} ({cols}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
                         SELECT {", ".join(f"r.{q(c)}" for c in source_cols)}, $topic, partition, "offset", window_id,
-                               CAST(now() AS TIMESTAMP)
+                               CAST(now() AS TIMESTAMP), $batch_id
                         FROM fresh WHERE reason IS NULL""",
-                    {"topic": topic},
+                    {"topic": topic, "batch_id": batch_id},
                 )
                 rejects = con.execute(
                     """SELECT partition, "offset", reason, try(decode(value)), CAST(json_extract(j, '$.order_id') AS VARCHAR)
@@ -212,13 +233,17 @@ class DuckDBEngine:
                         [[oid, reason, spec.name, topic, p, o] for p, o, reason, _, oid in rejects],
                     )
                 con.execute(
-                    f"""INSERT INTO {ledger}
+                    f"""INSERT INTO {ledger} (topic, partition, first_offset, last_offset, message_count, landed_rows,
+                                             rejected_rows, landed_at, batch_id, merged_at)
                         SELECT $topic, partition, MIN("offset"), MAX("offset"), COUNT(*),
                                COUNT(*) FILTER (WHERE reason IS NULL), COUNT(*) FILTER (WHERE reason IS NOT NULL),
-                               CAST(now() AS TIMESTAMP)
+                               CAST(now() AS TIMESTAMP), $batch_id,
+                               CASE WHEN $merged THEN CAST(now() AS TIMESTAMP) END
                         FROM fresh GROUP BY partition""",
-                    {"topic": topic},
+                    {"topic": topic, "batch_id": batch_id, "merged": after is not None},
                 )
+                if after is not None:
+                    after(_executor(con), spec, batch_id)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -229,7 +254,33 @@ class DuckDBEngine:
             landed=int(total - rejected),
             skipped=int(skipped),
             rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v, _ in rejects],
+            batch_id=batch_id,
+            merged=after is not None,
         )
+
+    @_retry_on_lock
+    def in_transaction(self, fn: Callable[[Execute], T]) -> T:
+        with self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                out = fn(_executor(con))
+                con.execute("COMMIT")
+                return out
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def unmerged_batches(self, topic: str) -> list[str]:
+        rows = self.query(
+            f"SELECT batch_id FROM {q(self.raw_schema)}.{q(LEDGER_TABLE)} WHERE topic = ? AND merged_at IS NULL "
+            "AND batch_id IS NOT NULL GROUP BY batch_id ORDER BY MIN(landed_at), MIN(first_offset)",
+            [topic],
+        )
+        return [r[0] for r in rows]
+
+    def mark_merged(self, execute: Execute, batch_id: str) -> None:
+        execute(f"UPDATE {q(self.raw_schema)}.{q(LEDGER_TABLE)} SET merged_at = CAST(now() AS TIMESTAMP) "
+                "WHERE batch_id = $batch_id", {"batch_id": batch_id})
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         known = set(self.raw_columns(spec))
@@ -255,6 +306,16 @@ class DuckDBEngine:
 @_retry_on_lock
 def _query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
+
+
+def _executor(con: duckdb.DuckDBPyConnection) -> Execute:
+    def execute(sql: str, params: dict[str, Any]) -> list[tuple]:
+        # DuckDB refuses named parameters a statement does not use.
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        cur = con.execute(sql, used) if used else con.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+    return execute
 
 
 def _json_type(t: str) -> str:

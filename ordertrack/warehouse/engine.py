@@ -8,8 +8,9 @@ the consumer group, decides what has landed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -24,6 +25,7 @@ META_COLUMNS = (
     Column("_kafka_offset", "BIGINT"),
     Column("_window_id", "VARCHAR(128)"),
     Column("_ingested_at", "TIMESTAMP"),
+    Column("_batch_id", "VARCHAR(32)"),
 )
 
 STAGED_SCHEMA = pa.schema([
@@ -38,12 +40,25 @@ checked and parsed by the engine); `reject_reason` is set when staging already f
 message unusable (an empty value)."""
 
 
+Execute = Callable[[str, dict[str, Any]], list[tuple]]
+"""Runs one statement with named parameters inside an open transaction; returns its rows."""
+
+AfterLanding = Callable[[Execute, TableSpec, str], None]
+"""Called inside the landing transaction with the batch id, after the raw rows and the ledger
+(the mart merge); if it raises, the batch lands without it and stays marked unmerged."""
+
+T = TypeVar("T")
+
+
 @dataclass
 class LandResult:
     landed: int = 0
     skipped: int = 0  # already in the ledger (a redelivery)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {partition, offset, reason, value}
     added_columns: list[str] = field(default_factory=list)
+    batch_id: str | None = None
+    merged: bool = False
+    merge_error: str | None = None
 
 
 class WarehouseEngine(Protocol):
@@ -60,9 +75,15 @@ class WarehouseEngine(Protocol):
     def next_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the first offset not landed yet; read on partition assignment."""
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table) -> LandResult:
-        """Append the staged batch (skipping offsets already landed, rejecting bad rows) and
-        record it in the ledger, in one transaction."""
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
+        """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
+        it in the ledger and run `after` (the merge), in one transaction."""
+
+    def in_transaction(self, fn: Callable[[Execute], T]) -> T:
+        """Run `fn` with an executor inside one transaction (`marts run`, archival)."""
+
+    def unmerged_batches(self, topic: str) -> list[str]:
+        """Batch ids landed but not merged, oldest first."""
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         """JSON keys in the batch that the raw table has no column for (a column added in the source)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,7 +23,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
-from ordertrack.warehouse.engine import LandResult
+from ordertrack.warehouse.engine import AfterLanding, Execute, LandResult, T
 from ordertrack.warehouse.types import Column
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
 
@@ -127,12 +128,39 @@ class RedshiftEngine:
                 keys.update(doc)
         return keys - set(self.raw_columns(spec))
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table) -> LandResult:
+    def _executor(self, cur) -> Execute:  # noqa: ANN001
+        def execute(statement: str, params: dict[str, Any]) -> list[tuple]:
+            cur.paramstyle = "pyformat"  # sqlglot renders :name as %(name)s for Redshift
+            cur.execute(statement, params or None)
+            return list(cur.fetchall()) if cur.description else []
+
+        return execute
+
+    def in_transaction(self, fn: Callable[[Execute], T]) -> T:
+        cur = self._connect().cursor()
+        cur.execute("BEGIN")
+        try:
+            out = fn(self._executor(cur))
+            cur.execute("COMMIT")
+            return out
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def unmerged_batches(self, topic: str) -> list[str]:
+        rows = self.query(sql.unmerged_batches(self.raw_schema, topic))
+        return [r[0] for r in rows]
+
+    def mark_merged(self, execute: Execute, batch_id: str) -> None:
+        execute(sql.mark_merged(self.raw_schema), {"batch_id": batch_id})
+
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
+        batch_id = uuid.uuid4().hex
         staged = utf8_only(staged)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         columns = self.raw_columns(spec)
         statements = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
-                                         mart_schema=self.mart_schema)
+                                         mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None)
         cur = self._connect().cursor()
         try:
             for stmt in statements[:-3]:
@@ -141,6 +169,8 @@ class RedshiftEngine:
             rejects = cur.fetchall()
             cur.execute(statements[-2])
             total, landed = cur.fetchone()
+            if after is not None:
+                after(self._executor(cur), spec, batch_id)
             cur.execute(statements[-1])
         except BaseException:
             cur.execute("ROLLBACK")
@@ -149,6 +179,8 @@ class RedshiftEngine:
             landed=int(landed or 0),
             skipped=staged.num_rows - int(total or 0),
             rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects],
+            batch_id=batch_id,
+            merged=after is not None,
         )
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ def catalog_ddl(raw_schema: str, mart_schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {q(raw_schema)}.{q(LEDGER_TABLE)} ("
         "topic VARCHAR(255) NOT NULL, partition INTEGER NOT NULL, first_offset BIGINT NOT NULL, "
         "last_offset BIGINT NOT NULL, message_count INTEGER NOT NULL, landed_rows INTEGER NOT NULL, "
-        "rejected_rows INTEGER NOT NULL, landed_at TIMESTAMP NOT NULL)",
+        "rejected_rows INTEGER NOT NULL, landed_at TIMESTAMP NOT NULL, batch_id VARCHAR(32), merged_at TIMESTAMP)",
         f"CREATE TABLE IF NOT EXISTS {q(mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
         "order_id BIGINT, exception_type VARCHAR(64) NOT NULL, detected_at TIMESTAMP NOT NULL, "
         "notes VARCHAR(4096), resolved_at TIMESTAMP, resolution_notes VARCHAR(4096), source_table VARCHAR(128), "
@@ -67,6 +67,8 @@ def land_statements(
     iam_role: str,
     *,
     mart_schema: str,
+    batch_id: str,
+    merged: bool = False,
     stage_table: str = "ordertrack_stage",
 ) -> list[str]:
     """Statements of one landing transaction, in order (BEGIN ... COMMIT included)."""
@@ -78,6 +80,8 @@ def land_statements(
         f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(k)}, TRUE), '') IS NULL" for k in spec.key_columns
     )
     fresh = f"{stage_table}_fresh"
+    if not batch_id.isalnum():
+        raise ValueError("batch ids are hex")
     return [
         "BEGIN",
         # The engine writes only UTF-8 values into the Parquet file (see `utf8_only`).
@@ -99,9 +103,9 @@ def land_statements(
                 WHERE b."offset" >= COALESCE(l.next_offset, 0)
             ) s
             WHERE s.n = 1""",
-        f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at)
+        f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
             SELECT {", ".join(_extract(c, columns[c]) for c in source_cols)},
-                   {_lit(topic)}, s.partition, s."offset", s.window_id, GETDATE()
+                   {_lit(topic)}, s.partition, s."offset", s.window_id, GETDATE(), {_lit(batch_id)}
             FROM {fresh} s WHERE s.reason IS NULL""",
         f"""INSERT INTO {q(mart_schema)}.{q(EXCEPTIONS_TABLE)}
             (order_id, exception_type, detected_at, notes, source_table, kafka_topic, kafka_partition, kafka_offset)
@@ -110,9 +114,18 @@ def land_statements(
         f"""INSERT INTO {ledger}
             SELECT {_lit(topic)}, partition, MIN("offset"), MAX("offset"), COUNT(*),
                    SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN reason IS NULL THEN 0 ELSE 1 END),
-                   GETDATE()
+                   GETDATE(), {_lit(batch_id)}, {"GETDATE()" if merged else "NULL"}
             FROM {fresh} GROUP BY partition""",
         f"""SELECT partition, "offset", reason, value FROM {fresh} WHERE reason IS NOT NULL ORDER BY partition, "offset\"""",
         f"SELECT COUNT(*), SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END) FROM {fresh}",
         "COMMIT",
     ]
+
+
+def unmerged_batches(raw_schema: str, topic: str) -> str:
+    return (f"SELECT batch_id FROM {q(raw_schema)}.{q(LEDGER_TABLE)} WHERE topic = {_lit(topic)} "
+            "AND merged_at IS NULL AND batch_id IS NOT NULL GROUP BY batch_id ORDER BY MIN(landed_at), MIN(first_offset)")
+
+
+def mark_merged(raw_schema: str) -> str:
+    return f"UPDATE {q(raw_schema)}.{q(LEDGER_TABLE)} SET merged_at = GETDATE() WHERE batch_id = :batch_id"

@@ -1,0 +1,6 @@
+-- Insert the batch's versions that are not older than what the mart or its history holds.
+INSERT INTO __mart__
+SELECT b.*
+FROM batch_latest AS b
+WHERE NOT EXISTS (SELECT 1 FROM __mart__ AS m WHERE KEY_MATCH(m, b))
+  AND NOT EXISTS (SELECT 1 FROM __history__ AS h WHERE KEY_MATCH(h, b))

@@ -1,0 +1,268 @@
+"""Renders the mart SQL (written once, Redshift dialect) for the engine in use, and runs it.
+
+The `.sql` files use placeholders that the runner fills by editing the parsed tree, never by
+formatting strings:
+
+* tables `__raw__`, `__mart__`, `__hist__`, `__orders_mart__`, `__exceptions__`; `__history__`
+  becomes the UNION ALL of every history table of the mart found in the catalog;
+* the column `__cursor__` becomes the table's cursor column, `PARTITION BY __key__` its key;
+* `KEY_MATCH(a, b)` becomes `a.k1 = b.k1 AND a.k2 = b.k2`; `ARCHIVABLE(m)` is TRUE, except for
+  orders: only those whose order_id is no longer in the tracking mart (a NULL-safe anti-join);
+* `:name` values stay bound parameters.
+
+Order inside a landing transaction: tracking info first (it decides reactivations), then orders,
+then scan events (the registry order of `MERGE_ORDER`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from ordertrack.identifiers import validate_identifier
+from ordertrack.log import get_logger
+from ordertrack.tables import TableRegistry, TableSpec
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE
+
+log = get_logger(__name__)
+
+SQL_DIR = Path(__file__).parent
+SOURCE_DIALECT = "redshift"
+MERGE_ORDER = ("uni_tracking_info", "ecs_order_info", "uni_tracking_spath")
+TRACKING, ORDERS = "uni_tracking_info", "ecs_order_info"
+HISTORY_DAYS = 180
+
+Execute = Callable[[str, dict[str, Any]], list[tuple]]
+"""Runs one rendered statement with named parameters inside the caller's transaction."""
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str  # 2026_h1
+    start: int
+    end: int
+
+
+def half_year(ts: int) -> Period:
+    d = datetime.fromtimestamp(ts, timezone.utc)
+    h = 1 if d.month <= 6 else 2
+    start = datetime(d.year, 1 if h == 1 else 7, 1, tzinfo=timezone.utc)
+    end = datetime(d.year + (h == 2), 7 if h == 1 else 1, 1, tzinfo=timezone.utc)
+    return Period(f"{d.year}_h{h}", int(start.timestamp()), int(end.timestamp()))
+
+
+def hist_table(spec: TableSpec, period: Period) -> str:
+    return validate_identifier(f"hist_{spec.name}_{period.name}")
+
+
+def _table(schema: str, name: str, alias: str | None = None) -> exp.Table:
+    t = exp.table_(exp.to_identifier(name, quoted=True), db=exp.to_identifier(schema, quoted=True))
+    if alias:
+        t.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+    return t
+
+
+class MartSql:
+    """Renders one mart's statements for a dialect."""
+
+    def __init__(self, spec: TableSpec, registry: TableRegistry, dialect: str, history: list[str],
+                 orders_history: list[str] | None = None) -> None:
+        self.spec = spec
+        self.registry = registry
+        self.dialect = dialect
+        self.history = history  # history tables of this mart, from the catalog
+        self.orders_history = orders_history or []
+
+    def tables(self) -> dict[str, tuple[str, str]]:
+        s = self.spec
+        orders = self.registry.get(ORDERS)
+        return {
+            "__raw__": (s.raw_schema, s.raw_table),
+            "__mart__": (s.mart_schema, s.mart_table),
+            "__orders_mart__": (orders.mart_schema, orders.mart_table),
+            "__exceptions__": (s.mart_schema, EXCEPTIONS_TABLE),
+        }
+
+    def render(self, path: Path, hist: str | None = None) -> str:
+        tree = sqlglot.parse_one(path.read_text(), read=SOURCE_DIALECT)
+        s, tables = self.spec, self.tables()
+        if hist:
+            tables["__hist__"] = (s.mart_schema, hist)
+        cursor = s.cursor_column
+
+        def history_union() -> exp.Expression:
+            names = self.history or []
+            if not names:  # no history yet: an empty relation with the mart's columns
+                return exp.select("*").from_(_table(s.mart_schema, s.mart_table)).where(exp.false())
+            union: exp.Expression = exp.select("*").from_(_table(s.mart_schema, names[0]))
+            for n in names[1:]:
+                union = exp.union(union, exp.select("*").from_(_table(s.mart_schema, n)), distinct=False)
+            return union
+
+        def key_match(a: str, b: str) -> exp.Expression:
+            return exp.and_(*[exp.EQ(this=exp.column(k, table=a, quoted=True), expression=exp.column(k, table=b, quoted=True))
+                              for k in s.key_columns])
+
+        def transform(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Table) and node.name == "__history__":
+                alias = node.alias
+                return exp.Subquery(this=history_union(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+            if isinstance(node, exp.Table) and node.name in tables:
+                schema, name = tables[node.name]
+                return _table(schema, name, node.alias or None)
+            if isinstance(node, exp.Column):
+                table = node.table
+                if table in tables:  # a column qualified by a placeholder table: the bare table name
+                    table = tables[table][1]
+                name = cursor if node.name == "__cursor__" else node.name
+                if name != node.name or table != node.table:
+                    return exp.column(name, table=table or None, quoted=True)
+            if isinstance(node, exp.Anonymous) and node.name.upper() == "KEY_MATCH":
+                a, b = (arg.name for arg in node.expressions)
+                a, b = (tables[x][1] if x in tables else x for x in (a, b))
+                return key_match(a, b)
+            if isinstance(node, exp.Anonymous) and node.name.upper() == "ARCHIVABLE":
+                if s.name != ORDERS:
+                    return exp.true()
+                tracking = self.registry.get(TRACKING)
+                m = node.expressions[0].name
+                # NOT EXISTS, not NOT IN: a NULL order_id in the tracking mart must not hide every order.
+                return exp.Not(this=exp.Exists(this=exp.select("1").from_(_table(tracking.mart_schema, tracking.mart_table, "t"))
+                               .where(exp.EQ(this=exp.column("order_id", table="t", quoted=True),
+                                             expression=exp.column("order_id", table=m, quoted=True)))))
+            if isinstance(node, exp.Window) and any(isinstance(p, exp.Column) and p.name == "__key__"
+                                                    for p in node.args.get("partition_by") or []):
+                node.set("partition_by", [exp.column(k, quoted=True) for k in s.key_columns])
+            return node
+
+        return tree.transform(transform).sql(dialect=self.dialect)
+
+
+def merge_files(table: str) -> list[Path]:
+    files = sorted((SQL_DIR / "merge").glob("*.sql"))
+    if table != TRACKING:  # reactivation is decided by tracking updates only
+        files = [f for f in files if not re.match(r"(20|60|61|70|91)_", f.name)]
+    return files
+
+
+class MartRunner:
+    """Merges landed batches into the marts and archives history, inside the caller's transaction."""
+
+    def __init__(self, registry: TableRegistry, dialect: str) -> None:
+        self.registry = registry
+        self.dialect = dialect
+
+    # -- catalog -----------------------------------------------------------------------------------
+    def history_tables(self, execute: Execute, spec: TableSpec) -> list[str]:
+        rows = self._run(
+            execute,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema AND table_name LIKE :pattern "
+            "ORDER BY table_name",
+            {"schema": spec.mart_schema, "pattern": f"hist_{spec.name}_%"},
+        )
+        pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
+        return [r[0] for r in rows if pattern.match(r[0])]
+
+    def ensure_mart(self, execute: Execute, spec: TableSpec) -> None:
+        """The mart has the raw table's columns (the same order), created empty from it."""
+        self._run(execute,
+                  f"CREATE TABLE IF NOT EXISTS {_q(spec.mart_schema)}.{_q(spec.mart_table)} AS "
+                  f"SELECT * FROM {_q(spec.raw_schema)}.{_q(spec.raw_table)} WHERE 1 = 0")
+        self.sync_columns(execute, spec, [spec.mart_table, *self.history_tables(execute, spec)])
+
+    def sync_columns(self, execute: Execute, spec: TableSpec, tables: list[str]) -> None:
+        """Columns added to the raw table are added to the mart and every history table."""
+        raw = self._columns(execute, spec.raw_schema, spec.raw_table)
+        for t in tables:
+            have = self._columns(execute, spec.mart_schema, t)
+            for name, dtype in raw.items():
+                if name not in have:  # the type text comes from the engine's own catalog
+                    execute(f"ALTER TABLE {_q(spec.mart_schema)}.{_q(t)} ADD COLUMN {_q(name)} {dtype}", {})
+
+    def _columns(self, execute: Execute, schema: str, table: str) -> dict[str, str]:
+        rows = self._run(execute, "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s "
+                         "AND table_name = :t ORDER BY ordinal_position", {"s": schema, "t": table})
+        return {n: d for n, d in rows}
+
+    def _run(self, execute: Execute, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        """Inline SQL is written in the source dialect too, and rendered like the files."""
+        return execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=self.dialect)[0], params or {})
+
+    # -- merge -------------------------------------------------------------------------------------
+    def merge_batch(self, execute: Execute, spec: TableSpec, batch_id: str) -> None:
+        """Merge one landed batch of `spec` into its mart (and heal reactivations)."""
+        self.ensure_mart(execute, spec)
+        history = self.history_tables(execute, spec)
+        orders = self.registry.get(ORDERS)
+        orders_history = self.history_tables(execute, orders) if spec.name == TRACKING else []
+        if spec.name == TRACKING:
+            self.ensure_mart(execute, orders)
+        sql = MartSql(spec, self.registry, self.dialect, history, orders_history)
+        for f in merge_files(spec.name):
+            if f.name.startswith("40_"):
+                for h in history:
+                    execute(sql.render(f, hist=h), {"batch_id": batch_id})
+            elif f.name.startswith(("60_", "61_")):
+                orders_sql = MartSql(orders, self.registry, self.dialect, orders_history)
+                for h in orders_history:
+                    execute(orders_sql.render(f, hist=h), {})
+            else:
+                execute(sql.render(f), {"batch_id": batch_id})
+
+    # -- history -----------------------------------------------------------------------------------
+    def archive(self, execute: Execute, spec: TableSpec, days: int = HISTORY_DAYS) -> dict[str, int]:
+        """Move rows older than `days` before the mart's newest cursor into half-year history
+        tables, created when first needed. Insert, verify, delete: a retry moves nothing twice."""
+        self.ensure_mart(execute, spec)
+        mart = f"{_q(spec.mart_schema)}.{_q(spec.mart_table)}"
+        c = _q(spec.cursor_column)
+        newest, oldest = self._run(execute, f"SELECT MAX({c}), MIN({c}) FROM {mart}")[0]
+        if newest is None:
+            return {}
+        cutoff = int(newest) - days * 86400
+        moved: dict[str, int] = {}
+        period = half_year(int(oldest))
+        while period.start < cutoff:
+            due = self._run(execute, f"SELECT COUNT(*) FROM {mart} WHERE {c} >= :a AND {c} < :b AND {c} < :cutoff",
+                            {"a": period.start, "b": period.end, "cutoff": cutoff})[0][0]
+            if due:
+                moved[period.name] = self._archive_period(execute, spec, period, cutoff)
+            period = half_year(period.end)
+        return {k: v for k, v in moved.items() if v}
+
+    def _archive_period(self, execute: Execute, spec: TableSpec, period: Period, cutoff: int) -> int:
+        hist = hist_table(spec, period)
+        self._run(execute,
+                  f"CREATE TABLE IF NOT EXISTS {_q(spec.mart_schema)}.{_q(hist)} AS "
+                  f"SELECT * FROM {_q(spec.mart_schema)}.{_q(spec.mart_table)} WHERE 1 = 0")
+        sql = MartSql(spec, self.registry, self.dialect, self.history_tables(execute, spec))
+        params = {"period_start": period.start, "period_end": period.end, "cutoff": cutoff}
+        execute(sql.render(SQL_DIR / "history" / "10_archive_insert.sql", hist=hist), params)
+        missing = execute(sql.render(SQL_DIR / "history" / "20_archive_unverified.sql", hist=hist), params)[0][0]
+        if missing:
+            raise RuntimeError(f"{missing} rows of {spec.mart_table} {period.name} did not reach {hist}; nothing deleted")
+        count = f"SELECT COUNT(*) FROM {_q(spec.mart_schema)}.{_q(spec.mart_table)}"
+        before = self._run(execute, count)[0][0]
+        execute(sql.render(SQL_DIR / "history" / "30_archive_delete.sql", hist=hist), params)
+        after = self._run(execute, count)[0][0]
+        if before - after:
+            log.info("marts.archived", mart=spec.mart_table, history=hist, rows=before - after)
+        return before - after
+
+    # -- the whole step, in landing order ---------------------------------------------------------
+    def after_landing(self, execute: Execute, spec: TableSpec, batch_id: str) -> None:
+        self.merge_batch(execute, spec, batch_id)
+        self.archive(execute, spec)
+        if spec.name == TRACKING:  # orders follow their tracking into history
+            self.archive(execute, self.registry.get(ORDERS))
+
+
+def _q(name: str) -> str:
+    return f'"{validate_identifier(name)}"'
