@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing clean
+.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing bench-marts clean
 
 help:
 	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result"
@@ -47,6 +47,9 @@ bench-producer: stack-up
 
 bench-landing: stack-up
 	$(BIN)/python bench/landing_throughput.py --rows 500000
+
+bench-marts: setup
+	$(BIN)/python bench/mart_merge.py --mart-rows 1000000 10000000 --batch 200000
 
 clean: stack-down
 	rm -rf .stack $(VENV)

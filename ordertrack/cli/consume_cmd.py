@@ -60,18 +60,20 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     for t in produced.tables:
         spec = state.registry.get(t.table)
         raw_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.raw_schema}"."{spec.raw_table}"')[0][0]
+        mart_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0]
         rows.append({
             "table": t.table, "produce_status": t.status, "window_start": t.window_start, "window_end": t.window_end,
             "published": t.rows, "dead_lettered": t.dead_lettered, "landed": landed[t.table].landed,
-            "rejected_at_landing": landed[t.table].rejected, "raw_rows_total": raw_rows, "error": t.error,
+            "rejected_at_landing": landed[t.table].rejected, "raw_rows_total": raw_rows, "mart_rows": mart_rows,
+            "error": t.error,
         })
     if as_json:
         print_json({"status": produced.status, "tables": rows})
     else:
         print_table(f"run-once: {produced.status}",
-                    ["table", "published", "dead letters", "landed", "raw rows", "error"],
+                    ["table", "published", "dead letters", "landed", "raw rows", "mart rows", "error"],
                     [(r["table"], r["published"], r["dead_lettered"] + r["rejected_at_landing"], r["landed"],
-                      r["raw_rows_total"], r["error"] or "") for r in rows])
+                      r["raw_rows_total"], r["mart_rows"], r["error"] or "") for r in rows])
     raise typer.Exit(0 if produced.status == "success" else 1)
 
 
