@@ -38,6 +38,12 @@ SOURCE_DIALECT = "redshift"
 MERGE_ORDER = ("uni_tracking_info", "ecs_order_info", "uni_tracking_spath")
 TRACKING, ORDERS = "uni_tracking_info", "ecs_order_info"
 HISTORY_DAYS = 180
+# Redshift layout of the old dbt models: rows of an order together, sorted as analysts filter.
+MART_SORTKEYS = {
+    "uni_tracking_info": ("update_time", "order_id"),
+    "ecs_order_info": ("partner_id", "add_time", "order_id"),
+    "uni_tracking_spath": ("pathTime", "order_id"),
+}
 
 Execute = Callable[[str, dict[str, Any]], list[tuple]]
 """Runs one rendered statement with named parameters inside the caller's transaction."""
@@ -170,11 +176,19 @@ class MartRunner:
         pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
         return [r[0] for r in rows if pattern.match(r[0])]
 
+    def mart_ddl(self, spec: TableSpec, table: str | None = None) -> str:
+        """An empty table with the raw table's columns, in the same order (mart or history)."""
+        target = f"{_q(spec.mart_schema)}.{_q(table or spec.mart_table)}"
+        raw = f"{_q(spec.raw_schema)}.{_q(spec.raw_table)}"
+        if self.dialect == "redshift":
+            sort = ", ".join(_q(c) for c in MART_SORTKEYS.get(spec.name, spec.key_columns))
+            return f"CREATE TABLE IF NOT EXISTS {target} (LIKE {raw}) DISTKEY(\"order_id\") COMPOUND SORTKEY({sort})"
+        return sqlglot.transpile(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {raw} WHERE 1 = 0",
+                                 read=SOURCE_DIALECT, write=self.dialect)[0]
+
     def ensure_mart(self, execute: Execute, spec: TableSpec) -> None:
         """The mart has the raw table's columns (the same order), created empty from it."""
-        self._run(execute,
-                  f"CREATE TABLE IF NOT EXISTS {_q(spec.mart_schema)}.{_q(spec.mart_table)} AS "
-                  f"SELECT * FROM {_q(spec.raw_schema)}.{_q(spec.raw_table)} WHERE 1 = 0")
+        execute(self.mart_ddl(spec), {})
         self.sync_columns(execute, spec, [spec.mart_table, *self.history_tables(execute, spec)])
 
     def sync_columns(self, execute: Execute, spec: TableSpec, tables: list[str]) -> None:
@@ -239,9 +253,7 @@ class MartRunner:
 
     def _archive_period(self, execute: Execute, spec: TableSpec, period: Period, cutoff: int) -> int:
         hist = hist_table(spec, period)
-        self._run(execute,
-                  f"CREATE TABLE IF NOT EXISTS {_q(spec.mart_schema)}.{_q(hist)} AS "
-                  f"SELECT * FROM {_q(spec.mart_schema)}.{_q(spec.mart_table)} WHERE 1 = 0")
+        execute(self.mart_ddl(spec, hist), {})
         sql = MartSql(spec, self.registry, self.dialect, self.history_tables(execute, spec))
         params = {"period_start": period.start, "period_end": period.end, "cutoff": cutoff}
         execute(sql.render(SQL_DIR / "history" / "10_archive_insert.sql", hist=hist), params)

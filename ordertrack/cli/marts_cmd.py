@@ -51,6 +51,7 @@ def sql(
         except KeyError as exc:
             raise ConfigError(f"{exc.args[0]}.") from None
         r = MartSql(spec, state.registry, engine, history=[f"hist_{spec.name}_2026_h1"])
+        typer.echo(f"-- {spec.name}: mart table\n{MartRunner(state.registry, engine).mart_ddl(spec)};\n")
         for f in [*merge_files(spec.name), *sorted((SQL_DIR / "history").glob("*.sql"))]:
             typer.echo(f"-- {spec.name}: {f.parent.name}/{f.name}")
             typer.echo(r.render(f, hist=f"hist_{spec.name}_2026_h1") + ";\n")

@@ -222,15 +222,22 @@ class DuckDBEngine:
                     {"topic": topic, "batch_id": batch_id},
                 )
                 rejects = con.execute(
-                    """SELECT partition, "offset", reason, try(decode(value)), CAST(json_extract(j, '$.order_id') AS VARCHAR)
+                    """SELECT partition, "offset", reason, try(decode(value))
                        FROM fresh WHERE reason IS NOT NULL ORDER BY partition, "offset" """
                 ).fetchall()
                 if rejects:
-                    con.executemany(
-                        f"""INSERT INTO {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)}
+                    exc = f"{q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)}"
+                    # Guarded: never a second open row for the same message.
+                    con.execute(
+                        f"""INSERT INTO {exc}
                             (order_id, exception_type, detected_at, notes, source_table, kafka_topic, kafka_partition, kafka_offset)
-                            VALUES (TRY_CAST(? AS BIGINT), 'dead_letter', CAST(now() AS TIMESTAMP), ?, ?, ?, ?, ?)""",
-                        [[oid, reason, spec.name, topic, p, o] for p, o, reason, _, oid in rejects],
+                            SELECT TRY_CAST(json_extract_string(f.j, '$.order_id') AS BIGINT), 'dead_letter',
+                                   CAST(now() AS TIMESTAMP), f.reason, $table, $topic, f.partition, f."offset"
+                            FROM fresh f
+                            WHERE f.reason IS NOT NULL AND NOT EXISTS (
+                              SELECT 1 FROM {exc} e WHERE e.exception_type = 'dead_letter' AND e.resolved_at IS NULL
+                                AND e.kafka_topic = $topic AND e.kafka_partition = f.partition AND e.kafka_offset = f."offset")""",
+                        {"table": spec.name, "topic": topic},
                     )
                 con.execute(
                     f"""INSERT INTO {ledger} (topic, partition, first_offset, last_offset, message_count, landed_rows,
@@ -253,7 +260,7 @@ class DuckDBEngine:
         return LandResult(
             landed=int(total - rejected),
             skipped=int(skipped),
-            rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v, _ in rejects],
+            rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects],
             batch_id=batch_id,
             merged=after is not None,
         )

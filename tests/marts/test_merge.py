@@ -179,3 +179,11 @@ def test_every_sql_file_renders_and_the_redshift_text_parses_back(table, dialect
         text = r.render(f, hist=f"hist_{table}_2026_h1")
         assert "__" not in text.replace("_kafka", "").replace("_batch", "")  # no placeholder left
         sqlglot.parse_one(text, read=dialect)
+
+
+def test_redshift_marts_keep_the_old_models_layout():
+    ddl = MartRunner(REGISTRY, "redshift").mart_ddl(REGISTRY.get("ecs_order_info"))
+    assert 'DISTKEY("order_id") COMPOUND SORTKEY("partner_id", "add_time", "order_id")' in ddl
+    sqlglot.parse_one(ddl, read="redshift")
+    hist = MartRunner(REGISTRY, "redshift").mart_ddl(TRACKING, "hist_uni_tracking_info_2026_h1")
+    assert '"hist_uni_tracking_info_2026_h1" (LIKE "settlement_public"."uni_tracking_info_raw")' in hist
