@@ -16,7 +16,7 @@ import pytest
 from ordertrack.settings import load_settings
 from ordertrack.tables import TableRegistry
 from producers.runner import Producer, watermark_store
-from tests.support.kafka_source import consume_all, db_now, insert
+from tests.support.kafka_source import consume_all, db_now, insert, wait_for_writes
 
 pytestmark = pytest.mark.integration
 
@@ -145,11 +145,8 @@ def test_sigkill_between_pages_publishes_nothing_and_the_rerun_publishes_once(ma
     topic = env.topic("uni_tracking_spath")
 
     proc = env.popen("produce", *window)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if consume_all(env.bootstrap, topic, "read_uncommitted", timeout=2):
-            break  # the window's transaction is under way
-    assert proc.poll() is None, "the producer finished before it could be killed; give it a larger window"
+    # The window's transaction is under way once anything is written to the topic.
+    assert wait_for_writes(env.bootstrap, topic, proc), "the producer finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
 
@@ -173,11 +170,7 @@ def test_sigterm_aborts_the_open_window(make_env, mariadb_admin):
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
     topic = env.topic("uni_tracking_spath")
     proc = env.popen("produce", "--table", "uni_tracking_spath", "--start", str(now - 6000))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if consume_all(env.bootstrap, topic, "read_uncommitted", timeout=2):
-            break
-    assert proc.poll() is None
+    assert wait_for_writes(env.bootstrap, topic, proc), "the producer finished before it could be stopped"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

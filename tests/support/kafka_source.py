@@ -18,7 +18,7 @@ def consume_all(bootstrap: str, topic: str, isolation: str = "read_committed", t
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
         parts = sorted(md.partitions)
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts}
+        ends = _readable_ends(c, bootstrap, topic, parts, isolation)
         todo = {p for p in parts if ends[p] > 0}
         c.assign([TopicPartition(topic, p, 0) for p in todo])
         out = []
@@ -33,6 +33,43 @@ def consume_all(bootstrap: str, topic: str, isolation: str = "read_committed", t
         return out
     finally:
         c.close()
+
+
+def _readable_ends(c: Consumer, bootstrap: str, topic: str, parts: list[int], isolation: str) -> dict[int, int]:
+    """End offsets to read to. Kafka writes a transaction's commit markers to the partitions just
+    after `commit_transaction` returns, so for a moment the last stable offset lags the high
+    watermark; wait (briefly) for it, and settle for the stable offset when a transaction stays
+    open (a killed producer's)."""
+    lso = lambda: {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts}  # noqa: E731
+    if isolation != "read_committed":
+        return lso()
+    hwm = high_watermarks(bootstrap, topic)
+    deadline = time.monotonic() + 3
+    ends = lso()
+    while any(ends[p] < hwm.get(p, 0) for p in parts) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        ends = lso()
+    return ends
+
+
+def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> high watermark (everything written, committed or not)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hwm-{uuid.uuid4().hex[:6]}", "isolation.level": "read_uncommitted"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts}
+    finally:
+        c.close()
+
+
+def wait_for_writes(bootstrap: str, topic: str, proc, timeout: float = 60) -> bool:
+    """True once anything was written to `topic` (even uncommitted) while `proc` still runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sum(high_watermarks(bootstrap, topic).values()) > 0:
+            return proc.poll() is None
+        time.sleep(0.05)
+    return False
 
 
 def insert(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
