@@ -35,6 +35,7 @@ from ordertrack.settings import Settings
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from consumers import metrics
+from consumers.lag import measure_lag
 from consumers.lander import Lander
 from consumers.staging import RawMessage, header
 
@@ -196,6 +197,14 @@ def build_app(
             metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected))
+
+    @app.timer(interval=30.0)
+    async def export_lag() -> None:
+        # Keeps the lag gauges of the metrics endpoint current.
+        try:
+            await asyncio.to_thread(measure_lag, config, settings, engine, specs)
+        except Exception as exc:  # a metrics probe must never stop the worker
+            log.warning("worker.lag_probe_failed", error=f"{type(exc).__name__}: {exc}")
 
     @app.timer(interval=1.0)
     async def flush_due() -> None:

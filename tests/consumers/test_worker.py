@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -17,6 +19,12 @@ from producers.runner import Producer
 from tests.support.kafka_source import aborted_then_committed, db_now, insert
 
 pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_landed(env, table: str, expected: int, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -95,7 +103,8 @@ def test_a_column_added_in_the_source_while_the_worker_runs_arrives(make_env, ma
     insert(mariadb_admin, f"`{env.db}`.ecs_order_info", cols, [(i, f"A{i}", 1, 1, now - 3000) for i in range(1, 21)])
     with Producer(env.config, load_settings(), [spec]) as producer:
         producer.cycle(start=now - 3600, end=now - 2000)
-        worker = env.popen("consume", "--table", "ecs_order_info")
+        port = free_port()
+        worker = env.popen("consume", "--table", "ecs_order_info", "--metrics-port", str(port))
         try:
             wait_landed(env, "ecs_order_info", 20, worker)
             with mariadb_admin.cursor() as cur:
@@ -105,6 +114,9 @@ def test_a_column_added_in_the_source_while_the_worker_runs_arrives(make_env, ma
             producer.cycle(end=now - 1000)
             wait_landed(env, "ecs_order_info", 30, worker)
             assert worker.poll() is None  # no restart, no crash
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            assert 'ordertrack_rows_landed_total{table="ecs_order_info"} 30.0' in metrics
+            assert "ordertrack_landing_batch_seconds_count" in metrics
         finally:
             stop(worker)
     rows = env.engine().query(f'SELECT order_id, delivery_priority FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1')
