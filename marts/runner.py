@@ -78,13 +78,11 @@ def _table(schema: str, name: str, alias: str | None = None) -> exp.Table:
 class MartSql:
     """Renders one mart's statements for a dialect."""
 
-    def __init__(self, spec: TableSpec, registry: TableRegistry, dialect: str, history: list[str],
-                 orders_history: list[str] | None = None) -> None:
+    def __init__(self, spec: TableSpec, registry: TableRegistry, dialect: str, history: list[str]) -> None:
         self.spec = spec
         self.registry = registry
         self.dialect = dialect
         self.history = history  # history tables of this mart, from the catalog
-        self.orders_history = orders_history or []
 
     def tables(self) -> dict[str, tuple[str, str]]:
         s = self.spec
@@ -218,7 +216,7 @@ class MartRunner:
         orders_history = self.history_tables(execute, orders) if spec.name == TRACKING else []
         if spec.name == TRACKING:
             self.ensure_mart(execute, orders)
-        sql = MartSql(spec, self.registry, self.dialect, history, orders_history)
+        sql = MartSql(spec, self.registry, self.dialect, history)
         for f in merge_files(spec.name):
             if f.name.startswith("40_"):
                 for h in history:

@@ -8,7 +8,6 @@ up`), then `.env` in the working directory; real environment variables win over 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
@@ -109,8 +108,3 @@ def load_settings() -> Settings:
         warehouse=_load(WarehouseSettings, files),
         s3=_load(S3Settings, files),
     )
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return load_settings()

@@ -24,6 +24,8 @@ from typing import Literal
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_fixed
+
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 from ordertrack.log import get_logger
@@ -64,6 +66,10 @@ class WindowResult:
     seconds: float = 0.0
     error: str | None = None
     partition_end_offsets: dict[int, int] = field(default_factory=dict)
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaException) and exc.args[0].retriable()
 
 
 def producer_config(config: PipelineConfig, settings: Settings, table: str) -> dict:
@@ -282,17 +288,15 @@ class TablePoller:
 
     def _commit(self) -> None:
         timeout = self.config.kafka.transaction_timeout_seconds
-        for _ in range(5):
-            try:
-                self._producer.commit_transaction(timeout)
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.retriable():
-                    time.sleep(1)
-                    continue
-                raise ServiceUnavailableError(f"Committing the Kafka transaction failed: {err.str()}") from None
-        raise ServiceUnavailableError("Committing the Kafka transaction kept failing with retriable errors.")
+
+        @retry(retry=retry_if_exception(_retriable), stop=stop_after_attempt(5), wait=wait_fixed(1), reraise=True)
+        def commit() -> None:
+            self._producer.commit_transaction(timeout)
+
+        try:
+            commit()
+        except KafkaException as exc:
+            raise ServiceUnavailableError(f"Committing the Kafka transaction failed: {exc.args[0].str()}") from None
 
     def _abort(self) -> None:
         try:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
 import uuid
 
-from ordertrack.errors import OrdertrackError, ServiceUnavailableError
+from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_path
 from ordertrack.stack.layout import StackLayout
@@ -67,7 +66,8 @@ class KafkaService(PidTracked):
                 pid_file=self.pid_file,
             )
             log.info("stack.kafka.started", address=self.bootstrap)
-        self._wait_healthy(timeout=90)
+        self.wait_healthy(self._metadata_ok, timeout=90, interval=1.0, log_file=self.dir / "logs" / "server.log",
+                          not_ready=f"Kafka did not answer a metadata request on {self.bootstrap}")
         return self.status()
 
     def _fetch(self) -> None:
@@ -145,21 +145,6 @@ class KafkaService(PidTracked):
             "-cp", f"{self.lib}/*",
             main_class, *args,
         ]
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._metadata_ok():
-                return
-            if self.running_pid() is None:
-                raise ServiceUnavailableError(
-                    f"Kafka exited during start-up; see {self.dir / 'logs' / 'server.log'}."
-                )
-            time.sleep(1)
-        raise ServiceUnavailableError(
-            f"Kafka did not answer a metadata request on {self.bootstrap} within {timeout:.0f}s; "
-            f"see {self.dir / 'logs' / 'server.log'}."
-        )
 
     def _metadata_ok(self) -> bool:
         from confluent_kafka.admin import AdminClient

@@ -15,11 +15,10 @@ import os
 import re
 import secrets
 import subprocess
-import time
 
 import pymysql
 
-from ordertrack.errors import OrdertrackError, ServiceUnavailableError
+from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_text
 from ordertrack.stack.envfile import read_env
@@ -84,7 +83,8 @@ class MariaDBService(PidTracked):
             self.socket.unlink(missing_ok=True)
             start_detached(self._argv(), log_file=self.dir / "stdout.log", pid_file=self.pid_file)
             log.info("stack.mariadb.started", address=self.address)
-        self._wait_healthy(timeout=60)
+        self.wait_healthy(self._answers, timeout=60, interval=0.5, log_file=self.dir / "error.log",
+                          not_ready="MariaDB did not accept connections")
         self._bootstrap(env or self.env())
         return self.status()
 
@@ -139,21 +139,13 @@ class MariaDBService(PidTracked):
             unix_socket=str(self.socket), user=user, database=database, autocommit=True, connect_timeout=5
         )
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with self.admin_connect() as conn, conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                    return
-            except pymysql.err.MySQLError:
-                pass
-            if self.running_pid() is None:
-                raise ServiceUnavailableError(f"MariaDB exited during start-up; see {self.dir / 'error.log'}.")
-            time.sleep(0.5)
-        raise ServiceUnavailableError(
-            f"MariaDB did not accept connections within {timeout:.0f}s; see {self.dir / 'error.log'}."
-        )
+    def _answers(self) -> bool:
+        try:
+            with self.admin_connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except pymysql.err.MySQLError:
+            return False
 
     def _bootstrap(self, env: dict[str, str]) -> None:
         """Idempotent: schema, users, passwords and grants are (re)applied on every `up`."""

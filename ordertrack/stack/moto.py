@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from ordertrack.errors import MissingToolError, ServiceUnavailableError
+from ordertrack.errors import MissingToolError
 from ordertrack.log import get_logger
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
@@ -55,12 +54,9 @@ class MotoService(PidTracked):
                 log_file=self.dir / "moto.log", pid_file=self.pid_file, cwd=self.dir,
             )
             log.info("stack.s3.started", address=self.url)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._healthy():
-                return self.status()
-            time.sleep(0.3)
-        raise ServiceUnavailableError(f"moto's S3 server did not answer on {self.url}; see {self.dir / 'moto.log'}.")
+        self.wait_healthy(self._healthy, timeout=30, interval=0.3, log_file=self.dir / "moto.log",
+                          not_ready=f"moto's S3 server did not answer on {self.url}")
+        return self.status()
 
     def _healthy(self) -> bool:
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from ordertrack.errors import ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.stack.process import running_pid, stop_pid
 
@@ -60,6 +63,18 @@ class PidTracked:
             log.info("stack.stopped", service=self.name, pid=pid)
         self.pid_file.unlink(missing_ok=True)
         return self.status()
+
+    def wait_healthy(self, healthy: Callable[[], bool], *, timeout: float, interval: float,
+                     not_ready: str, log_file: Path) -> None:
+        """Poll `healthy` until it holds; fail at once if the process died, or after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if healthy():
+                return
+            if self.running_pid() is None:
+                raise ServiceUnavailableError(f"{self.name} exited during start-up; see {log_file}.")
+            time.sleep(interval)
+        raise ServiceUnavailableError(f"{not_ready} within {timeout:.0f}s; see {log_file}.")
 
     def status(self) -> ServiceStatus:  # pragma: no cover - every service defines it
         raise NotImplementedError

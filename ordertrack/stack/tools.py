@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ def require(program: str, install_hint: str) -> str:
     return path
 
 
+@functools.cache
 def require_java(minimum: int = 17) -> str:
     java = require("java", f"install a Java {minimum}+ runtime (apt-get install openjdk-17-jre-headless)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
