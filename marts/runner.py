@@ -6,7 +6,8 @@ formatting strings:
 * tables `__raw__`, `__mart__`, `__hist__`, `__orders_mart__`, `__exceptions__`; `__history__`
   becomes the UNION ALL of every history table of the mart found in the catalog;
 * the column `__cursor__` becomes the table's cursor column, `PARTITION BY __key__` its key;
-* `KEY_MATCH(a, b)` becomes `a.k1 = b.k1 AND a.k2 = b.k2`; `ARCHIVABLE(m)` is TRUE, except for
+* `KEY_MATCH(a, b)` becomes `a.k1 = b.k1 AND a.k2 = b.k2`; `KEY_PRESENT(m)` that no key column
+  of `m` is NULL (such a row could never be matched, so it is never archived); `ARCHIVABLE(m)` is TRUE, except for
   orders: only those whose order_id is no longer in the tracking mart (a NULL-safe anti-join);
 * `:name` values stay bound parameters.
 
@@ -132,6 +133,10 @@ class MartSql:
                 a, b = (arg.name for arg in node.expressions)
                 a, b = (tables[x][1] if x in tables else x for x in (a, b))
                 return key_match(a, b)
+            if isinstance(node, exp.Anonymous) and node.name.upper() == "KEY_PRESENT":
+                m = node.expressions[0].name
+                return exp.and_(*[exp.Not(this=exp.Is(this=exp.column(k, table=m, quoted=True), expression=exp.Null()))
+                                  for k in s.key_columns])
             if isinstance(node, exp.Anonymous) and node.name.upper() == "ARCHIVABLE":
                 if s.name != ORDERS:
                     return exp.true()
@@ -266,12 +271,11 @@ class MartRunner:
             log.info("marts.archived", mart=spec.mart_table, history=hist, rows=before - after)
         return before - after
 
-    # -- the whole step, in landing order ---------------------------------------------------------
+    # -- the step run inside every landing transaction ---------------------------------------------
     def after_landing(self, execute: Execute, spec: TableSpec, batch_id: str) -> None:
+        # Archival reads the whole mart, so it is periodic (the scheduler's `archive` job, and the
+        # end of `run-once`), not per batch; merging handles keys that are already in history.
         self.merge_batch(execute, spec, batch_id)
-        self.archive(execute, spec)
-        if spec.name == TRACKING:  # orders follow their tracking into history
-            self.archive(execute, self.registry.get(ORDERS))
 
 
 def _q(name: str) -> str:

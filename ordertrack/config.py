@@ -101,6 +101,39 @@ class WindowSettings(_Strict):
     )
 
 
+class ScheduleConfig(_Strict):
+    """When the sidecar's jobs run: cron expressions, evaluated in UTC."""
+
+    retention: str = Field("0 * * * *", description="Raw retention trim (hourly).")
+    vacuum: str = Field("0 2 * * *", description="VACUUM of the marts (02:00 UTC).")
+    dq: str = Field("0 3 * * *", description="Data-quality checks (03:00 UTC).")
+    archive: str = Field("30 * * * *", description="Mart rows past the history cutoff moved to half-year history tables.")
+
+    @field_validator("retention", "vacuum", "dq", "archive")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is not a cron expression (minute hour day month weekday)")
+        return v
+
+
+class RetentionConfig(_Strict):
+    raw_hours: int = Field(24, ge=1, description="Raw rows ingested longer ago than this are deleted, once merged.")
+
+
+class DataQualityConfig(_Strict):
+    extraction_window_minutes: int = Field(120, ge=5, description="Length of the extraction reconciliation window.")
+    extraction_lag_minutes: int = Field(5, ge=0, description="The window ends this long before now.")
+    settle_minutes: int = Field(15, ge=0, description="Rows younger than this are not judged (their other half may be in flight).")
+    no_scan_grace_hours: int = Field(24, ge=1, description="An order older than this with no scan event is an exception.")
+    max_watermark_age_minutes: int = Field(30, ge=1, description="A watermark further behind now than this is stale.")
+    max_lag_messages: int = Field(100_000, ge=1, description="Consumer lag (messages) above this is an exception.")
+    max_lag_minutes: float = Field(30, gt=0, description="Consumer lag (age of the oldest unlanded message) above this.")
+    sample_keys: int = Field(20, ge=1, le=10_000, description="Keys listed per finding in notes and --json.")
+
+
 class TableConfig(_Strict):
     full_name: str = Field(description="`<database>.<table>` in the source.")
     cdc_strategy: CdcStrategy = "hybrid"
@@ -158,6 +191,9 @@ class PipelineConfig(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     processing: ProcessingConfig = ProcessingConfig()
     window_settings: WindowSettings = WindowSettings()
+    schedule: ScheduleConfig = ScheduleConfig()
+    retention: RetentionConfig = RetentionConfig()
+    dq: DataQualityConfig = DataQualityConfig()
     tables: tuple[TableConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

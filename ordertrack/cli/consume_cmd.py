@@ -56,6 +56,9 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
         produced = producer.cycle()
     engine = open_engine(state.config, state.settings)
     landed = {r.table: r for r in drain(state.config, state.settings, engine, specs, after_landing=merge_hook(state, engine))}
+    from marts.maintenance import archive_all
+
+    archive_all(engine, state.registry)  # as the batch job did at the end of each run
     rows = []
     for t in produced.tables:
         spec = state.registry.get(t.table)

@@ -29,6 +29,7 @@ from ordertrack.log import get_logger
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import (
     EXCEPTIONS_TABLE,
+    JOB_RUNS_TABLE,
     LEDGER_TABLE,
     META_COLUMNS,
     AfterLanding,
@@ -72,7 +73,10 @@ class DuckDBEngine:
     # -- connections ------------------------------------------------------------------------------
     @_retry_on_lock
     def _open(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.path))
+        con = duckdb.connect(str(self.path))
+        # Warehouse timestamps are UTC, as on Redshift, whatever the host's time zone.
+        con.execute("SET TimeZone = 'UTC'")
+        return con
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -106,6 +110,13 @@ class DuckDBEngine:
                 "order_id BIGINT, exception_type VARCHAR NOT NULL, detected_at TIMESTAMP NOT NULL, "
                 "notes VARCHAR, resolved_at TIMESTAMP, resolution_notes VARCHAR, source_table VARCHAR, "
                 "kafka_topic VARCHAR, kafka_partition INTEGER, kafka_offset BIGINT)"
+            )
+            con.execute(f"ALTER TABLE {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)} ADD COLUMN IF NOT EXISTS resolved_by VARCHAR")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {q(self.raw_schema)}.{q(JOB_RUNS_TABLE)} ("
+                "run_id VARCHAR NOT NULL, job VARCHAR NOT NULL, scheduled_for TIMESTAMP NOT NULL, "
+                "started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL, "
+                "figures VARCHAR, error VARCHAR, host VARCHAR)"
             )
 
     # -- protocol ---------------------------------------------------------------------------------
@@ -305,6 +316,18 @@ class DuckDBEngine:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         with self.connection() as con:
             return _query(con, sql, params)
+
+    def vacuum(self, specs: list[TableSpec]) -> list[str]:
+        # DuckDB's VACUUM only refreshes statistics; CHECKPOINT is what vacuums deleted rows
+        # and gives their space back (DuckDB docs, "Reclaiming space").
+        statements = [f"VACUUM ANALYZE {q(s.mart_schema)}.{q(s.mart_table)}" for s in specs
+                      if self.query("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                                    [s.mart_schema, s.mart_table])]
+        statements.append("CHECKPOINT")
+        with self.connection() as con:
+            for stmt in statements:
+                _query(con, stmt, None)
+        return statements
 
     def close(self) -> None:
         pass  # connections are per unit of work

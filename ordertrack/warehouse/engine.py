@@ -19,6 +19,8 @@ from ordertrack.warehouse.types import Column
 
 LEDGER_TABLE = "ordertrack_ingest_ledger"
 EXCEPTIONS_TABLE = "order_tracking_exceptions"
+JOB_RUNS_TABLE = "ordertrack_job_runs"
+"""One row per scheduled job run (raw schema, beside the ledger): start, end, status, figures."""
 META_COLUMNS = (
     Column("_kafka_topic", "VARCHAR(255)"),
     Column("_kafka_partition", "INTEGER"),
@@ -90,6 +92,10 @@ class WarehouseEngine(Protocol):
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run a read-only statement (CLI, checks, tests)."""
+
+    def vacuum(self, specs: list[TableSpec]) -> list[str]:
+        """Reclaim the space of deleted mart rows and restore sort order, outside any transaction;
+        return the statements run."""
 
     def close(self) -> None:
         """Release the connection."""

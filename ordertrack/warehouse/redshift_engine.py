@@ -183,6 +183,13 @@ class RedshiftEngine:
             merged=after is not None,
         )
 
+    def vacuum(self, specs: list[TableSpec]) -> list[str]:
+        statements = sql.vacuum_statements(specs)
+        con = self._connect()  # autocommit: VACUUM refuses to run inside a transaction block
+        for stmt in statements:
+            con.cursor().execute(stmt)
+        return statements
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, LEDGER_TABLE, META_COLUMNS
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE, META_COLUMNS
 from ordertrack.warehouse.types import Column
 
 
@@ -31,8 +31,20 @@ def catalog_ddl(raw_schema: str, mart_schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {q(mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
         "order_id BIGINT, exception_type VARCHAR(64) NOT NULL, detected_at TIMESTAMP NOT NULL, "
         "notes VARCHAR(4096), resolved_at TIMESTAMP, resolution_notes VARCHAR(4096), source_table VARCHAR(128), "
-        "kafka_topic VARCHAR(255), kafka_partition INTEGER, kafka_offset BIGINT)",
+        "kafka_topic VARCHAR(255), kafka_partition INTEGER, kafka_offset BIGINT, resolved_by VARCHAR(128))",
+        f"CREATE TABLE IF NOT EXISTS {q(raw_schema)}.{q(JOB_RUNS_TABLE)} ("
+        "run_id VARCHAR(32) NOT NULL, job VARCHAR(64) NOT NULL, scheduled_for TIMESTAMP NOT NULL, "
+        "started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR(16) NOT NULL, "
+        "figures VARCHAR(65535), error VARCHAR(4096), host VARCHAR(255))",
     ]
+
+
+def vacuum_statements(specs: list[TableSpec]) -> list[str]:
+    """What the old nightly job ran: deleted rows reclaimed on every mart, the orders mart
+    (filtered by partner and add time) re-sorted. VACUUM cannot run inside a transaction."""
+    out = [f"VACUUM DELETE ONLY {q(s.mart_schema)}.{q(s.mart_table)}" for s in specs]
+    out += [f"VACUUM SORT ONLY {q(s.mart_schema)}.{q(s.mart_table)}" for s in specs if s.name == "ecs_order_info"]
+    return out
 
 
 def create_raw_table(spec: TableSpec, columns: list[Column]) -> str:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.staging import RawMessage, stage
+from marts.maintenance import archive_all
 from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, half_year, merge_files
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
@@ -60,8 +61,10 @@ class Topic:
 
 
 def land(engine, spec, messages) -> None:
+    """Land and merge a batch, then archive as the scheduler's `archive` job does."""
     result = engine.land(spec, spec.topic, stage(messages), after=runner().after_landing)
     assert result.merge_error is None, result.merge_error
+    archive_all(engine, REGISTRY)
 
 
 def mart_and_history(engine, spec) -> list[tuple]:

@@ -1,0 +1,64 @@
+"""The sidecar's warehouse jobs: raw retention and history archival, each table in its own
+transaction, with the figures a job run records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from marts.runner import MERGE_ORDER, MartRunner
+from marts.sqlfiles import SQL_DIR, Relation, count_of, parse, render
+from ordertrack.log import get_logger
+from ordertrack.tables import TableRegistry, TableSpec
+from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
+
+log = get_logger(__name__)
+
+RETENTION_DELETE = SQL_DIR / "maintenance" / "10_raw_retention.sql"
+PAST_RETENTION = SQL_DIR / "maintenance" / "11_raw_past_retention.sql"
+
+
+def utc_naive(ts: datetime) -> datetime:
+    """Warehouse TIMESTAMP columns hold UTC without a zone."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def trim_raw(engine: WarehouseEngine, registry: TableRegistry, now: datetime, hours: int) -> dict[str, dict[str, int]]:
+    """Delete merged raw rows ingested more than `hours` before `now`; per table, the rows
+    deleted and the rows past the cutoff kept because their batch is not merged yet."""
+    cutoff = utc_naive(now) - timedelta(hours=hours)
+    out: dict[str, dict[str, int]] = {}
+    for spec in registry:
+        if not engine.raw_columns(spec):
+            continue  # nothing landed for this table yet
+        relations = _retention_relations(engine, spec)
+        delete = parse(RETENTION_DELETE)
+
+        def step(execute: Execute, delete=delete, relations=relations) -> dict[str, int]:
+            params: dict[str, Any] = {"cutoff": cutoff}
+            past = execute(render(PAST_RETENTION, engine.dialect, relations), params)[0][0]
+            due = execute(render(count_of(delete), engine.dialect, relations), params)[0][0]
+            execute(render(delete, engine.dialect, relations), params)
+            return {"deleted": int(due), "kept_unmerged": int(past - due)}
+
+        out[spec.name] = engine.in_transaction(step)
+        log.info("retention.trimmed", table=spec.raw_table, cutoff=cutoff.isoformat(), **out[spec.name])
+    return out
+
+
+def _retention_relations(engine: WarehouseEngine, spec: TableSpec) -> dict[str, Relation]:
+    raw_schema = getattr(engine, "raw_schema", spec.raw_schema)
+    return {"__raw__": (spec.raw_schema, spec.raw_table), "__ledger__": (raw_schema, LEDGER_TABLE)}
+
+
+def archive_all(engine: WarehouseEngine, registry: TableRegistry) -> dict[str, dict[str, int]]:
+    """Move mart rows past the history cutoff into half-year history tables: tracking first,
+    then the orders whose tracking has gone, then scan events; one transaction per mart."""
+    runner = MartRunner(registry, engine.dialect)
+    out: dict[str, dict[str, int]] = {}
+    for name in MERGE_ORDER:
+        spec = registry.get(name)
+        if not engine.raw_columns(spec):
+            continue
+        out[name] = engine.in_transaction(lambda execute, spec=spec: runner.archive(execute, spec))
+    return out
