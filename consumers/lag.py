@@ -33,7 +33,7 @@ class PartitionLag:
 
 
 def measure_lag(config: PipelineConfig, settings: Settings, engine: WarehouseEngine, specs: list[TableSpec]) -> list[PartitionLag]:
-    conf = consumer_config(config, settings) | {"group.id": f"{config.pipeline.name}.lag-probe", "enable.partition.eof": False}
+    conf = consumer_config(config, settings) | {"group.id": f"{config.pipeline.name}.lag-probe", "enable.partition.eof": True}
     c = Consumer(conf)
     out = []
     try:
@@ -43,16 +43,32 @@ def measure_lag(config: PipelineConfig, settings: Settings, engine: WarehouseEng
             for p in sorted(md.partitions):
                 low, end = c.get_watermark_offsets(TopicPartition(spec.topic, p), timeout=15, cached=False)
                 nxt = max(landed.get(p, 0), low)
-                lag = max(0, end - nxt)
-                minutes = 0.0
-                if lag:
-                    c.assign([TopicPartition(spec.topic, p, nxt)])
-                    m = c.poll(5)
-                    if m is not None and not m.error() and m.offset() < end:
-                        minutes = max(0.0, (time.time() * 1000 - m.timestamp()[1]) / 60000)
-                out.append(PartitionLag(spec.name, spec.topic, p, nxt, end, lag, round(minutes, 2)))
-                metrics.LAG_MESSAGES.labels(spec.name, str(p)).set(lag)
-            metrics.LAG_SECONDS.labels(spec.name).set(60 * max((x.lag_minutes for x in out if x.table == spec.name), default=0))
+                out.append(PartitionLag(spec.name, spec.topic, p, nxt, end, max(0, end - nxt), 0.0))
+        _oldest_unlanded_ages(c, [x for x in out if x.lag_messages])
     finally:
         c.close()
+    for spec in specs:
+        mine = [x for x in out if x.table == spec.name]
+        for x in mine:
+            metrics.LAG_MESSAGES.labels(spec.name, str(x.partition)).set(x.lag_messages)
+        metrics.LAG_SECONDS.labels(spec.name).set(60 * max((x.lag_minutes for x in mine), default=0))
     return out
+
+
+def _oldest_unlanded_ages(c: Consumer, lagging: list[PartitionLag]) -> None:
+    """Read the first committed message at each lagging partition's next offset, all partitions at
+    once; a partition holding only transaction markers there answers with end-of-partition at once."""
+    if not lagging:
+        return
+    todo = {(x.topic, x.partition): x for x in lagging}
+    c.assign([TopicPartition(x.topic, x.partition, x.landed_up_to) for x in lagging])
+    deadline = time.monotonic() + 15
+    while todo and time.monotonic() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        x = todo.pop((m.topic(), m.partition()), None)
+        if x is None or m.error():
+            continue  # end of partition (only markers left) or an error: the age stays 0
+        if m.offset() < x.end_offset:
+            x.lag_minutes = round(max(0.0, (time.time() * 1000 - m.timestamp()[1]) / 60000), 2)

@@ -18,8 +18,8 @@ SOURCE_DIALECT = "redshift"
 SQL_DIR = Path(__file__).parent
 
 TableName = tuple[str, str]
-Relation = TableName | list[TableName]
-"""(schema, table), or a list of them read as one relation."""
+Relation = TableName | list[TableName] | exp.Query
+"""(schema, table), a list of them read as one relation, or a query read as a subquery."""
 
 
 def table(schema: str, name: str, alias: str | None = None) -> exp.Table:
@@ -38,11 +38,17 @@ def substitute(tree: exp.Expression, relations: dict[str, Relation]) -> exp.Expr
     """The tree with every placeholder table replaced by its relation."""
 
     def transform(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.table in relations and isinstance(relations[node.table], tuple):
+            # a column qualified by a placeholder table (an UPDATE's target): the bare table name
+            return exp.column(node.name, table=relations[node.table][1], quoted=True)
         if not (isinstance(node, exp.Table) and node.name in relations):
             return node
         rel, alias = relations[node.name], node.alias or None
         if isinstance(rel, tuple):
             return table(*rel, alias=alias)
+        if isinstance(rel, exp.Query):
+            inner = substitute(rel, {k: v for k, v in relations.items() if v is not rel})
+            return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias or node.name.strip("_"))))
         if not rel:
             raise ValueError(f"{node.name} maps to no table")
         union: exp.Expression = exp.select("*").from_(table(*rel[0]))
@@ -66,3 +72,8 @@ def count_of(delete: exp.Expression) -> exp.Expression:
     q = exp.select(exp.Count(this=exp.Star())).from_(delete.this.copy())
     where = delete.args.get("where")
     return q.where(where.this.copy()) if where is not None else q
+
+
+def render_text(sql: str, dialect: str, relations: dict[str, Relation]) -> str:
+    """Inline SQL, written in the source dialect with placeholders like the files."""
+    return render(sqlglot.parse_one(sql, read=SOURCE_DIALECT), dialect, relations)

@@ -18,7 +18,10 @@ from ordertrack import __version__
 from ordertrack.cli import (
     config_cmd,
     consume_cmd,
+    dq_cmd,
+    exceptions_cmd,
     generate_cmd,
+    maintenance_cmd,
     marts_cmd,
     produce_cmd,
     source_cmd,
@@ -43,6 +46,12 @@ app.add_typer(source_cmd.app, name="source")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(watermarks_cmd.app, name="watermarks")
 app.add_typer(marts_cmd.app, name="marts")
+app.add_typer(dq_cmd.app, name="dq")
+app.add_typer(exceptions_cmd.app, name="exceptions")
+app.add_typer(maintenance_cmd.scheduler_app, name="scheduler")
+app.command("vacuum")(maintenance_cmd.vacuum)
+app.command("retention")(maintenance_cmd.retention)
+app.command("archive")(maintenance_cmd.archive)
 app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)

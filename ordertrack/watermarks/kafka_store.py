@@ -107,6 +107,38 @@ class KafkaWatermarkStore:
                     todo.discard(m.partition())
         return marks
 
+    def history(self, since: float) -> list[Watermark]:
+        """Every committed record written since `since` (unix seconds), oldest first: the windows
+        the producer published, with their row counts. Compaction may have removed records older
+        than the topic's active segment; recent ones are there."""
+        c = self._consumer("read_committed")
+        try:
+            parts = self._partitions(c)
+            ends = {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1] for p in parts}
+            starts = c.offsets_for_times([TopicPartition(self.topic, p, int(since * 1000)) for p in parts], timeout=15)
+            todo = {tp.partition: tp.offset for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+            if not todo:
+                return []
+            c.assign([TopicPartition(self.topic, p, o) for p, o in todo.items()])
+            out: list[Watermark] = []
+            deadline = time.monotonic() + 60
+            while todo:
+                if time.monotonic() > deadline:
+                    raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
+                for m in c.consume(num_messages=500, timeout=1.0):
+                    if m.error():
+                        if m.error().code() == -191:  # _PARTITION_EOF
+                            todo.pop(m.partition(), None)
+                            continue
+                        raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
+                    if m.value() is not None:
+                        out.append(Watermark.from_json(m.value()))
+                    if m.offset() + 1 >= ends[m.partition()]:
+                        todo.pop(m.partition(), None)
+            return sorted(out, key=lambda w: w.written_at)
+        finally:
+            c.close()
+
     def write(self, marks: list[Watermark]) -> None:
         if not marks:
             return

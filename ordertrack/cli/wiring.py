@@ -1,0 +1,69 @@
+"""Where the CLI joins the stages: what the checks read from the source and Kafka, and the jobs
+the sidecar runs. The stages never import each other; this module hands each what it needs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ordertrack.quality.runner import DataQuality, DqInputs
+from ordertrack.scheduler.scheduler import Job
+from ordertrack.source.connection import connect
+from ordertrack.tables import TableSpec
+from ordertrack.warehouse.engine import WarehouseEngine
+
+
+def dq_inputs(state) -> DqInputs:  # noqa: ANN001 - CliState
+    from consumers.lag import measure_lag
+    from producers.runner import watermark_store
+
+    config, settings = state.config, state.settings
+    store = watermark_store(config, settings)
+
+    def source_versions(spec: TableSpec, start: int, end: int) -> set[tuple]:
+        cols = ", ".join(f"`{c}`" for c in (*spec.key_columns, spec.cursor_column))
+        with connect(settings.mysql, database=spec.database, read_timeout=config.processing.query_timeout_seconds) as conn:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {cols} FROM `{spec.database}`.`{spec.name}` "
+                            f"WHERE `{spec.cursor_column}` >= %s AND `{spec.cursor_column}` < %s", (start, end))
+                return {tuple(int(v) if isinstance(v, int) else v for v in r) for r in cur.fetchall()}
+
+    def lag() -> dict[str, tuple[int, float]]:
+        from ordertrack.warehouse.factory import open_engine
+
+        rows = measure_lag(config, settings, open_engine(config, settings), list(state.registry))
+        out: dict[str, tuple[int, float]] = {}
+        for r in rows:
+            m, a = out.get(r.table, (0, 0.0))
+            out[r.table] = (m + r.lag_messages, max(a, r.lag_minutes))
+        return out
+
+    return DqInputs(source_versions=source_versions, watermark_history=store.history,
+                    latest_watermarks=store.latest, lag=lag)
+
+
+def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001 - CliState
+    from marts.maintenance import archive_all, trim_raw
+
+    config, registry = state.config, state.registry
+
+    def retention(slot: datetime) -> dict[str, Any]:
+        return trim_raw(engine, registry, slot, config.retention.raw_hours)
+
+    def archive(slot: datetime) -> dict[str, Any]:
+        return archive_all(engine, registry)
+
+    def vacuum(slot: datetime) -> dict[str, Any]:
+        return {"statements": engine.vacuum(list(registry))}
+
+    def dq(slot: datetime) -> dict[str, Any]:
+        report = DataQuality(engine, registry, config.dq, dq_inputs(state)).run()
+        if report.failed_checks:  # recorded as a failed run; the exceptions written so far stay
+            raise RuntimeError(f"check(s) failed to run: {', '.join(report.failed_checks)}")
+        return {"open_exceptions": report.open_exceptions,
+                "checks": {c.check: {"status": c.status, "found": c.found, "new": c.new_exceptions,
+                                     "resolved": c.resolved_exceptions} for c in report.checks}}
+
+    s = config.schedule
+    return [Job("retention", s.retention, retention), Job("archive", s.archive, archive),
+            Job("vacuum", s.vacuum, vacuum), Job("dq", s.dq, dq)]

@@ -1,0 +1,184 @@
+"""`dq run`: each check in turn, its findings recorded in the exceptions table.
+
+The warehouse checks are SQL files in `marts/dq/`; the two that look outside the warehouse
+(extraction reads the source and the watermark topic, freshness the watermarks and the consumer
+lag) get those through `DqInputs`, wired by the CLI, so this module imports no other stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from marts.sqlfiles import SQL_DIR, Relation, parse, render
+from ordertrack.config import DataQualityConfig
+from ordertrack.log import get_logger
+from ordertrack.quality import catalog, exceptions, extraction, freshness
+from ordertrack.quality.results import CheckResult, DqReport
+from ordertrack.tables import TableRegistry, TableSpec
+from ordertrack.warehouse.engine import WarehouseEngine
+from ordertrack.watermarks.model import Watermark
+
+log = get_logger(__name__)
+DQ_SQL = SQL_DIR / "dq"
+
+CHECKS = ("extraction", "alignment", "no_scan_events", "reactivated_without_order", "freshness", "consolidation")
+
+
+@dataclass
+class DqInputs:
+    """What the checks read outside the warehouse."""
+
+    source_versions: Callable[[TableSpec, int, int], set[tuple]]
+    """(key..., cursor) of the source rows with start <= cursor < end."""
+    watermark_history: Callable[[float], list[Watermark]]
+    """Committed watermark records written since a unix time, oldest first."""
+    latest_watermarks: Callable[[], dict[str, Watermark]]
+    lag: Callable[[], dict[str, tuple[int, float]]]
+    """Table -> (messages not landed, age in minutes of the oldest)."""
+
+
+@dataclass(frozen=True)
+class _SqlCheck:
+    file: str
+    exception_type: str
+    source_table: str
+    params: Callable[[DataQualityConfig, int], dict[str, Any]]
+
+
+SQL_CHECKS = {
+    "alignment": _SqlCheck("tracking_scan_misaligned.sql", "tracking_scan_misaligned", "uni_tracking_info",
+                           lambda c, now: {"settled_before": now - c.settle_minutes * 60}),
+    "no_scan_events": _SqlCheck("order_without_scan_events.sql", "order_without_scan_events", "ecs_order_info",
+                                lambda c, now: {"added_before": now - c.no_scan_grace_hours * 3600}),
+    "reactivated_without_order": _SqlCheck("reactivated_without_order.sql", "reactivated_without_order",
+                                           "uni_tracking_info", lambda c, now: {}),
+}
+
+
+class DataQuality:
+    def __init__(self, engine: WarehouseEngine, registry: TableRegistry, cfg: DataQualityConfig,
+                 inputs: DqInputs | None = None) -> None:
+        self.engine, self.registry, self.cfg, self.inputs = engine, registry, cfg, inputs
+
+    def run(self, checks: list[str] | None = None, now: datetime | None = None) -> DqReport:
+        now = now or datetime.now(timezone.utc)
+        names = checks or list(CHECKS)
+        unknown = sorted(set(names) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"unknown check(s) {', '.join(unknown)}; the checks are {', '.join(CHECKS)}")
+        rel = catalog.relations(self.engine, self.registry)
+        results = []
+        for name in [c for c in CHECKS if c in names]:  # consolidation last: it sums up the others
+            result = CheckResult(name)
+            try:
+                if rel is None:
+                    result.status, result.message = "skipped", "the marts do not exist yet (nothing has landed)"
+                else:
+                    getattr(self, f"_{name}")(result, rel, int(now.timestamp()))
+            except Exception as exc:  # one failing check must not hide the others
+                result.status, result.message = "error", f"{type(exc).__name__}: {exc}"
+                log.error("dq.check.failed", check=name, error=result.message)
+            if result.status == "ok" and result.found:
+                result.status = "found"
+            log.info("dq.check", check=name, status=result.status, found=result.found,
+                     new_exceptions=result.new_exceptions, resolved=result.resolved_exceptions)
+            results.append(result)
+        open_now = exceptions.open_by_type(self.engine, rel) if rel is not None else {}
+        return DqReport(results, open_now)
+
+    # -- warehouse checks ------------------------------------------------------------------------
+    def _sql_check(self, name: str, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        check = SQL_CHECKS[name]
+        findings = parse(DQ_SQL / check.file)
+        params = check.params(self.cfg, now)
+
+        def step(execute):
+            counts = exceptions.record_query_findings(
+                execute, self.engine.dialect, rel, check=name, exception_type=check.exception_type,
+                findings=findings, params=params, source_table=check.source_table)
+            sample = execute(render(findings, self.engine.dialect, rel) + f" ORDER BY 1 LIMIT {self.cfg.sample_keys}",
+                             params) if counts[0] else []
+            return counts, sample
+
+        (result.found, result.new_exceptions, result.resolved_exceptions), sample = self.engine.in_transaction(step)
+        result.details = [{"order_id": r[0], "notes": r[1]} for r in sample]
+        result.message = f"{result.found} order(s): {check.exception_type}" if result.found else "none found"
+
+    def _alignment(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        self._sql_check("alignment", result, rel, now)
+
+    def _no_scan_events(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        self._sql_check("no_scan_events", result, rel, now)
+
+    def _reactivated_without_order(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        self._sql_check("reactivated_without_order", result, rel, now)
+
+    def _consolidation(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        rows = self.engine.query(render(DQ_SQL / "open_exceptions.sql", self.engine.dialect, rel))
+        result.details = [{"exception_type": t, "open": int(n), "oldest": str(a), "newest": str(b)} for t, n, a, b in rows]
+        result.found = sum(int(r[1]) for r in rows)
+        result.message = ", ".join(f"{t}: {n}" for t, n, _, _ in rows) if rows else "no open exceptions"
+
+    # -- checks that read outside the warehouse --------------------------------------------------
+    def _needs_inputs(self) -> DqInputs:
+        if self.inputs is None:
+            raise RuntimeError("this check needs the source and Kafka, which were not given")
+        return self.inputs
+
+    def _table_finding(self, rel: dict[str, Relation], check: str, exception_type: str, table: str,
+                       problem: str | None, result: CheckResult) -> None:
+        def step(execute):
+            if problem:
+                return exceptions.record_table_finding(execute, self.engine.dialect, rel, exception_type=exception_type,
+                                                       source_table=table, notes=problem), 0
+            return False, exceptions.resolve_table_finding(execute, self.engine.dialect, rel, check=check,
+                                                           exception_type=exception_type, source_table=table)
+
+        new, resolved = self.engine.in_transaction(step)
+        result.found += bool(problem)
+        result.new_exceptions += int(new)
+        result.resolved_exceptions += resolved
+
+    def _extraction(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        inputs = self._needs_inputs()
+        end = now - self.cfg.extraction_lag_minutes * 60
+        start = end - self.cfg.extraction_window_minutes * 60
+        # Records are written when a window commits, at most a transaction timeout after its end.
+        marks = inputs.watermark_history(start - 3600)
+        notes = []
+        for spec in self.registry:
+            chain, in_flight = extraction.published_chain(
+                [m for m in marks if m.table == spec.name], start, end, self.engine.next_offsets(spec.topic))
+            if not chain:
+                result.details.append({"table": spec.name, "windows": 0, "windows_in_flight": in_flight,
+                                       "note": "no fully landed window inside the range"})
+                continue
+            a, b = chain[0].window_start, chain[-1].window_end
+            figures = extraction.diagnose(spec.name, chain, in_flight, inputs.source_versions(spec, a, b),
+                                          self._raw_versions(spec, a, b), self.cfg.sample_keys)
+            result.details.append({**asdict(figures), "hops": figures.hops})
+            problem = figures.summary() if figures.hops else None
+            self._table_finding(rel, "extraction", "extraction_gap", spec.name, problem, result)
+            notes.append(figures.summary())
+        result.message = "; ".join(notes) or "no fully landed window inside the range yet"
+
+    def _raw_versions(self, spec: TableSpec, start: int, end: int) -> set[tuple]:
+        cols = ", ".join(f'"{c}"' for c in (*spec.key_columns, spec.cursor_column))
+        ph = "?" if self.engine.dialect == "duckdb" else "%s"
+        rows = self.engine.query(
+            f'SELECT DISTINCT {cols} FROM "{spec.raw_schema}"."{spec.raw_table}" '
+            f'WHERE "{spec.cursor_column}" >= {ph} AND "{spec.cursor_column}" < {ph}', [start, end])
+        return {tuple(int(v) if isinstance(v, (int, float)) else v for v in r) for r in rows}
+
+    def _freshness(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
+        inputs = self._needs_inputs()
+        judged = freshness.judge(self.registry.names(), now, inputs.latest_watermarks(), inputs.lag(), self.cfg)
+        for f in judged:
+            self._table_finding(rel, "freshness", "stale_watermark", f.table, f.stale_watermark, result)
+            self._table_finding(rel, "freshness", "consumer_lag", f.table, f.lagging, result)
+            result.details.append(asdict(f))
+        problems = [f"{f.table}: {p}" for f in judged for p in (f.stale_watermark, f.lagging) if p]
+        result.message = "; ".join(problems) or "watermarks and lag within limits"
