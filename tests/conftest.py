@@ -17,7 +17,7 @@ from ordertrack.errors import OrdertrackError
 from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.settings import Settings, load_settings
 from ordertrack.stack import Stack
-from tests.support.pipeline_env import make_env  # noqa: F401 - a fixture for every test folder
+from tests.support.pipeline_env import make_env, make_env_module  # noqa: F401 - fixtures for every test folder
 
 
 def _in_ci() -> bool:

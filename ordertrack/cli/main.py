@@ -94,9 +94,12 @@ def run() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    except (click.ClickException, typer.exceptions.TyperException) as exc:
+        # typer vendors its own click: a usage error (unknown option, missing value) is one of these
+        if not hasattr(exc, "show"):
+            raise
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:  # a bug, not a user error: say so plainly, traceback on request
         if os.environ.get("ORDERTRACK_TRACEBACK"):
             raise

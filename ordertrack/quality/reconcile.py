@@ -148,7 +148,8 @@ class SqlSide:
         ph = self.ph
         bucket = f"FLOOR(({self.first} - {ph}) / {ph})" if self.dialect != "redshift" else \
             f"FLOOR(CAST({self.first} - {ph} AS DOUBLE PRECISION) / {ph})"
-        sql = (f"SELECT CAST({bucket} AS BIGINT) AS b, COUNT(*), SUM({self._hash()}) FROM {self.relation} "
+        integer = "SIGNED" if self.dialect == "mysql" else "BIGINT"
+        sql = (f"SELECT CAST({bucket} AS {integer}) AS b, COUNT(*), SUM({self._hash()}) FROM {self.relation} "
                f"WHERE {self.first} >= {ph} AND {self.first} < {ph}{f} GROUP BY 1")
         rows = self._query(sql, [lo, step, lo, hi, *p])
         return {int(b): (int(n), int(h)) for b, n, h in rows}

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +62,9 @@ class Env:
         )
 
 
-@pytest.fixture
-def make_env(mariadb_admin, kafka_bootstrap, tmp_path):  # noqa: D103 - re-exported by tests/conftest.py
-    """Factory: `make_env(buffer_minutes=0, batch_size=100, ...)` -> Env. Cleans up after the test."""
+@contextmanager
+def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Callable[..., Env]]:
+    """Factory: `make(buffer_minutes=0, batch_size=100, dq={...}, ...)` -> Env. Cleans up after."""
     made: list[Env] = []
 
     def make(**overrides) -> Env:
@@ -87,6 +89,7 @@ def make_env(mariadb_admin, kafka_bootstrap, tmp_path):  # noqa: D103 - re-expor
             lookback_minutes=overrides.pop("lookback_minutes", 120),
             max_hold_minutes=overrides.pop("max_hold_minutes", 30),
         )
+        raw["dq"].update(overrides.pop("dq", {}))
         batch = overrides.pop("batch_size", 500)
         for t in raw["tables"]:
             t["full_name"] = f"{db}.{t['full_name'].split('.')[1]}"
@@ -100,8 +103,23 @@ def make_env(mariadb_admin, kafka_bootstrap, tmp_path):  # noqa: D103 - re-expor
         made.append(env)
         return env
 
-    yield make
-    for env in made:
-        with mariadb_admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{env.db}`")
-        KafkaAdmin(kafka_bootstrap).delete_topics([t.name for t in pipeline_topics(env.config)])
+    try:
+        yield make
+    finally:
+        for env in made:
+            with mariadb_admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{env.db}`")
+            KafkaAdmin(kafka_bootstrap).delete_topics([t.name for t in pipeline_topics(env.config)])
+
+
+@pytest.fixture
+def make_env(mariadb_admin, kafka_bootstrap, tmp_path):  # noqa: D103 - re-exported by tests/conftest.py
+    with _env_factory(mariadb_admin, kafka_bootstrap, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def make_env_module(mariadb_admin, kafka_bootstrap, tmp_path_factory):
+    """`make_env` for data shared by a module's tests (built once, e.g. a million rows)."""
+    with _env_factory(mariadb_admin, kafka_bootstrap, tmp_path_factory.mktemp("env")) as make:
+        yield make

@@ -60,3 +60,13 @@ def test_wrong_mysql_password_is_named_not_shown(settings):
 def test_unreachable_kafka_is_one_sentence():
     r = cli("topics", "list", KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert_one_sentence(r, 4, "Kafka at 127.0.0.1:1 did not answer")
+
+
+def test_an_unknown_option_is_a_usage_error_not_an_internal_error():
+    r = cli("watermarks", "set", "--nonsense")
+    assert r.returncode == 2 and "No such option: --nonsense" in r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resolving_needs_exactly_one_of_order_and_table():
+    assert_one_sentence(cli("exceptions", "resolve", "--type", "dead_letter", "--note", "x"), 2, "--order-id")

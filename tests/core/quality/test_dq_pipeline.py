@@ -1,0 +1,141 @@
+"""`ordertrack dq run` against the real pipeline: source (MariaDB), watermarks and lag (Kafka), raw
+and marts (DuckDB). Each outside-the-warehouse check finds the defect planted for it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.support.kafka_source import db_now, insert
+
+pytestmark = pytest.mark.integration
+
+ORDER_COLS = ("order_id", "order_sn", "partner_id", "user_id", "add_time")
+TRACKING_COLS = ("order_id", "tracking_number", "carrier_code", "add_time", "update_time", "scan_count")
+SCAN_COLS = ("order_id", "traceSeq", "pathTime", "event_code", "add_time")
+
+
+def seed_orders(conn, db: str, ids: range, t: int) -> None:
+    """Orders added at t, scanned twice (t+60, t+120), tracking aligned with the newest scan."""
+    insert(conn, f"`{db}`.ecs_order_info", ORDER_COLS, [(i, f"SN{i}", 7, 1, t) for i in ids])
+    insert(conn, f"`{db}`.uni_tracking_info", TRACKING_COLS, [(i, f"TN{i}", "ZTO", t, t + 120, 2) for i in ids])
+    insert(conn, f"`{db}`.uni_tracking_spath", SCAN_COLS,
+           [(i, s, t + 60 * s, "SCAN", t + 60 * s) for i in ids for s in (1, 2)])
+
+
+def dq(env, *checks: str) -> tuple[int, dict]:
+    args = [a for c in checks for a in ("--check", c)]
+    r = env.cli("dq", "run", *args, "--json")
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def check(report: dict, name: str) -> dict:
+    return next(c for c in report["checks"] if c["check"] == name)
+
+
+def by_table(result: dict) -> dict[str, dict]:
+    return {d["table"]: d for d in result["details"]}
+
+
+def test_extraction_reconciliation_names_the_hop_that_lost_rows(make_env, mariadb_admin):
+    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"extraction_lag_minutes": 0, "extraction_window_minutes": 60})
+    now = db_now(mariadb_admin)
+    seed_orders(mariadb_admin, env.db, range(1, 41), now - 900)
+    assert env.cli("produce", "--once").returncode == 0
+    assert env.cli("consume", "--drain").returncode == 0
+
+    rc, report = dq(env, "extraction")
+    figures = by_table(check(report, "extraction"))
+    assert rc == 0 and report["healthy"], report
+    assert {t: (f["source_rows"], f["published"], f["landed"], f["hops"]) for t, f in figures.items()} == {
+        "ecs_order_info": (40, 40, 40, []), "uni_tracking_info": (40, 40, 40, []), "uni_tracking_spath": (80, 80, 80, [])}
+
+    # Landing loses three orders (rows deleted from raw); the producer misses a scan event written
+    # late with a cursor inside a window it had already published.
+    env.engine().in_transaction(lambda ex: ex(
+        "DELETE FROM settlement_public.ecs_order_info_raw WHERE order_id IN (5, 6, 7)", {}))
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SCAN_COLS, [(3, 9, now - 600, "LATE", now)])
+
+    rc, report = dq(env, "extraction")
+    result = check(report, "extraction")
+    figures = by_table(result)
+    assert rc == 1 and result["status"] == "found" and result["found"] == 2
+    orders, scans = figures["ecs_order_info"], figures["uni_tracking_spath"]
+    assert (orders["published"], orders["landed"], orders["lost_in_landing"], orders["hops"]) == (
+        40, 37, 3, ["Kafka -> raw (landing)"])
+    assert sorted(k[0] for k in orders["missing_sample"]) == [5, 6, 7]
+    assert (scans["source_rows"], scans["published"], scans["lost_in_extraction"], scans["hops"]) == (
+        81, 80, 1, ["source -> Kafka (producer)"])
+    assert scans["missing_sample"] == [[3, 9, now - 600]]
+    assert figures["uni_tracking_info"]["hops"] == []
+    assert report["open_exceptions"] == {"extraction_gap": 2}
+
+    # The exceptions name the table and the hop; a second run adds no duplicates.
+    rc, report = dq(env, "extraction")
+    assert check(report, "extraction")["new_exceptions"] == 0 and report["open_exceptions"] == {"extraction_gap": 2}
+    r = env.cli("exceptions", "list", "--json")
+    rows = {x["source_table"]: x for x in json.loads(r.stdout)}
+    assert "Kafka and raw lost" in rows["ecs_order_info"]["notes"]
+    assert "source and Kafka lost" in rows["uni_tracking_spath"]["notes"]
+
+
+def test_freshness_finds_a_stale_watermark_and_consumer_lag(make_env, mariadb_admin):
+    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"max_lag_messages": 10, "max_watermark_age_minutes": 30})
+    now = db_now(mariadb_admin)
+    seed_orders(mariadb_admin, env.db, range(1, 6), now - 900)
+    assert env.cli("produce", "--once").returncode == 0
+    assert env.cli("consume", "--drain").returncode == 0
+    rc, report = dq(env, "freshness")
+    assert rc == 0 and check(report, "freshness")["status"] == "ok", report
+
+    # 20 more scan events published but not landed; the orders watermark moved two hours back.
+    later = db_now(mariadb_admin)
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SCAN_COLS, [(1, 10 + s, later, "SCAN", later) for s in range(20)])
+    time.sleep(1.1)  # the next window ends after `later`
+    assert env.cli("produce", "--once").returncode == 0
+    r = env.cli("watermarks", "set", "--table", "ecs_order_info", "--at", str(now - 7200))
+    assert r.returncode == 0, r.stderr
+
+    rc, report = dq(env, "freshness")
+    result = check(report, "freshness")
+    details = {d["table"]: d for d in result["details"]}
+    assert rc == 1 and result["found"] == 2, details
+    assert details["ecs_order_info"]["stale_watermark"].startswith("watermark 1")
+    assert details["uni_tracking_spath"]["lag_messages"] >= 20 and "consumer lag" in details["uni_tracking_spath"]["lagging"]
+    assert report["open_exceptions"] == {"consumer_lag": 1, "stale_watermark": 1}
+
+    # Landing catches up: the lag exception resolves itself on the next run; the watermark stays stale.
+    assert env.cli("consume", "--drain").returncode == 0
+    rc, report = dq(env, "freshness")
+    assert rc == 1 and check(report, "freshness")["resolved_exceptions"] == 1
+    assert report["open_exceptions"] == {"stale_watermark": 1}
+
+
+def test_dq_run_everything_on_a_clean_pipeline_exits_zero_and_an_open_exception_exits_one(make_env, mariadb_admin):
+    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"extraction_lag_minutes": 0, "extraction_window_minutes": 60})
+    now = db_now(mariadb_admin)
+    seed_orders(mariadb_admin, env.db, range(1, 11), now - 900)
+    assert env.cli("produce", "--once").returncode == 0
+    assert env.cli("consume", "--drain").returncode == 0
+    rc, report = dq(env)
+    assert rc == 0, report
+    assert [c["check"] for c in report["checks"]] == ["extraction", "alignment", "no_scan_events",
+                                                      "reactivated_without_order", "freshness", "consolidation"]
+    assert {c["status"] for c in report["checks"]} == {"ok"}
+
+    r = env.cli("dq", "run", "--check", "nonsense")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "the checks are extraction" in r.stderr
+
+    # An operator-visible failure: a dead letter from landing stays open until resolved.
+    env.engine().in_transaction(lambda ex: ex(
+        "INSERT INTO settlement_ods.order_tracking_exceptions (order_id, exception_type, detected_at, notes) "
+        "VALUES (4, 'dead_letter', now(), 'value is not valid JSON')", {}))
+    r = env.cli("dq", "run", "--check", "consolidation")
+    assert r.returncode == 1 and "dead_letter" in r.stdout
+    r = env.cli("exceptions", "resolve", "--order-id", "4", "--type", "dead_letter", "--note", "replayed by hand",
+                "--by", "ops")
+    assert r.returncode == 0 and "resolved 1" in r.stdout
+    assert env.cli("dq", "run", "--check", "consolidation").returncode == 0
