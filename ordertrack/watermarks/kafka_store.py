@@ -85,26 +85,9 @@ class KafkaWatermarkStore:
             c.close()
 
     def _read_all(self, c: Consumer, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
-        todo = {p for p in parts if ends[p] > 0}
-        if not todo:
-            return {}
-        c.assign([TopicPartition(self.topic, p, 0) for p in todo])
         marks: dict[str, Watermark] = {}
-        deadline = time.monotonic() + 60
-        while todo:
-            if time.monotonic() > deadline:
-                raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
-            for m in c.consume(num_messages=500, timeout=1.0):
-                if m.error():
-                    if m.error().code() == -191:  # _PARTITION_EOF
-                        todo.discard(m.partition())
-                        continue
-                    raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
-                if m.value() is not None:
-                    wm = Watermark.from_json(m.value())
-                    marks[wm.table] = wm  # later records win: the same order compaction keeps
-                if m.offset() + 1 >= ends[m.partition()]:
-                    todo.discard(m.partition())
+        for wm in self._read(c, {p: 0 for p in parts}, ends):
+            marks[wm.table] = wm  # later records win: the same order compaction keeps
         return marks
 
     def history(self, since: float) -> list[Watermark]:
@@ -116,28 +99,34 @@ class KafkaWatermarkStore:
             parts = self._partitions(c)
             ends = {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1] for p in parts}
             starts = c.offsets_for_times([TopicPartition(self.topic, p, int(since * 1000)) for p in parts], timeout=15)
-            todo = {tp.partition: tp.offset for tp in starts if 0 <= tp.offset < ends[tp.partition]}
-            if not todo:
-                return []
-            c.assign([TopicPartition(self.topic, p, o) for p, o in todo.items()])
-            out: list[Watermark] = []
-            deadline = time.monotonic() + 60
-            while todo:
-                if time.monotonic() > deadline:
-                    raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
-                for m in c.consume(num_messages=500, timeout=1.0):
-                    if m.error():
-                        if m.error().code() == -191:  # _PARTITION_EOF
-                            todo.pop(m.partition(), None)
-                            continue
-                        raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
-                    if m.value() is not None:
-                        out.append(Watermark.from_json(m.value()))
-                    if m.offset() + 1 >= ends[m.partition()]:
-                        todo.pop(m.partition(), None)
-            return sorted(out, key=lambda w: w.written_at)
+            # offsets_for_times answers -1 for a partition with nothing written since `since`
+            return sorted(self._read(c, {tp.partition: tp.offset for tp in starts if tp.offset >= 0}, ends),
+                          key=lambda w: w.written_at)
         finally:
             c.close()
+
+    def _read(self, c: Consumer, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
+        """The records from each partition's start offset to its end, in offset order."""
+        todo = {p for p, o in starts.items() if o < ends[p]}
+        if not todo:
+            return []
+        c.assign([TopicPartition(self.topic, p, starts[p]) for p in todo])
+        out: list[Watermark] = []
+        deadline = time.monotonic() + 60
+        while todo:
+            if time.monotonic() > deadline:
+                raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
+            for m in c.consume(num_messages=500, timeout=1.0):
+                if m.error():
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        todo.discard(m.partition())
+                        continue
+                    raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
+                if m.value() is not None:
+                    out.append(Watermark.from_json(m.value()))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        return out
 
     def write(self, marks: list[Watermark]) -> None:
         if not marks:

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from consumers.staging import stage
 from marts.maintenance import archive_all, trim_raw
 from marts.runner import MartRunner
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.duckdb_engine import DuckDBEngine
-from tests.marts.test_merge import COLUMNS, ORDERS, SPATH, T0, TRACKING, Topic
+from tests.marts.test_merge import ORDERS, SPATH, T0, TRACKING, Topic
+from tests.marts.test_merge import engine  # noqa: F401 - the same fixture: a DuckDB with the three raw tables
 
 REGISTRY = TableRegistry(load_pipeline_config())
 DAY = 86400
-
-
-@pytest.fixture
-def engine(tmp_path):
-    e = DuckDBEngine(tmp_path / "w.duckdb")
-    for spec in (SPATH, TRACKING, ORDERS):
-        e.ensure_raw_table(spec, COLUMNS[spec.name])
-    return e
 
 
 def land(engine, spec, messages, merge: bool = True) -> str:

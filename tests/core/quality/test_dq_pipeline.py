@@ -25,6 +25,16 @@ def seed_orders(conn, db: str, ids: range, t: int) -> None:
            [(i, s, t + 60 * s, "SCAN", t + 60 * s) for i in ids for s in (1, 2)])
 
 
+def landed(make_env, admin, ids: range, **dq_settings):
+    """A private pipeline whose orders `ids` (added 15 minutes ago) are published and landed."""
+    env = make_env(buffer_minutes=0, lookback_minutes=30, dq=dq_settings)
+    now = db_now(admin)
+    seed_orders(admin, env.db, ids, now - 900)
+    assert env.cli("produce", "--once").returncode == 0
+    assert env.cli("consume", "--drain").returncode == 0
+    return env, now
+
+
 def dq(env, *checks: str) -> tuple[int, dict]:
     args = [a for c in checks for a in ("--check", c)]
     r = env.cli("dq", "run", *args, "--json")
@@ -41,11 +51,7 @@ def by_table(result: dict) -> dict[str, dict]:
 
 
 def test_extraction_reconciliation_names_the_hop_that_lost_rows(make_env, mariadb_admin):
-    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"extraction_lag_minutes": 0, "extraction_window_minutes": 60})
-    now = db_now(mariadb_admin)
-    seed_orders(mariadb_admin, env.db, range(1, 41), now - 900)
-    assert env.cli("produce", "--once").returncode == 0
-    assert env.cli("consume", "--drain").returncode == 0
+    env, now = landed(make_env, mariadb_admin, range(1, 41), extraction_lag_minutes=0, extraction_window_minutes=60)
 
     rc, report = dq(env, "extraction")
     figures = by_table(check(report, "extraction"))
@@ -83,11 +89,7 @@ def test_extraction_reconciliation_names_the_hop_that_lost_rows(make_env, mariad
 
 
 def test_freshness_finds_a_stale_watermark_and_consumer_lag(make_env, mariadb_admin):
-    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"max_lag_messages": 10, "max_watermark_age_minutes": 30})
-    now = db_now(mariadb_admin)
-    seed_orders(mariadb_admin, env.db, range(1, 6), now - 900)
-    assert env.cli("produce", "--once").returncode == 0
-    assert env.cli("consume", "--drain").returncode == 0
+    env, now = landed(make_env, mariadb_admin, range(1, 6), max_lag_messages=10, max_watermark_age_minutes=30)
     rc, report = dq(env, "freshness")
     assert rc == 0 and check(report, "freshness")["status"] == "ok", report
 
@@ -115,11 +117,7 @@ def test_freshness_finds_a_stale_watermark_and_consumer_lag(make_env, mariadb_ad
 
 
 def test_dq_run_everything_on_a_clean_pipeline_exits_zero_and_an_open_exception_exits_one(make_env, mariadb_admin):
-    env = make_env(buffer_minutes=0, lookback_minutes=30, dq={"extraction_lag_minutes": 0, "extraction_window_minutes": 60})
-    now = db_now(mariadb_admin)
-    seed_orders(mariadb_admin, env.db, range(1, 11), now - 900)
-    assert env.cli("produce", "--once").returncode == 0
-    assert env.cli("consume", "--drain").returncode == 0
+    env, _ = landed(make_env, mariadb_admin, range(1, 11), extraction_lag_minutes=0, extraction_window_minutes=60)
     rc, report = dq(env)
     assert rc == 0, report
     assert [c["check"] for c in report["checks"]] == ["extraction", "alignment", "no_scan_events",
