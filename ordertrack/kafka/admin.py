@@ -39,7 +39,9 @@ def pipeline_topics(config: PipelineConfig) -> list[TopicSpec]:
         for s in TableRegistry(config)
     ]
     # One watermark record per table key; compaction keeps the latest, forever.
-    specs.append(TopicSpec(k.watermark_topic, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}, "watermark"))
+    # Records stay uncompacted for a day: the extraction check reads the last hours of windows.
+    specs.append(TopicSpec(k.watermark_topic, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": str(86_400_000)},
+                           "watermark"))
     specs.append(TopicSpec(k.dead_letter_topic, 1, {"retention.ms": str(30 * 86400 * 1000)}, "dead_letter"))
     return specs
 

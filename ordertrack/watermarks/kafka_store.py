@@ -92,8 +92,8 @@ class KafkaWatermarkStore:
 
     def history(self, since: float) -> list[Watermark]:
         """Every committed record written since `since` (unix seconds), oldest first: the windows
-        the producer published, with their row counts. Compaction may have removed records older
-        than the topic's active segment; recent ones are there."""
+        the producer published, with their row counts. Records younger than the topic's
+        `min.compaction.lag.ms` (a day, see `pipeline_topics`) are never compacted away."""
         c = self._consumer("read_committed")
         try:
             parts = self._partitions(c)
