@@ -7,7 +7,7 @@ OT     := $(BIN)/ordertrack
 .PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing bench-marts clean
 
 help:
-	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result"
+	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result and the dq checks"
 	@echo "make test   - set up, start the local stack, run the whole test suite (unit + integration)"
 	@echo "make unit   - only the fast tests that need no service"
 	@echo "make stack-down - stop the local stack"
@@ -35,6 +35,7 @@ demo: stack-up
 	$(OT) source counts
 	$(OT) run-once
 	$(OT) lag
+	$(OT) dq run || echo "open data-quality exceptions: see ordertrack exceptions list"
 
 test: stack-up
 	$(BIN)/pytest

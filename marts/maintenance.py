@@ -47,8 +47,7 @@ def trim_raw(engine: WarehouseEngine, registry: TableRegistry, now: datetime, ho
 
 
 def _retention_relations(engine: WarehouseEngine, spec: TableSpec) -> dict[str, Relation]:
-    raw_schema = getattr(engine, "raw_schema", spec.raw_schema)
-    return {"__raw__": (spec.raw_schema, spec.raw_table), "__ledger__": (raw_schema, LEDGER_TABLE)}
+    return {"__raw__": (spec.raw_schema, spec.raw_table), "__ledger__": (engine.raw_schema, LEDGER_TABLE)}
 
 
 def archive_all(engine: WarehouseEngine, registry: TableRegistry) -> dict[str, dict[str, int]]:

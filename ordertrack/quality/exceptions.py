@@ -67,7 +67,7 @@ def _open_count(execute: Execute, dialect: str, relations: dict[str, Relation], 
 
 
 def _relations(engine: WarehouseEngine) -> dict[str, Relation]:
-    return {"__exceptions__": (getattr(engine, "mart_schema"), EXCEPTIONS_TABLE)}
+    return {"__exceptions__": (engine.mart_schema, EXCEPTIONS_TABLE)}
 
 
 def list_exceptions(engine: WarehouseEngine, *, include_resolved: bool = False, exception_type: str | None = None,

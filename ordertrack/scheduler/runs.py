@@ -46,7 +46,7 @@ class RunStore:
     def __init__(self, engine: WarehouseEngine, lease: timedelta = timedelta(hours=6)) -> None:
         self.engine = engine
         self.lease = lease  # a 'running' row older than this was left by a killed sidecar
-        self.rel = {"__runs__": (getattr(engine, "raw_schema"), JOB_RUNS_TABLE)}
+        self.rel = {"__runs__": (engine.raw_schema, JOB_RUNS_TABLE)}
 
     def _sql(self, text: str) -> str:
         return render_text(text, self.engine.dialect, self.rel)

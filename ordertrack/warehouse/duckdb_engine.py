@@ -61,6 +61,7 @@ def _duck_type(t: str) -> str:
 
 class DuckDBEngine:
     dialect = "duckdb"
+    placeholder = "?"
 
     def __init__(self, path: str | Path, raw_schema: str = "settlement_public", mart_schema: str = "settlement_ods") -> None:
         self.path = Path(path)

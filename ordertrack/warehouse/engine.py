@@ -66,6 +66,12 @@ class LandResult:
 class WarehouseEngine(Protocol):
     dialect: str
     """sqlglot dialect name of the SQL this engine runs."""
+    placeholder: str
+    """The positional parameter marker of `query` (`?` or `%s`)."""
+    raw_schema: str
+    """Schema of the raw tables, the ingest ledger and the job runs."""
+    mart_schema: str
+    """Schema of the marts, their history tables and the exceptions."""
 
     def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
         """Create the raw table or add the columns it lacks; return the names added. Called when a

@@ -55,6 +55,7 @@ def stage_to_s3(client, staging_url: str, topic: str, staged: pa.Table) -> str:
 
 class RedshiftEngine:
     dialect = "redshift"
+    placeholder = "%s"
 
     def __init__(self, settings: Settings, raw_schema: str, mart_schema: str) -> None:
         w = settings.warehouse

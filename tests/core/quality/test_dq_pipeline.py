@@ -137,3 +137,12 @@ def test_dq_run_everything_on_a_clean_pipeline_exits_zero_and_an_open_exception_
                 "--by", "ops")
     assert r.returncode == 0 and "resolved 1" in r.stdout
     assert env.cli("dq", "run", "--check", "consolidation").returncode == 0
+
+
+def test_before_anything_landed_freshness_still_alarms(make_env):
+    env = make_env()
+    rc, report = dq(env, "freshness", "alignment")
+    assert rc == 1
+    assert (check(report, "freshness")["status"], check(report, "freshness")["found"]) == ("found", 3)
+    assert check(report, "alignment")["status"] == "skipped"
+    assert report["open_exceptions"] == {"stale_watermark": 3}
