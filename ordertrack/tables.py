@@ -70,12 +70,6 @@ class TableRegistry:
         wanted = [self.get(n).name for n in names]
         return [s for s in self if s.name in wanted]
 
-    def by_topic(self, topic: str) -> TableSpec:
-        for s in self:
-            if s.topic == topic:
-                return s
-        raise KeyError(f"no configured table publishes to topic {topic!r}")
-
 
 def _spec(config: PipelineConfig, t: TableConfig) -> TableSpec:
     return TableSpec(

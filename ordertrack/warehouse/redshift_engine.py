@@ -160,19 +160,19 @@ class RedshiftEngine:
         staged = utf8_only(staged)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         columns = self.raw_columns(spec)
-        statements = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
+        landing = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
                                          mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None)
         cur = self._connect().cursor()
         try:
-            for stmt in statements[:-3]:
+            for stmt in landing.writes:
                 cur.execute(stmt)
-            cur.execute(statements[-3])
+            cur.execute(landing.rejects)
             rejects = cur.fetchall()
-            cur.execute(statements[-2])
+            cur.execute(landing.counts)
             total, landed = cur.fetchone()
             if after is not None:
                 after(self._executor(cur), spec, batch_id)
-            cur.execute(statements[-1])
+            cur.execute(landing.commit)
         except BaseException:
             cur.execute("ROLLBACK")
             raise

@@ -8,6 +8,8 @@ in the ledger. JSON is parsed by Redshift (`JSON_EXTRACT_PATH_TEXT`), as DuckDB 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.tables import TableSpec
@@ -71,6 +73,23 @@ def _extract(column: str, wtype: str) -> str:
     return f"CAST({text} AS {wtype})"
 
 
+@dataclass(frozen=True)
+class LandingSql:
+    """One landing transaction: `writes` (BEGIN, stage, COPY, raw rows, exceptions, ledger), then
+    the two reads the engine reports from, then (after the merge hook) `commit`."""
+
+    writes: list[str]
+    rejects: str
+    """partition, offset, reason, value of each rejected message."""
+    counts: str
+    """Messages new to the ledger, and how many of them landed."""
+    commit: str = "COMMIT"
+
+    @property
+    def statements(self) -> list[str]:
+        return [*self.writes, self.rejects, self.counts, self.commit]
+
+
 def land_statements(
     spec: TableSpec,
     columns: dict[str, str],
@@ -82,8 +101,8 @@ def land_statements(
     batch_id: str,
     merged: bool = False,
     stage_table: str = "ordertrack_stage",
-) -> list[str]:
-    """Statements of one landing transaction, in order (BEGIN ... COMMIT included)."""
+) -> LandingSql:
+    """The statements of one landing transaction."""
     validate_identifier(stage_table)
     raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
     ledger = f"{q(spec.raw_schema)}.{q(LEDGER_TABLE)}"
@@ -94,7 +113,7 @@ def land_statements(
     fresh = f"{stage_table}_fresh"
     if not batch_id.isalnum():
         raise ValueError("batch ids are hex")
-    return [
+    writes = [
         "BEGIN",
         # The engine writes only UTF-8 values into the Parquet file (see `utf8_only`).
         f"CREATE TEMP TABLE {stage_table} (partition INTEGER, \"offset\" BIGINT, window_id VARCHAR(128), "
@@ -128,10 +147,13 @@ def land_statements(
                    SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN reason IS NULL THEN 0 ELSE 1 END),
                    GETDATE(), {_lit(batch_id)}, {"GETDATE()" if merged else "NULL"}
             FROM {fresh} GROUP BY partition""",
-        f"""SELECT partition, "offset", reason, value FROM {fresh} WHERE reason IS NOT NULL ORDER BY partition, "offset\"""",
-        f"SELECT COUNT(*), SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END) FROM {fresh}",
-        "COMMIT",
     ]
+    return LandingSql(
+        writes=writes,
+        rejects=f'SELECT partition, "offset", reason, value FROM {fresh} WHERE reason IS NOT NULL '
+                'ORDER BY partition, "offset"',
+        counts=f"SELECT COUNT(*), SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END) FROM {fresh}",
+    )
 
 
 def unmerged_batches(raw_schema: str, topic: str) -> str:

@@ -35,11 +35,5 @@ def test_unknown_table_names_the_configured_ones(registry):
         registry.get("orders")
 
 
-def test_lookup_by_topic(registry):
-    assert registry.by_topic("kuaisong.ecs_order_info").name == "ecs_order_info"
-    with pytest.raises(KeyError):
-        registry.by_topic("nope")
-
-
 def test_batch_size_falls_back_to_processing_default(registry):
     assert all(s.batch_size == 10000 for s in registry)

@@ -35,7 +35,7 @@ def parse(statement: str) -> exp.Expression:
 def test_every_landing_statement_parses_in_redshift_dialect():
     stmts = sql.land_statements(SPATH, COLUMNS, "kuaisong.uni_tracking_spath", "s3://b/p/x.parquet",
                                 "arn:aws:iam::123456789012:role/copy", mart_schema="settlement_ods",
-                                batch_id="0f" * 16)
+                                batch_id="0f" * 16).statements
     kinds = [type(parse(s)).__name__ for s in stmts]
     assert kinds[0] == "Transaction" and kinds[-1] == "Commit"
     assert "Copy" in kinds
@@ -59,7 +59,7 @@ def test_ddl_parses_and_keeps_distribution_keys():
 
 
 def test_literals_are_escaped():
-    stmts = sql.land_statements(SPATH, COLUMNS, "t", "s3://b/it's.parquet", "arn:x", mart_schema="m", batch_id="ab")
+    stmts = sql.land_statements(SPATH, COLUMNS, "t", "s3://b/it's.parquet", "arn:x", mart_schema="m", batch_id="ab").statements
     assert "'s3://b/it''s.parquet'" in stmts[2]
     parse(stmts[2])
 
