@@ -55,10 +55,17 @@ scheduler_app = typer.Typer(help="The sidecar: runs retention, archive, VACUUM a
 
 
 @scheduler_app.callback()
-def scheduler(ctx: typer.Context) -> None:
+def scheduler(
+    ctx: typer.Context,
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+) -> None:
     """Run the sidecar until SIGTERM (it stops between jobs). `scheduler runs` lists recorded runs."""
     if ctx.invoked_subcommand is not None:
         return
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     from ordertrack.cli.wiring import scheduler_jobs
     from ordertrack.scheduler.runs import RunStore
     from ordertrack.scheduler.scheduler import Scheduler

@@ -57,7 +57,12 @@ def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001
         return {"statements": engine.vacuum(list(registry))}
 
     def dq(slot: datetime) -> dict[str, Any]:
+        from ordertrack.scheduler.metrics import DQ_OPEN_EXCEPTIONS
+
         report = DataQuality(engine, registry, config.dq, dq_inputs(state)).run()
+        DQ_OPEN_EXCEPTIONS.clear()  # a type no longer open disappears instead of keeping its last value
+        for exception_type, n in report.open_exceptions.items():
+            DQ_OPEN_EXCEPTIONS.labels(exception_type).set(n)
         if report.failed_checks:  # recorded as a failed run; the exceptions written so far stay
             raise RuntimeError(f"check(s) failed to run: {', '.join(report.failed_checks)}")
         return {"open_exceptions": report.open_exceptions,

@@ -19,6 +19,7 @@ from typing import Any
 from croniter import croniter
 
 from ordertrack.log import get_logger
+from ordertrack.scheduler import metrics
 from ordertrack.scheduler.clock import Clock, SystemClock
 from ordertrack.scheduler.runs import Busy, JobRun, RunStore
 
@@ -98,6 +99,7 @@ class Scheduler:
             run = self.runs.begin(job.name, slot, started)
         except Busy as exc:
             log.warning("scheduler.job.skipped", job=job.name, slot=slot.isoformat(), reason=str(exc))
+            metrics.JOB_RUNS.labels(job.name, "skipped").inc()
             return self.runs.record_skipped(job.name, slot, started, str(exc))
         log.info("scheduler.job.started", job=job.name, slot=slot.isoformat(), run_id=run.run_id)
         try:
@@ -106,8 +108,13 @@ class Scheduler:
             error = f"{type(exc).__name__}: {exc}"
             log.error("scheduler.job.failed", job=job.name, slot=slot.isoformat(), run_id=run.run_id, error=error,
                       where=traceback.format_exc(limit=-1).strip().splitlines()[-3:])
-            return self.runs.finish(run, "failed", self.clock.now(), error=error)
+            failed = self.runs.finish(run, "failed", self.clock.now(), error=error)
+            metrics.JOB_RUNS.labels(job.name, "failed").inc()
+            return failed
         finished = self.runs.finish(run, "succeeded", self.clock.now(), figures=figures)
+        metrics.JOB_RUNS.labels(job.name, "succeeded").inc()
+        metrics.JOB_SECONDS.labels(job.name).observe((finished.finished_at - started).total_seconds())
+        metrics.JOB_LAST_SUCCESS.labels(job.name).set(finished.finished_at.timestamp())
         log.info("scheduler.job.succeeded", job=job.name, slot=slot.isoformat(), run_id=run.run_id,
                  seconds=round((finished.finished_at - started).total_seconds(), 3))
         return finished

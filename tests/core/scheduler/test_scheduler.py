@@ -6,6 +6,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ordertrack.scheduler.runs import RunStore
 from ordertrack.scheduler.scheduler import Job, Scheduler, next_slot, previous_slot
@@ -89,6 +90,7 @@ def test_a_job_missed_while_down_runs_once_at_start_up_not_once_per_missed_slot(
 
 def test_a_failing_job_is_recorded_and_retried_at_its_next_slot_and_the_others_go_on(store):
     clock, calls, attempts = FakeClock(T0), [], []
+    failed_before = REGISTRY.get_sample_value("ordertrack_job_runs_total", {"job": "flaky", "status": "failed"}) or 0
 
     def flaky(slot: datetime) -> dict:
         attempts.append(slot)
@@ -96,14 +98,18 @@ def test_a_failing_job_is_recorded_and_retried_at_its_next_slot_and_the_others_g
             raise RuntimeError("warehouse said no")
         return {"ok": True}
 
-    jobs = [Job("vacuum", "0 * * * *", flaky), Job("dq", "0 * * * *", recorder(calls, "dq"))]
+    jobs = [Job("flaky", "0 * * * *", flaky), Job("dq", "0 * * * *", recorder(calls, "dq"))]
     Scheduler(jobs, store, clock).serve(max_iterations=3)
     assert attempts == [datetime(2026, 11, 28, h, 0, tzinfo=timezone.utc) for h in (1, 2)]
     assert len(calls) == 2  # dq ran at both slots, after the failure too
     by_slot = {(r.job, r.scheduled_for.hour): r for r in store.recent(10)}
-    assert by_slot[("vacuum", 1)].status == "failed"
-    assert by_slot[("vacuum", 1)].error == "RuntimeError: warehouse said no"
-    assert by_slot[("vacuum", 2)].status == "succeeded"
+    assert by_slot[("flaky", 1)].status == "failed"
+    assert by_slot[("flaky", 1)].error == "RuntimeError: warehouse said no"
+    assert by_slot[("flaky", 2)].status == "succeeded"
+    # What alerting sees without reading the run table.
+    assert REGISTRY.get_sample_value("ordertrack_job_runs_total", {"job": "flaky", "status": "failed"}) == failed_before + 1
+    assert REGISTRY.get_sample_value("ordertrack_job_last_success_timestamp_seconds", {"job": "flaky"}) == \
+        by_slot[("flaky", 2)].finished_at.timestamp()
 
 
 def test_a_stop_request_lets_the_running_job_finish_and_starts_no_other(store):
