@@ -99,8 +99,8 @@ class DataQuality:
             counts = exceptions.record_query_findings(
                 execute, self.engine.dialect, rel, check=name, exception_type=check.exception_type,
                 findings=findings, params=params, source_table=check.source_table)
-            sample = execute(render(findings, self.engine.dialect, rel) + f" ORDER BY 1 LIMIT {self.cfg.sample_keys}",
-                             params) if counts[0] else []
+            first = findings.copy().order_by("order_id").limit(self.cfg.sample_keys)
+            sample = execute(render(first, self.engine.dialect, rel), params) if counts[0] else []
             return counts, sample
 
         (result.found, result.new_exceptions, result.resolved_exceptions), sample = self.engine.in_transaction(step)
