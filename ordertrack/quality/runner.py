@@ -14,6 +14,7 @@ from typing import Any
 
 from marts.sqlfiles import SQL_DIR, Relation, parse, render
 from ordertrack.config import DataQualityConfig
+from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.quality import catalog, exceptions, extraction, freshness
 from ordertrack.quality.results import CheckResult, DqReport
@@ -80,7 +81,9 @@ class DataQuality:
                 else:
                     getattr(self, f"_{name}")(result, marts or exc_only, int(now.timestamp()))
             except Exception as exc:  # one failing check must not hide the others
-                result.status, result.message = "error", f"{type(exc).__name__}: {exc}"
+                # our own errors are already one sentence; anything else is named by its type
+                result.status = "error"
+                result.message = str(exc) if isinstance(exc, OrdertrackError) else f"{type(exc).__name__}: {exc}"
                 log.error("dq.check.failed", check=name, error=result.message)
             if result.status == "ok" and result.found:
                 result.status = "found"

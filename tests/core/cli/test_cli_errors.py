@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,12 @@ def test_an_unknown_option_is_a_usage_error_not_an_internal_error():
 
 def test_resolving_needs_exactly_one_of_order_and_table():
     assert_one_sentence(cli("exceptions", "resolve", "--type", "dead_letter", "--note", "x"), 2, "--order-id")
+
+
+def test_a_dq_check_that_cannot_reach_kafka_is_named_and_the_run_exits_nonzero(tmp_path):
+    r = cli("dq", "run", "--check", "freshness", "--json", WAREHOUSE_URL=f"duckdb:///{tmp_path}/w.duckdb",
+            KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert json.loads(r.stdout)["failed_checks"] == ["freshness"]
+    (result,) = json.loads(r.stdout)["checks"]
+    assert result["status"] == "error" and result["message"].startswith("Kafka at 127.0.0.1:1 did not answer")
