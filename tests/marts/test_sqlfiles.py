@@ -43,3 +43,38 @@ def test_redshift_vacuum_is_delete_only_on_every_mart_and_sort_only_on_orders():
         'VACUUM DELETE ONLY "settlement_ods"."mart_uni_tracking_spath"',
         'VACUUM SORT ONLY "settlement_ods"."mart_ecs_order_info"',
     ]
+
+
+def test_inline_statements_of_the_run_table_and_the_exceptions_render_for_redshift():
+    """The run store and the exceptions commands write their SQL inline; on Redshift it must parse too."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from ordertrack.quality import exceptions
+    from ordertrack.scheduler.runs import RunStore
+
+    seen: list[str] = []
+
+    def answer(sql: str) -> list[tuple]:
+        if sql.startswith("SELECT MAX"):
+            return [(None,)]  # the job never ran
+        if sql.startswith("SELECT COUNT"):
+            return [(1,)]  # one open exception
+        return []
+
+    class Recorder(SimpleNamespace):
+        def in_transaction(self, fn):
+            return fn(lambda sql, params: seen.append(sql) or answer(sql))
+
+    engine = Recorder(dialect="redshift", placeholder="%s", raw_schema="settlement_public", mart_schema="settlement_ods")
+    exceptions.resolve(engine, order_id=1, exception_type="dead_letter", note="n", by="b")
+    exceptions.list_exceptions(engine, exception_type="dead_letter", order_id=1)
+    store, now = RunStore(engine), datetime.now(timezone.utc)
+    store.last_scheduled("dq")
+    store.finish(store.begin("dq", now, now), "succeeded", now, figures={"n": 1})
+    store.register("vacuum", now, now)
+    store.recent(5, "dq")
+    assert len(seen) == 9  # resolve: count + update; list; last slot; begin: busy + insert; finish; register; recent
+    for sql in seen:
+        assert "__" not in sql and "%(" in sql
+        sqlglot.parse_one(sql, read="redshift")
