@@ -89,10 +89,12 @@ class Scheduler:
         for slot, job in self.due():
             if self.stop.is_set():
                 break
-            done.append(self._run(job, slot))
+            run = self._run(job, slot)
+            if run is not None:
+                done.append(run)
         return done
 
-    def _run(self, job: Job, slot: datetime) -> JobRun:
+    def _run(self, job: Job, slot: datetime) -> JobRun | None:
         started = self.clock.now()
         self._last[job.name] = slot
         try:
@@ -100,7 +102,12 @@ class Scheduler:
         except Busy as exc:
             log.warning("scheduler.job.skipped", job=job.name, slot=slot.isoformat(), reason=str(exc))
             metrics.JOB_RUNS.labels(job.name, "skipped").inc()
-            return self.runs.record_skipped(job.name, slot, started, str(exc))
+            return self._record(lambda: self.runs.record_skipped(job.name, slot, started, str(exc)))
+        except Exception as exc:  # the warehouse is unreachable: the job waits for its next slot
+            log.error("scheduler.job.not_started", job=job.name, slot=slot.isoformat(),
+                      error=f"{type(exc).__name__}: {exc}", hint="the run table could not be written; next slot retries")
+            metrics.JOB_RUNS.labels(job.name, "not_started").inc()
+            return None
         log.info("scheduler.job.started", job=job.name, slot=slot.isoformat(), run_id=run.run_id)
         try:
             figures = job.run(slot)
@@ -108,16 +115,24 @@ class Scheduler:
             error = f"{type(exc).__name__}: {exc}"
             log.error("scheduler.job.failed", job=job.name, slot=slot.isoformat(), run_id=run.run_id, error=error,
                       where=traceback.format_exc(limit=-1).strip().splitlines()[-3:])
-            failed = self.runs.finish(run, "failed", self.clock.now(), error=error)
             metrics.JOB_RUNS.labels(job.name, "failed").inc()
-            return failed
-        finished = self.runs.finish(run, "succeeded", self.clock.now(), figures=figures)
+            return self._record(lambda: self.runs.finish(run, "failed", self.clock.now(), error=error))
+        ended = self.clock.now()
         metrics.JOB_RUNS.labels(job.name, "succeeded").inc()
-        metrics.JOB_SECONDS.labels(job.name).observe((finished.finished_at - started).total_seconds())
-        metrics.JOB_LAST_SUCCESS.labels(job.name).set(finished.finished_at.timestamp())
+        metrics.JOB_SECONDS.labels(job.name).observe((ended - started).total_seconds())
+        metrics.JOB_LAST_SUCCESS.labels(job.name).set(ended.timestamp())
         log.info("scheduler.job.succeeded", job=job.name, slot=slot.isoformat(), run_id=run.run_id,
-                 seconds=round((finished.finished_at - started).total_seconds(), 3))
-        return finished
+                 seconds=round((ended - started).total_seconds(), 3))
+        return self._record(lambda: self.runs.finish(run, "succeeded", ended, figures=figures))
+
+    def _record(self, write: Callable[[], JobRun]) -> JobRun | None:
+        """Write to the run table; a failure is logged, never raised (the sidecar lives on; a run
+        left 'running' stops blocking others when its lease ends)."""
+        try:
+            return write()
+        except Exception as exc:
+            log.error("scheduler.run_record.failed", error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def next_wakeup(self) -> datetime:
         now = self.clock.now()

@@ -141,3 +141,24 @@ def test_a_second_sidecar_on_the_same_warehouse_skips_while_a_run_is_in_progress
     store.finish(held, "succeeded", now + timedelta(hours=1, minutes=30))
     Scheduler([Job("retention", "0 * * * *", recorder(calls, "retention"))], store, clock).serve(max_iterations=2)
     assert calls == [("retention", datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))]
+
+
+def test_an_unreachable_run_table_skips_the_slot_but_never_kills_the_sidecar(store):
+    class Flaky(RunStore):
+        """The real store, but the warehouse refuses the first write of a run."""
+
+        def __init__(self, inner: RunStore) -> None:
+            self.__dict__.update(inner.__dict__)
+            self.refusals = 1
+
+        def begin(self, job, scheduled_for, now):
+            if self.refusals:
+                self.refusals -= 1
+                raise ConnectionError("warehouse unreachable")
+            return super().begin(job, scheduled_for, now)
+
+    clock, calls = FakeClock(T0), []
+    Scheduler([Job("retention", "0 * * * *", recorder(calls, "retention"))], Flaky(store), clock).serve(max_iterations=3)
+    # 01:00 could not start (nothing recorded, nothing run); 02:00 ran.
+    assert calls == [("retention", datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc))]
+    assert [r.scheduled_for.hour for r in store.recent(10) if r.status == "succeeded"] == [2]
