@@ -30,7 +30,7 @@ def run(
         raise ConfigError(f"Unknown check {', '.join(unknown)}; the checks are {', '.join(CHECKS)}.")
     engine = open_engine(state.config, state.settings)
     needs_outside = not check or {"extraction", "freshness"} & set(check)
-    report = DataQuality(engine, state.registry, state.config.dq, dq_inputs(state) if needs_outside else None).run(check)
+    report = DataQuality(engine, state.registry, state.config.dq, dq_inputs(state, engine) if needs_outside else None).run(check)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -13,7 +13,7 @@ from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
 
 
-def dq_inputs(state) -> DqInputs:  # noqa: ANN001 - CliState
+def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - CliState
     from consumers.lag import measure_lag
     from producers.runner import watermark_store
 
@@ -29,9 +29,7 @@ def dq_inputs(state) -> DqInputs:  # noqa: ANN001 - CliState
                 return {tuple(int(v) if isinstance(v, int) else v for v in r) for r in cur.fetchall()}
 
     def lag() -> dict[str, tuple[int, float]]:
-        from ordertrack.warehouse.factory import open_engine
-
-        rows = measure_lag(config, settings, open_engine(config, settings), list(state.registry))
+        rows = measure_lag(config, settings, engine, list(state.registry))
         out: dict[str, tuple[int, float]] = {}
         for r in rows:
             m, a = out.get(r.table, (0, 0.0))
@@ -59,7 +57,7 @@ def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001
     def dq(slot: datetime) -> dict[str, Any]:
         from ordertrack.scheduler.metrics import DQ_OPEN_EXCEPTIONS
 
-        report = DataQuality(engine, registry, config.dq, dq_inputs(state)).run()
+        report = DataQuality(engine, registry, config.dq, dq_inputs(state, engine)).run()
         DQ_OPEN_EXCEPTIONS.clear()  # a type no longer open disappears instead of keeping its last value
         for exception_type, n in report.open_exceptions.items():
             DQ_OPEN_EXCEPTIONS.labels(exception_type).set(n)
