@@ -50,7 +50,8 @@ def archive(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -
         print_table("archived", ["mart", "rows moved by period"], [(t, m or "nothing due") for t, m in out.items()])
 
 
-scheduler_app = typer.Typer(help="The sidecar: runs retention, archive, VACUUM and dq on their cron slots.",
+scheduler_app = typer.Typer(help="The sidecar. Without a command it runs retention, archive, VACUUM and dq at their cron "
+                            "slots until SIGTERM (stopping between jobs); `runs` lists what ran.",
                             invoke_without_command=True)
 
 
