@@ -3,12 +3,13 @@ transaction, with the figures a job run records."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from marts.runner import MERGE_ORDER, MartRunner
 from marts.sqlfiles import SQL_DIR, Relation, count_of, parse, render
 from ordertrack.log import get_logger
+from ordertrack.timeparse import utc_naive
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
 
@@ -18,21 +19,16 @@ RETENTION_DELETE = SQL_DIR / "maintenance" / "10_raw_retention.sql"
 PAST_RETENTION = SQL_DIR / "maintenance" / "11_raw_past_retention.sql"
 
 
-def utc_naive(ts: datetime) -> datetime:
-    """Warehouse TIMESTAMP columns hold UTC without a zone."""
-    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
-
-
 def trim_raw(engine: WarehouseEngine, registry: TableRegistry, now: datetime, hours: int) -> dict[str, dict[str, int]]:
     """Delete merged raw rows ingested more than `hours` before `now`; per table, the rows
     deleted and the rows past the cutoff kept because their batch is not merged yet."""
     cutoff = utc_naive(now) - timedelta(hours=hours)
+    delete = parse(RETENTION_DELETE)
     out: dict[str, dict[str, int]] = {}
     for spec in registry:
         if not engine.raw_columns(spec):
             continue  # nothing landed for this table yet
         relations = _retention_relations(engine, spec)
-        delete = parse(RETENTION_DELETE)
 
         def step(execute: Execute, delete=delete, relations=relations) -> dict[str, int]:
             params: dict[str, Any] = {"cutoff": cutoff}

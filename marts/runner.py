@@ -18,7 +18,6 @@ then scan events (the registry order of `MERGE_ORDER`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,17 +26,18 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, union_all
+from marts.sqlfiles import table as _table
+from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry, TableSpec
-from ordertrack.warehouse.engine import EXCEPTIONS_TABLE
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute
 
 log = get_logger(__name__)
 
-SQL_DIR = Path(__file__).parent
-SOURCE_DIALECT = "redshift"
 MERGE_ORDER = ("uni_tracking_info", "ecs_order_info", "uni_tracking_spath")
-TRACKING, ORDERS = "uni_tracking_info", "ecs_order_info"
+TRACKING, ORDERS, SCAN_EVENTS = MERGE_ORDER
 HISTORY_DAYS = 180
 # Redshift layout of the old dbt models: rows of an order together, sorted as analysts filter.
 MART_SORTKEYS = {
@@ -46,8 +46,6 @@ MART_SORTKEYS = {
     "uni_tracking_spath": ("pathTime", "order_id"),
 }
 
-Execute = Callable[[str, dict[str, Any]], list[tuple]]
-"""Runs one rendered statement with named parameters inside the caller's transaction."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,6 @@ def half_year(ts: int) -> Period:
 
 def hist_table(spec: TableSpec, period: Period) -> str:
     return validate_identifier(f"hist_{spec.name}_{period.name}")
-
-
-def _table(schema: str, name: str, alias: str | None = None) -> exp.Table:
-    t = exp.table_(exp.to_identifier(name, quoted=True), db=exp.to_identifier(schema, quoted=True))
-    if alias:
-        t.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
-    return t
 
 
 class MartSql:
@@ -103,13 +94,9 @@ class MartSql:
         cursor = s.cursor_column
 
         def history_union() -> exp.Expression:
-            names = self.history or []
-            if not names:  # no history yet: an empty relation with the mart's columns
+            if not self.history:  # no history yet: an empty relation with the mart's columns
                 return exp.select("*").from_(_table(s.mart_schema, s.mart_table)).where(exp.false())
-            union: exp.Expression = exp.select("*").from_(_table(s.mart_schema, names[0]))
-            for n in names[1:]:
-                union = exp.union(union, exp.select("*").from_(_table(s.mart_schema, n)), distinct=False)
-            return union
+            return union_all([(s.mart_schema, n) for n in self.history])
 
         def key_match(a: str, b: str) -> exp.Expression:
             return exp.and_(*[exp.EQ(this=exp.column(k, table=a, quoted=True), expression=exp.column(k, table=b, quoted=True))
@@ -154,6 +141,16 @@ class MartSql:
         return tree.transform(transform).sql(dialect=self.dialect)
 
 
+def history_tables(execute: Execute, dialect: str, spec: TableSpec) -> list[str]:
+    """The half-year history tables of a mart found in the catalog, oldest first."""
+    sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema AND table_name LIKE :pattern "
+           "ORDER BY table_name")
+    rows = execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect)[0],
+                   {"schema": spec.mart_schema, "pattern": f"hist_{spec.name}_%"})
+    pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
+    return [r[0] for r in rows if pattern.match(r[0])]
+
+
 def merge_files(table: str) -> list[Path]:
     files = sorted((SQL_DIR / "merge").glob("*.sql"))
     if table != TRACKING:  # reactivation is decided by tracking updates only
@@ -170,14 +167,7 @@ class MartRunner:
 
     # -- catalog -----------------------------------------------------------------------------------
     def history_tables(self, execute: Execute, spec: TableSpec) -> list[str]:
-        rows = self._run(
-            execute,
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema AND table_name LIKE :pattern "
-            "ORDER BY table_name",
-            {"schema": spec.mart_schema, "pattern": f"hist_{spec.name}_%"},
-        )
-        pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
-        return [r[0] for r in rows if pattern.match(r[0])]
+        return history_tables(execute, self.dialect, spec)
 
     def mart_ddl(self, spec: TableSpec, table: str | None = None) -> str:
         """An empty table with the raw table's columns, in the same order (mart or history)."""
@@ -278,5 +268,3 @@ class MartRunner:
         self.merge_batch(execute, spec, batch_id)
 
 
-def _q(name: str) -> str:
-    return f'"{validate_identifier(name)}"'

@@ -30,6 +30,14 @@ def table(schema: str, name: str, alias: str | None = None) -> exp.Table:
     return t
 
 
+def union_all(tables: list[TableName]) -> exp.Query:
+    """`SELECT * FROM t1 UNION ALL SELECT * FROM t2 ...`: a mart read together with its history."""
+    union: exp.Query = exp.select("*").from_(table(*tables[0]))
+    for t in tables[1:]:
+        union = exp.union(union, exp.select("*").from_(table(*t)), distinct=False)
+    return union
+
+
 def parse(path: Path) -> exp.Expression:
     return sqlglot.parse_one(path.read_text(), read=SOURCE_DIALECT)
 
@@ -51,10 +59,7 @@ def substitute(tree: exp.Expression, relations: dict[str, Relation]) -> exp.Expr
             return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias or node.name.strip("_"))))
         if not rel:
             raise ValueError(f"{node.name} maps to no table")
-        union: exp.Expression = exp.select("*").from_(table(*rel[0]))
-        for t in rel[1:]:
-            union = exp.union(union, exp.select("*").from_(table(*t)), distinct=False)
-        return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(alias or node.name.strip("_"))))
+        return exp.Subquery(this=union_all(rel), alias=exp.TableAlias(this=exp.to_identifier(alias or node.name.strip("_"))))
 
     return tree.copy().transform(transform)
 
@@ -64,13 +69,20 @@ def render(source: Path | exp.Expression, dialect: str, relations: dict[str, Rel
     return substitute(tree, relations).sql(dialect=dialect)
 
 
-def count_of(delete: exp.Expression) -> exp.Expression:
-    """`SELECT COUNT(*)` over the rows a `DELETE ... WHERE` file would delete: the figure a job
-    reports, from the same predicate (engines disagree on how a DELETE reports its row count)."""
-    if not isinstance(delete, exp.Delete):
-        raise ValueError("not a DELETE statement")
-    q = exp.select(exp.Count(this=exp.Star())).from_(delete.this.copy())
-    where = delete.args.get("where")
+def count_of(statement: exp.Expression) -> exp.Expression:
+    """`SELECT COUNT(*)` over the rows a `DELETE ... WHERE`, an `UPDATE ... WHERE` or an
+    `INSERT ... SELECT` would touch, from the statement's own tree: the figure a job reports
+    (engines disagree on how a statement reports its row count). Run it just before the statement."""
+    count = exp.Count(this=exp.Star())
+    if isinstance(statement, exp.Insert):
+        rows = statement.expression.copy()
+        if isinstance(rows, exp.Select):  # a derived table's columns need distinct names on Redshift
+            rows.set("expressions", [exp.alias_(e.unalias(), f"c{i}") for i, e in enumerate(rows.expressions)])
+        return exp.select(count).from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=exp.to_identifier("n"))))
+    if not isinstance(statement, (exp.Delete, exp.Update)):
+        raise ValueError("not a DELETE, UPDATE or INSERT ... SELECT statement")
+    q = exp.select(count).from_(statement.this.copy())
+    where = statement.args.get("where")
     return q.where(where.this.copy()) if where is not None else q
 
 

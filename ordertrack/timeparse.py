@@ -17,6 +17,11 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+def utc_naive(ts: datetime) -> datetime:
+    """A time as warehouse TIMESTAMP columns hold it: UTC, without a zone."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
 def parse_utc(text: str) -> int:
     """Unix seconds of `YYYY-mm-dd HH:MM:SS` (UTC), an ISO-8601 string, or a plain unix number."""
     s = text.strip()

@@ -3,4 +3,4 @@ UPDATE __exceptions__
 SET resolved_at = CURRENT_TIMESTAMP, resolved_by = 'dq', resolution_notes = 'no longer found by the ' || :check_name || ' check'
 WHERE exception_type = :exception_type
   AND resolved_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM __findings__ AS f WHERE f.order_id = __exceptions__.order_id)
+  AND NOT EXISTS (SELECT 1 FROM dq_findings AS f WHERE f.order_id = __exceptions__.order_id)

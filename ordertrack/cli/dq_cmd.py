@@ -9,6 +9,8 @@ import typer
 
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
+from ordertrack.identifiers import quote_ansi as q
+from ordertrack.identifiers import quote_mysql
 from ordertrack.quality.runner import CHECKS, DataQuality
 from ordertrack.warehouse.factory import open_engine
 
@@ -72,8 +74,8 @@ def reconcile(
     if not table_exists(engine, spec.mart_schema, spec.mart_table):
         raise ConfigError(f"The mart {spec.mart_schema}.{spec.mart_table} does not exist yet: nothing has landed.")
     tables = mart_with_history(engine, spec)
-    cols = ", ".join(f'"{c}"' for c in (*spec.key_columns, spec.cursor_column))
-    union = " UNION ALL ".join(f'SELECT {cols} FROM "{s}"."{t}"' for s, t in tables)
+    cols = ", ".join(q(c) for c in (*spec.key_columns, spec.cursor_column))
+    union = " UNION ALL ".join(f"SELECT {cols} FROM {q(s)}.{q(t)}" for s, t in tables)
     started = datetime.now(timezone.utc)
     with connect(state.settings.mysql, database=spec.database) as conn:
         def mysql_query(sql: str, params: list) -> list[tuple]:
@@ -81,7 +83,8 @@ def reconcile(
                 cur.execute(sql, params)
                 return list(cur.fetchall())
 
-        source = SqlSide("source", mysql_query, spec, f"`{spec.database}`.`{spec.name}`", "mysql", since_ts)
+        source = SqlSide("source", mysql_query, spec, f"{quote_mysql(spec.database)}.{quote_mysql(spec.name)}",
+                         "mysql", since_ts)
         target = SqlSide("mart", engine.query, spec, f"({union}) AS m", engine.dialect, since_ts)
         result = diff(spec.name, spec.key_columns, source, target, since=since_ts)
     seconds = round((datetime.now(timezone.utc) - started).total_seconds(), 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ordertrack.identifiers import quote_mysql
 from ordertrack.quality.runner import DataQuality, DqInputs
 from ordertrack.scheduler.scheduler import Job
 from ordertrack.source.connection import connect
@@ -21,12 +22,13 @@ def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - Cli
     store = watermark_store(config, settings)
 
     def source_versions(spec: TableSpec, start: int, end: int) -> set[tuple]:
-        cols = ", ".join(f"`{c}`" for c in (*spec.key_columns, spec.cursor_column))
+        cols = ", ".join(quote_mysql(c) for c in (*spec.key_columns, spec.cursor_column))
+        cursor = quote_mysql(spec.cursor_column)
         with connect(settings.mysql, database=spec.database, read_timeout=config.processing.query_timeout_seconds) as conn:
             with conn.cursor() as cur:
-                cur.execute(f"SELECT {cols} FROM `{spec.database}`.`{spec.name}` "
-                            f"WHERE `{spec.cursor_column}` >= %s AND `{spec.cursor_column}` < %s", (start, end))
-                return {tuple(int(v) if isinstance(v, int) else v for v in r) for r in cur.fetchall()}
+                cur.execute(f"SELECT {cols} FROM {quote_mysql(spec.database)}.{quote_mysql(spec.name)} "
+                            f"WHERE {cursor} >= %s AND {cursor} < %s", (start, end))
+                return {tuple(r) for r in cur.fetchall()}
 
     def lag() -> dict[str, tuple[int, float]]:
         rows = measure_lag(config, settings, engine, list(state.registry))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
+from marts import runner
+from marts.runner import ORDERS, SCAN_EVENTS, TRACKING
 from marts.sqlfiles import Relation, TableName
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, WarehouseEngine
-
-TRACKING, ORDERS, SCAN_EVENTS = "uni_tracking_info", "ecs_order_info", "uni_tracking_spath"
 
 
 def table_exists(engine: WarehouseEngine, schema: str, name: str) -> bool:
@@ -17,15 +15,10 @@ def table_exists(engine: WarehouseEngine, schema: str, name: str) -> bool:
                              [schema, name]))
 
 
-def history_tables(engine: WarehouseEngine, spec: TableSpec) -> list[TableName]:
-    rows = engine.query(f"SELECT table_name FROM information_schema.tables WHERE table_schema = {engine.placeholder}",
-                        [spec.mart_schema])
-    pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
-    return [(spec.mart_schema, r[0]) for r in sorted(rows) if pattern.match(r[0])]
-
-
 def mart_with_history(engine: WarehouseEngine, spec: TableSpec) -> list[TableName]:
-    return [(spec.mart_schema, spec.mart_table), *history_tables(engine, spec)]
+    """The mart and every half-year history table of it found in the catalog."""
+    history = engine.in_transaction(lambda execute: runner.history_tables(execute, engine.dialect, spec))
+    return [(spec.mart_schema, spec.mart_table), *((spec.mart_schema, h) for h in history)]
 
 
 def exceptions_relation(engine: WarehouseEngine) -> dict[str, Relation]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ordertrack.identifiers import quote_ansi, quote_mysql
 from ordertrack.tables import TableSpec
 
 FANOUT = 64
@@ -108,20 +109,16 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
 
 
 # -- the two kinds of side ----------------------------------------------------------------------------
-def _q(name: str, quote: str) -> str:
-    return f"{quote}{name}{quote}"
-
-
 class SqlSide:
     """One side as SQL over a DB-API style `query(sql, params)`; the dialect decides the hash."""
 
     def __init__(self, name: str, query, spec: TableSpec, relation: str, dialect: str, since: int | None) -> None:  # noqa: ANN001
         self.name, self._query, self.spec, self.relation, self.dialect = name, query, spec, relation, dialect
-        self.quote = "`" if dialect == "mysql" else '"'
+        quote = quote_mysql if dialect == "mysql" else quote_ansi
         self.ph = {"mysql": "%s", "duckdb": "?", "redshift": "%s"}[dialect]
-        self.keys = [_q(k, self.quote) for k in spec.key_columns]
+        self.keys = [quote(k) for k in spec.key_columns]
         self.first = self.keys[0]
-        self.cursor = _q(spec.cursor_column, self.quote)
+        self.cursor = quote(spec.cursor_column)
         self.since = since
 
     def _filter(self) -> tuple[str, list]:

@@ -15,6 +15,7 @@ from typing import Any
 from marts.sqlfiles import SQL_DIR, Relation, parse, render
 from ordertrack.config import DataQualityConfig
 from ordertrack.errors import OrdertrackError
+from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.quality import catalog, exceptions, extraction, freshness
 from ordertrack.quality.results import CheckResult, DqReport
@@ -76,8 +77,11 @@ class DataQuality:
         for name in [c for c in CHECKS if c in names]:  # consolidation last: it sums up the others
             result = CheckResult(name)
             try:
-                if name in SQL_CHECKS and marts is None:
-                    result.status, result.message = "skipped", "the marts do not exist yet (nothing has landed)"
+                if name in SQL_CHECKS:
+                    if marts is None:
+                        result.status, result.message = "skipped", "the marts do not exist yet (nothing has landed)"
+                    else:
+                        self._sql_check(name, result, marts, int(now.timestamp()))
                 else:
                     getattr(self, f"_{name}")(result, marts or exc_only, int(now.timestamp()))
             except Exception as exc:  # one failing check must not hide the others
@@ -98,26 +102,12 @@ class DataQuality:
         findings = parse(DQ_SQL / check.file)
         params = check.params(self.cfg, now)
 
-        def step(execute):
-            counts = exceptions.record_query_findings(
+        result.found, result.new_exceptions, result.resolved_exceptions, sample = self.engine.in_transaction(
+            lambda execute: exceptions.record_query_findings(
                 execute, self.engine.dialect, rel, check=name, exception_type=check.exception_type,
-                findings=findings, params=params, source_table=check.source_table)
-            first = findings.copy().order_by("order_id").limit(self.cfg.sample_keys)
-            sample = execute(render(first, self.engine.dialect, rel), params) if counts[0] else []
-            return counts, sample
-
-        (result.found, result.new_exceptions, result.resolved_exceptions), sample = self.engine.in_transaction(step)
+                findings=findings, params=params, source_table=check.source_table, sample=self.cfg.sample_keys))
         result.details = [{"order_id": r[0], "notes": r[1]} for r in sample]
         result.message = f"{result.found} order(s): {check.exception_type}" if result.found else "none found"
-
-    def _alignment(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
-        self._sql_check("alignment", result, rel, now)
-
-    def _no_scan_events(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
-        self._sql_check("no_scan_events", result, rel, now)
-
-    def _reactivated_without_order(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
-        self._sql_check("reactivated_without_order", result, rel, now)
 
     def _consolidation(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
         rows = self.engine.query(render(DQ_SQL / "open_exceptions.sql", self.engine.dialect, rel))
@@ -170,12 +160,11 @@ class DataQuality:
         result.message = "; ".join(notes) or "no fully landed window inside the range yet"
 
     def _raw_versions(self, spec: TableSpec, start: int, end: int) -> set[tuple]:
-        cols = ", ".join(f'"{c}"' for c in (*spec.key_columns, spec.cursor_column))
-        ph = self.engine.placeholder
-        rows = self.engine.query(
-            f'SELECT DISTINCT {cols} FROM "{spec.raw_schema}"."{spec.raw_table}" '
-            f'WHERE "{spec.cursor_column}" >= {ph} AND "{spec.cursor_column}" < {ph}', [start, end])
-        return {tuple(int(v) if isinstance(v, (int, float)) else v for v in r) for r in rows}
+        cols = ", ".join(q(c) for c in (*spec.key_columns, spec.cursor_column))
+        ph, cursor = self.engine.placeholder, q(spec.cursor_column)
+        rows = self.engine.query(f"SELECT DISTINCT {cols} FROM {q(spec.raw_schema)}.{q(spec.raw_table)} "
+                                 f"WHERE {cursor} >= {ph} AND {cursor} < {ph}", [start, end])
+        return {tuple(r) for r in rows}
 
     def _freshness(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
         inputs = self._needs_inputs()

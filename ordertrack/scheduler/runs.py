@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from marts.sqlfiles import render_text
+from ordertrack.timeparse import utc_naive as _naive
 from ordertrack.warehouse.engine import JOB_RUNS_TABLE, Execute, WarehouseEngine
 
 COLUMNS = ("run_id", "job", "scheduled_for", "started_at", "finished_at", "status", "figures", "error", "host")
@@ -32,10 +33,6 @@ class JobRun:
     figures: dict[str, Any] | None = None
     error: str | None = None
     host: str | None = None
-
-
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _aware(ts: datetime | None) -> datetime | None:

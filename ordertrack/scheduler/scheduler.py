@@ -100,9 +100,10 @@ class Scheduler:
         try:
             run = self.runs.begin(job.name, slot, started)
         except Busy as exc:
-            log.warning("scheduler.job.skipped", job=job.name, slot=slot.isoformat(), reason=str(exc))
+            reason = str(exc)
+            log.warning("scheduler.job.skipped", job=job.name, slot=slot.isoformat(), reason=reason)
             metrics.JOB_RUNS.labels(job.name, "skipped").inc()
-            return self._record(lambda: self.runs.record_skipped(job.name, slot, started, str(exc)))
+            return self._record(lambda: self.runs.record_skipped(job.name, slot, started, reason))
         except Exception as exc:  # the warehouse is unreachable: the job waits for its next slot
             log.error("scheduler.job.not_started", job=job.name, slot=slot.isoformat(),
                       error=f"{type(exc).__name__}: {exc}", hint="the run table could not be written; next slot retries")

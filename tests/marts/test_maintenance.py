@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from consumers.staging import stage
 from marts.maintenance import archive_all, trim_raw
@@ -10,7 +10,6 @@ from marts.runner import MartRunner
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
 from tests.marts.test_merge import ORDERS, SPATH, T0, TRACKING, Topic
-from tests.marts.test_merge import engine  # noqa: F401 - the same fixture: a DuckDB with the three raw tables
 
 REGISTRY = TableRegistry(load_pipeline_config())
 DAY = 86400

@@ -33,14 +33,6 @@ COLUMNS = {
 }
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = DuckDBEngine(tmp_path / "w.duckdb")
-    for spec in (SPATH, TRACKING, ORDERS):
-        e.ensure_raw_table(spec, COLUMNS[spec.name])
-    return e
-
-
 def runner() -> MartRunner:
     return MartRunner(REGISTRY, "duckdb")
 

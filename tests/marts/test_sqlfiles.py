@@ -33,7 +33,15 @@ def test_every_file_renders_without_placeholders_and_parses_back(path, dialect):
 def test_the_retention_count_uses_the_delete_predicate():
     sql = render(count_of(parse(SQL_DIR / "maintenance" / "10_raw_retention.sql")), "redshift", RELATIONS)
     assert sql.startswith("SELECT COUNT(*) FROM \"settlement_public\".\"ecs_order_info_raw\" WHERE _ingested_at <")
-    assert "merged_at IS NULL" in sql or "NOT l.merged_at IS NULL" in sql
+    assert "NOT l.merged_at IS NULL" in sql  # only merged batches
+
+
+def test_counts_come_from_the_statement_they_precede():
+    update = render(count_of(parse(SQL_DIR / "dq" / "resolve_cleared.sql")), "redshift", RELATIONS)
+    assert update.startswith('SELECT COUNT(*) FROM "settlement_ods"."order_tracking_exceptions" WHERE exception_type =')
+    insert = render(count_of(parse(SQL_DIR / "dq" / "record_table_finding.sql")), "redshift", RELATIONS)
+    assert insert.startswith("SELECT COUNT(*) FROM (SELECT CAST(NULL AS BIGINT) AS c0, %(exception_type)s AS c1")
+    sqlglot.parse_one(update, read="redshift"), sqlglot.parse_one(insert, read="redshift")
 
 
 def test_redshift_vacuum_is_delete_only_on_every_mart_and_sort_only_on_orders():
