@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
@@ -24,8 +24,6 @@ from consumers.lander import Lander
 from consumers.staging import RawMessage, header
 
 log = get_logger(__name__)
-
-_EOF = -191  # confluent_kafka.KafkaError._PARTITION_EOF
 
 
 @dataclass
@@ -121,7 +119,7 @@ def drain(
             for m in c.consume(num_messages=10_000, timeout=1.0):
                 key = (m.topic(), m.partition())
                 if m.error():
-                    if m.error().code() == _EOF:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
                         open_parts.discard(key)
                         continue
                     raise ServiceUnavailableError(f"Reading {m.topic()} failed: {m.error().str()}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.log import get_logger
@@ -118,7 +118,7 @@ class KafkaWatermarkStore:
                 raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
             for m in c.consume(num_messages=500, timeout=1.0):
                 if m.error():
-                    if m.error().code() == -191:  # _PARTITION_EOF
+                    if m.error().code() == KafkaError._PARTITION_EOF:
                         todo.discard(m.partition())
                         continue
                     raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")

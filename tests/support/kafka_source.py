@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 
 def consume_all(bootstrap: str, topic: str, isolation: str = "read_committed", timeout: float = 30) -> list:
@@ -26,7 +26,7 @@ def consume_all(bootstrap: str, topic: str, isolation: str = "read_committed", t
         while todo and time.monotonic() < deadline:
             for m in c.consume(500, 1.0):
                 if m.error():
-                    if m.error().code() == -191:
+                    if m.error().code() == KafkaError._PARTITION_EOF:
                         todo.discard(m.partition())
                     continue
                 out.append(m)
