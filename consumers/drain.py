@@ -22,6 +22,7 @@ from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.staging import RawMessage, header
+from consumers.ledger import check_ledger_within_log
 
 log = get_logger(__name__)
 
@@ -48,6 +49,17 @@ def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
         "auto.offset.reset": "earliest",
         "log_level": 3,
     }
+
+
+def commit_for_lag_tools(c: Consumer, offsets: list[TopicPartition]) -> None:
+    """Commit to the group for outside lag tools. A running worker owns the group, and the broker
+    refuses commits from a consumer that is not a member: that is fine, the ledger is the truth
+    (and the worker commits its own progress), so it is noted and landing goes on."""
+    try:
+        c.commit(offsets=offsets, asynchronous=False)
+    except KafkaException as exc:
+        log.info("landing.group_commit_skipped", reason=exc.args[0].str(),
+                 hint="another member (a running worker) owns the group; the warehouse ledger is unaffected")
 
 
 def drain(
@@ -78,6 +90,7 @@ def drain(
             if md.error is not None:
                 raise ServiceUnavailableError(f"Topic {spec.topic} does not exist: run `ordertrack topics create`.")
             landed = engine.next_offsets(spec.topic)
+            check_ledger_within_log(settings, spec, landed)
             for p in sorted(md.partitions):
                 # Under read_committed this "high" is the last stable offset: committed data only.
                 end = c.get_watermark_offsets(TopicPartition(spec.topic, p), timeout=15, cached=False)[1]
@@ -110,7 +123,7 @@ def drain(
             last: dict[int, int] = {}
             for m in msgs:
                 last[m.partition] = max(last.get(m.partition, -1), m.offset)
-            c.commit(offsets=[TopicPartition(topic, p, o + 1) for p, o in last.items()], asynchronous=False)
+            commit_for_lag_tools(c, [TopicPartition(topic, p, o + 1) for p, o in last.items()])
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected))
             pending[topic] = []

@@ -19,6 +19,7 @@ from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
 from consumers import metrics
 from consumers.drain import consumer_config
+from consumers.ledger import ledger_ahead_error
 
 
 @dataclass
@@ -42,6 +43,8 @@ def measure_lag(config: PipelineConfig, settings: Settings, engine: WarehouseEng
             landed = engine.next_offsets(spec.topic)
             for p in sorted(md.partitions):
                 low, end = c.get_watermark_offsets(TopicPartition(spec.topic, p), timeout=15, cached=False)
+                if landed.get(p, 0) > end:  # never "no lag" for a topic whose offsets restarted
+                    raise ledger_ahead_error(spec, p, landed[p], end)
                 nxt = max(landed.get(p, 0), low)
                 out.append(PartitionLag(spec.name, spec.topic, p, nxt, end, max(0, end - nxt), 0.0))
         _oldest_unlanded_ages(c, [x for x in out if x.lag_messages])

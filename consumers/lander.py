@@ -1,22 +1,31 @@
-"""Landing one batch of one table: schema first, then one warehouse transaction, then dead letters.
+"""Landing one batch of one table: schema first, then one warehouse transaction with its dead letters.
 
 Steps of `land`:
 1. stage the messages (Arrow, values still JSON);
 2. if the batch carries keys the raw table lacks, add those columns (types from the source
-   catalog) before landing, so a column added in the source arrives without a restart;
-3. `engine.land`: raw rows + ledger + exceptions, one transaction, offsets already landed skipped;
-4. send the rejected messages to the dead-letter topic (they are already in the exceptions table).
+   catalog) before landing, so a column added in the source arrives without a restart; a key
+   that can never be a column name (`"bad-key"`, `"a;b"`) rejects its message instead;
+3. `engine.land`: raw rows + ledger + exceptions + merge, one transaction, offsets already
+   landed skipped; just before it commits, the rejected messages go to the dead-letter topic
+   and must be acknowledged, so an exceptions row never exists without its dead letter.
+
+`land` either lands the whole batch or raises with nothing committed; the caller keeps the
+messages and tries again (the worker waits out an outage, a one-shot command exits 4).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 
 from ordertrack.config import PipelineConfig
+from ordertrack.errors import ServiceUnavailableError
+from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
@@ -24,9 +33,14 @@ from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, LandResult, WarehouseEngine
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
-from consumers.staging import RawMessage, stage
+from consumers.staging import RawMessage, reject_keys, stage
 
 log = get_logger(__name__)
+
+DEAD_LETTER_VALUE_CHARS = 65_536
+"""A rejected value longer than this is cut in its dead letter, with its size and SHA-256 kept:
+the dead-letter record (value plus metadata, JSON-escaped) must fit the topic's record limit
+(1 MB by default) even when the message it reports filled that limit by itself."""
 
 
 class Lander:
@@ -40,7 +54,7 @@ class Lander:
             "bootstrap.servers": settings.kafka.bootstrap_servers,
             "client.id": f"{config.pipeline.name}.landing.dlq",
             "enable.idempotence": True,
-            "log_level": 3,
+            "log_level": 0,
         })
 
     def ensure_table(self, spec: TableSpec) -> list[str]:
@@ -55,34 +69,74 @@ class Lander:
         if not messages:
             return LandResult()
         staged = stage(messages)
-        unknown = self.engine.unknown_keys(spec, staged)
         added: list[str] = []
+        unknown = self.engine.unknown_keys(spec, staged)
         if unknown:
-            added = self.ensure_table(spec)
-            still = unknown - set(self.engine.raw_columns(spec))
-            if still:
-                # Keys the source catalog does not know (dropped since?): kept as text, never lost.
-                added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
-                log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
-        result = self.engine.land(spec, spec.topic, staged, after=self.after_landing)
+            existing = {c.lower() for c in self.engine.raw_columns(spec)}
+            # Not a name SQL can carry, or one that differs from a column only by case (the
+            # engines fold case): its messages are dead letters, never an ALTER that fails the batch.
+            poison = {k for k in unknown if not _is_identifier(k) or k.lower() in existing}
+            if poison:
+                log.warning("landing.keys.rejected", table=spec.name, keys=sorted(poison)[:20])
+                staged = reject_keys(staged, poison)
+            if unknown - poison:
+                added = self.ensure_table(spec)
+                still = unknown - poison - set(self.engine.raw_columns(spec))
+                if still:
+                    # Keys the source catalog does not know (dropped since?): kept as text, never lost.
+                    added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
+                    log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
+        result = self.engine.land(spec, spec.topic, staged, after=self.after_landing,
+                                  before_commit=lambda rejected: self._dead_letter(spec, rejected))
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
-        if result.rejected:
-            self._dead_letter(spec, result)
+        for r in result.rejected:
+            log.warning("landing.rejected", table=spec.name, partition=r["partition"], offset=r["offset"], reason=r["reason"])
         metrics.ROWS_LANDED.labels(spec.name).inc(result.landed)
         metrics.ROWS_REJECTED.labels(spec.name).inc(len(result.rejected))
         return result
 
-    def _dead_letter(self, spec: TableSpec, result: LandResult) -> None:
-        for r in result.rejected:
-            log.warning("landing.rejected", table=spec.name, partition=r["partition"], offset=r["offset"], reason=r["reason"])
-            self._dlq.produce(
-                self.config.kafka.dead_letter_topic,
-                key=spec.name.encode(),
-                value=orjson.dumps({
-                    "stage": "landing", "table": spec.name, "topic": spec.topic, "partition": r["partition"],
-                    "offset": r["offset"], "reason": r["reason"], "value": r["value"],
-                    "detected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                }),
+    def _dead_letter(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:
+        """Send the batch's rejects and wait for Kafka's acknowledgement of every one; raise if any
+        is missing, so the landing transaction rolls back and the batch is tried again."""
+        errors: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: object) -> None:
+            if err is not None:
+                errors.append(err.str())
+
+        for r in rejected:
+            self._dlq.produce(self.config.kafka.dead_letter_topic, key=spec.name.encode(),
+                              value=dead_letter_record(spec, r), on_delivery=delivered)
+        left = self._dlq.flush(30)
+        if left or errors:
+            # Nothing half-sent lingers to be sent again beside the retry's own copies.
+            self._dlq.purge()
+            self._dlq.poll(0)
+            raise ServiceUnavailableError(
+                f"The dead-letter topic {self.config.kafka.dead_letter_topic} did not take {len(rejected)} "
+                f"rejected message(s) of {spec.name}: {errors[0] if errors else 'no answer from Kafka in 30s'}"
             )
-        self._dlq.flush(30)
+
+
+def dead_letter_record(spec: TableSpec, rejected: dict[str, Any]) -> bytes:
+    """The dead-letter record of one rejected message; a long value is cut, its size and hash kept."""
+    value: str | None = rejected["value"]
+    record: dict[str, Any] = {
+        "stage": "landing", "table": spec.name, "topic": spec.topic, "partition": rejected["partition"],
+        "offset": rejected["offset"], "reason": rejected["reason"], "value": value,
+        "detected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    if value is not None and len(value) > DEAD_LETTER_VALUE_CHARS:
+        raw = value.encode()
+        record.update(value=value[:DEAD_LETTER_VALUE_CHARS], value_truncated=True, value_bytes=len(raw),
+                      value_sha256=hashlib.sha256(raw).hexdigest())
+    return orjson.dumps(record)
+
+
+def _is_identifier(name: str) -> bool:
+    try:
+        validate_identifier(name)
+    except ValueError:
+        return False
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 
 from ordertrack.warehouse.engine import STAGED_SCHEMA
@@ -39,6 +40,25 @@ def stage(messages: Sequence[RawMessage]) -> pa.Table:
         ],
         schema=STAGED_SCHEMA,
     )
+
+
+def reject_keys(staged: pa.Table, keys: set[str]) -> pa.Table:
+    """Mark the messages whose JSON object carries any of `keys` as rejected, with the reason.
+    Rare (a key no column can be named after), so parsing each value in Python is fine here."""
+    reasons = staged.column("reject_reason").to_pylist()
+    for i, value in enumerate(staged.column("value").to_pylist()):
+        if reasons[i] is not None or value is None:
+            continue
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue  # the engine rejects it as invalid JSON
+        bad = sorted(k for k in doc if k in keys) if isinstance(doc, dict) else []
+        if bad:
+            names = ", ".join(repr(k) for k in bad[:5])
+            reasons[i] = f"JSON key(s) {names} cannot be a column name (letters, digits, underscores; not a case variant of an existing column)"
+    i = staged.schema.get_field_index("reject_reason")
+    return staged.set_column(i, "reject_reason", pa.array(reasons, pa.string()))
 
 
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -12,34 +12,43 @@ Two departures from faust's defaults, both deliberate:
   so its commits can run ahead of what landed; seeking to the ledger makes that harmless, and
   the engine skips anything already landed.
 
-Batches flush when the producer's window for the table is complete (its watermark record has
-been seen and the buffer reached the window's end offsets), or at `batch_size`, or when the
-oldest buffered message is `max_batch_age_seconds` old, whichever comes first.
+* **A batch is kept until it has landed.** A landing that fails (the warehouse file held by
+  another process, the warehouse or the source unreachable, Kafka refusing the dead letters)
+  leaves the ledger where it was; the worker keeps the messages, says once what it waits for,
+  retries with backoff for as long as it takes, and lands them before anything later.
+
+A table's batch flushes when the stream has caught up (the last fetch brought less than a full
+chunk: the committed window has been read), at `batch_size`, or when the oldest buffered message
+is `max_batch_age_seconds` old, whichever comes first. This needs nothing but the table's own
+partitions, so it holds after a restart and whatever the number of workers in the group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import faust
-import orjson
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from ordertrack.config import PipelineConfig
 from ordertrack.log import get_logger
+from ordertrack.outage import Outage
 from ordertrack.settings import Settings
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from consumers import metrics
 from consumers.lag import measure_lag
 from consumers.lander import Lander
+from consumers.ledger import LedgerAheadError, check_ledger_within_log
 from consumers.staging import RawMessage, header
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -51,7 +60,18 @@ class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        ledger = self.consumer.app.ledger_positions(self.assignment())
+        app = self.consumer.app
+        try:
+            # In a thread, so this consumer's heartbeats go on while the warehouse answers (or
+            # while it is waited for: an unreachable warehouse must not cost the group membership).
+            tps = set(self.assignment())
+            ledger = await _until_ok(lambda: app.ledger_positions(tps), app.ledger_outage,
+                                     fatal=(LedgerAheadError,))
+        except LedgerAheadError as exc:
+            app.fatal = str(exc)
+            log.error("worker.ledger_ahead_of_topic", error=str(exc))
+            await app.crash(exc)
+            return committed
         for tp, offset in ledger.items():
             self.seek(tp, offset)
         committed.update(ledger)
@@ -72,45 +92,48 @@ class LandingApp(faust.App):
 
     engine: WarehouseEngine
     registry: TableRegistry
-    positions: dict[TP, int]
-    """Where each assigned partition started (the ledger's next offset)."""
+    settings: Settings
+    fatal: str | None = None
+    """Why the worker stopped itself (the CLI turns it into one sentence and exit code)."""
+    ledger_outage: Outage
 
     def _new_transport(self):  # noqa: ANN202 - faust's signature
         return _LedgerTransport(self.conf.broker_consumer, self, loop=self.loop)
 
     def ledger_positions(self, tps) -> dict[TP, int]:  # noqa: ANN001
         out: dict[TP, int] = {}
+        specs = {s.topic: s for s in self.registry}
         for topic in {tp.topic for tp in tps}:
-            if topic not in {s.topic for s in self.registry}:
-                continue  # the watermark topic: read from the group's position
+            if topic not in specs:
+                continue
             nxt = self.engine.next_offsets(topic)
             for tp in tps:
                 if tp.topic == topic:
                     # Nothing in the ledger means nothing landed: from the start of the log, whatever
                     # the group committed (an offset below the log start resets to the earliest).
                     out[tp] = nxt.get(tp.partition, 0)
-        self.positions.update(out)
+            check_ledger_within_log(self.settings, specs[topic], nxt)
         log.info("worker.seek_to_ledger", positions={f"{tp.topic}[{tp.partition}]": o for tp, o in out.items()})
         return out
 
 
 class _Buffer:
-    """One table's pending messages and when the oldest arrived."""
+    """One table's pending messages: kept until they have landed."""
 
     def __init__(self) -> None:
         self.messages: list[RawMessage] = []
         self.since: float | None = None
-        self.last: dict[int, int] = {}  # partition -> highest buffered offset
+        self.caught_up = False
 
     def add(self, m: RawMessage) -> None:
         if not self.messages:
             self.since = time.monotonic()
         self.messages.append(m)
-        self.last[m.partition] = max(self.last.get(m.partition, -1), m.offset)
 
-    def take(self) -> list[RawMessage]:
-        out, self.messages, self.since = self.messages, [], None
-        return out
+    def landed(self, n: int) -> None:
+        """Drop the first `n` messages (a landed batch); later arrivals stay."""
+        del self.messages[:n]
+        self.since = time.monotonic() if self.messages else None
 
 
 def build_app(
@@ -145,70 +168,53 @@ def build_app(
     )
     app.engine = engine
     app.registry = TableRegistry(config)
-    app.positions = {}
+    app.settings = settings
+    app.ledger_outage = Outage("warehouse ledger")
     lander = Lander(engine, config, settings, after_landing)
-    # table -> partition -> end offset of the newest committed window (from its watermark record)
-    window_ends: dict[str, dict[int, int]] = {}
+    outages = {s.name: Outage(f"warehouse landing of {s.name}") for s in specs}
 
     @app.task
     async def prepare() -> None:
         for spec in specs:
-            await asyncio.to_thread(lander.ensure_table, spec)
-
-    watermarks = app.topic(config.kafka.watermark_topic, value_serializer="raw", key_serializer="raw")
-
-    @app.agent(watermarks, concurrency=1)
-    async def track_windows(stream: Any) -> None:
-        async for value in stream:
-            try:
-                wm = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
-            if wm.get("status") == "committed" and wm.get("partition_end_offsets"):
-                window_ends[wm["table"]] = {int(p): int(o) for p, o in wm["partition_end_offsets"].items()}
-
-    def window_complete(spec: TableSpec, buf: _Buffer) -> bool:
-        ends = window_ends.get(spec.name)
-        if not ends or not buf.messages:
-            return False
-        # The window's last row in partition p sits at end - 1. A partition with nothing buffered
-        # since start counts from where this worker started reading it (the ledger).
-        def seen(p: int) -> int:
-            return buf.last.get(p, app.positions.get(TP(spec.topic, p), 0) - 1)
-
-        return all(seen(p) >= end - 1 for p, end in ends.items())
+            await _until_ok(lambda spec=spec: lander.ensure_table(spec), Outage(f"raw table {spec.name}"))
 
     buffers = {s.name: _Buffer() for s in specs}
     locks: dict[str, asyncio.Lock] = {}
 
     async def flush(spec: TableSpec, force: bool = False) -> None:
-        buf = buffers[spec.name]
-        aged = buf.since is not None and time.monotonic() - buf.since >= max_batch_age_seconds
-        if not (force or len(buf.messages) >= batch_size or aged or window_complete(spec, buf)):
-            return
         # Batches of a table land one at a time, in offset order: the ledger's next offset is
         # the highest landed offset + 1, so an earlier batch landing later would be skipped.
         async with locks.setdefault(spec.name, asyncio.Lock()):
-            msgs = buf.take()
-            if not msgs:
+            buf = buffers[spec.name]
+            aged = buf.since is not None and time.monotonic() - buf.since >= max_batch_age_seconds
+            if not buf.messages or not (force or buf.caught_up or aged or len(buf.messages) >= batch_size):
                 return
+            msgs = buf.messages[:batch_size]
             t0 = time.perf_counter()
-            res = await asyncio.to_thread(lander.land, spec, msgs)
+            res = await _until_ok(lambda: lander.land(spec, msgs), outages[spec.name],
+                                  first_offset=min(m.offset for m in msgs), messages=len(msgs))
+            buf.landed(len(msgs))
+            if not buf.messages:
+                buf.caught_up = False
             metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected))
 
+    lag_outage = Outage("lag probe")
+
     @app.timer(interval=30.0)
     async def export_lag() -> None:
-        # Keeps the lag gauges of the metrics endpoint current.
+        # Keeps the lag gauges of the metrics endpoint current; a failed probe never stops the worker.
         try:
             await asyncio.to_thread(measure_lag, config, settings, engine, specs)
-        except Exception as exc:  # a metrics probe must never stop the worker
-            log.warning("worker.lag_probe_failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            lag_outage.failed(exc)
+        else:
+            lag_outage.recovered()
 
     @app.timer(interval=1.0)
     async def flush_due() -> None:
-        # take_events yields only when messages arrive; a quiet stream is flushed from here.
+        # take_events yields only when messages arrive; an aged batch of a quiet stream is flushed here.
         for spec in specs:
             await flush(spec)
 
@@ -217,11 +223,35 @@ def build_app(
 
         async def land_table(stream: Any, spec: TableSpec = spec) -> None:
             buf = buffers[spec.name]
-            async for events in stream.take_events(min(batch_size, 10_000), within=1.0):
+            chunk = min(batch_size, 10_000)
+            async for events in stream.take_events(chunk, within=1.0):
                 for e in events:
                     m = e.message
                     buf.add(RawMessage(m.partition, m.offset, m.value, header(list(m.headers or ()), "window_id"), m.timestamp))
-                await flush(spec)
+                # Less than a full chunk within a second: what is committed has been read.
+                buf.caught_up = len(events) < chunk
+                while buf.messages and (buf.caught_up or len(buf.messages) >= batch_size):
+                    before = len(buf.messages)
+                    await flush(spec)
+                    if len(buf.messages) == before:
+                        break
 
         app.agent(topic, name=f"land_{spec.name}", concurrency=1)(land_table)
     return app
+
+
+async def _until_ok(fn: Callable[[], T], outage: Outage, fatal: tuple[type[Exception], ...] = (),
+                    **context: object) -> T:
+    """Run `fn` in a thread until it succeeds, waiting out failures with the outage's backoff
+    (`fatal` errors are raised at once). Cancellation (the worker stopping) ends the wait; the
+    ledger keeps what did not land."""
+    while True:
+        try:
+            out = await asyncio.to_thread(fn)
+        except fatal:
+            raise
+        except Exception as exc:
+            await asyncio.sleep(outage.failed(exc, **context))
+            continue
+        outage.recovered(**context)
+        return out

@@ -33,3 +33,29 @@ class ServiceUnavailableError(OrdertrackError):
 
 class TransientError(OrdertrackError):
     """A failure a retry may cure."""
+
+
+def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
+    """The one-sentence form of a lost or refused connection raised by a client library, or None
+    when `exc` is not one (then it is a bug, reported as such). One-shot commands end with it
+    (exit 4); long-running ones wait the outage out instead."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    import pymysql
+
+    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, KafkaException):
+        err = exc.args[0] if exc.args else None
+        detail = err.str() if hasattr(err, "str") else text
+        return ServiceUnavailableError(f"Kafka did not answer ({detail}); run again once it is back.")
+    import duckdb
+
+    if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
+        return ServiceUnavailableError(
+            f"The DuckDB warehouse is held by another process ({text}); run again once it is released."
+        )
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return ServiceUnavailableError(f"A service did not answer ({text}); run again once it is back.")
+    return None

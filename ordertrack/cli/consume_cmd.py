@@ -114,21 +114,30 @@ def lag(
 def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port: int | None) -> None:
     import faust
 
+    from consumers.ledger import LedgerAheadError
     from consumers.worker import build_app
+    from ordertrack.outage import Outage, retry_until_ok
     from ordertrack.timeparse import parse_duration
 
     try:
         age = parse_duration(max_batch_age)
     except ValueError as exc:
         raise ConfigError(f"{exc}.") from None
-    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
     if metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
-    engine = open_engine(state.config, state.settings)
+    # A worker started while Kafka or the warehouse is away waits for them, as it would mid-run.
+    retry_until_ok(lambda: KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config)),
+                   Outage("kafka"))
+    engine = retry_until_ok(lambda: open_engine(state.config, state.settings), Outage("warehouse"))
     app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,
                     after_landing=merge_hook(state, engine))
     # faust logs its own warnings and errors (a crash must never be silent); ours go through structlog.
     worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if app.fatal:  # the worker stopped itself for a reason an operator must act on
+            raise LedgerAheadError(app.fatal) from None
+        raise

@@ -21,6 +21,7 @@ from ordertrack.cli import (
     dq_cmd,
     exceptions_cmd,
     generate_cmd,
+    ledger_cmd,
     maintenance_cmd,
     marts_cmd,
     produce_cmd,
@@ -30,7 +31,7 @@ from ordertrack.cli import (
     watermarks_cmd,
 )
 from ordertrack.cli.context import CliState
-from ordertrack.errors import OrdertrackError
+from ordertrack.errors import OrdertrackError, as_service_error
 from ordertrack.log import configure_logging
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(watermarks_cmd.app, name="watermarks")
 app.add_typer(marts_cmd.app, name="marts")
 app.add_typer(dq_cmd.app, name="dq")
 app.add_typer(exceptions_cmd.app, name="exceptions")
+app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(maintenance_cmd.scheduler_app, name="scheduler")
 app.command("vacuum")(maintenance_cmd.vacuum)
 app.command("retention")(maintenance_cmd.retention)
@@ -100,9 +102,13 @@ def run() -> None:
             raise
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
-    except Exception as exc:  # a bug, not a user error: say so plainly, traceback on request
+    except Exception as exc:  # a lost service, or a bug: say so plainly, traceback on request
         if os.environ.get("ORDERTRACK_TRACEBACK"):
             raise
+        service = as_service_error(exc)
+        if service is not None:
+            typer.secho(f"error: {service}", err=True, fg=typer.colors.RED)
+            sys.exit(service.exit_code)
         typer.secho(
             f"internal error: {type(exc).__name__}: {exc} (set ORDERTRACK_TRACEBACK=1 to see the traceback)",
             err=True, fg=typer.colors.RED,

@@ -71,11 +71,13 @@ def scheduler(
     from ordertrack.scheduler.runs import RunStore
     from ordertrack.scheduler.scheduler import Scheduler
 
+    from ordertrack.outage import Outage, retry_until_ok
+
     state = ctx.obj
-    engine = open_engine(state.config, state.settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    engine = retry_until_ok(lambda: open_engine(state.config, state.settings), Outage("warehouse"), stop)
     Scheduler(scheduler_jobs(state, engine), RunStore(engine), stop=stop).serve()
 
 

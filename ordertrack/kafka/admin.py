@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
@@ -62,6 +62,22 @@ class KafkaAdmin:
                 "For the local stack run `ordertrack stack up`."
             ) from None
         return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> high watermark (the offset the next record will take) of `topic`."""
+        try:
+            md = self._admin.list_topics(topic, timeout=self.timeout).topics[topic]
+            if md.error is not None:
+                raise ServiceUnavailableError(f"Topic {topic} does not exist: run `ordertrack topics create`.")
+            futures = self._admin.list_offsets(
+                {TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
+                isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=self.timeout,
+            )
+            return {tp.partition: f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            raise ServiceUnavailableError(
+                f"Kafka at {self.bootstrap} did not answer for the end offsets of {topic}: {exc.args[0].str()}"
+            ) from None
 
     def ensure_topics(self, specs: list[TopicSpec]) -> list[str]:
         """Create the topics that are missing; return the names created."""

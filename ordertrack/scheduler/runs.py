@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -35,13 +36,38 @@ class JobRun:
     host: str | None = None
 
 
+def owner() -> str:
+    """Who runs a job: `host:pid`, so a sidecar restarted on the same host can tell a run whose
+    process is gone from one that is still going."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_gone(recorded: str | None) -> bool:
+    """True when `recorded` names a process of this host that no longer runs (or this very
+    process, which has just started and so cannot be running that job). Other hosts: unknown,
+    so not gone; their runs block until the lease ends."""
+    host, _, pid = (recorded or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _aware(ts: datetime | None) -> datetime | None:
     return None if ts is None else ts.replace(tzinfo=timezone.utc)
 
 
 class RunStore:
-    def __init__(self, engine: WarehouseEngine, lease: timedelta = timedelta(hours=6)) -> None:
+    def __init__(self, engine: WarehouseEngine, lease: timedelta = timedelta(hours=6), who: str | None = None) -> None:
         self.engine = engine
+        self.who = who or owner()
         self.lease = lease  # a 'running' row older than this was left by a killed sidecar
         self.rel = {"__runs__": (engine.raw_schema, JOB_RUNS_TABLE)}
 
@@ -55,16 +81,20 @@ class RunStore:
 
     def begin(self, job: str, scheduled_for: datetime, now: datetime) -> JobRun:
         """Record the start; raise Busy when another run, not older than the lease, is running."""
-        run = JobRun(uuid.uuid4().hex, job, scheduled_for, now, host=socket.gethostname())
-        busy = self._sql("SELECT job, host, started_at FROM __runs__ WHERE status = 'running' AND started_at > :since")
+        run = JobRun(uuid.uuid4().hex, job, scheduled_for, now, host=self.who)
+        busy = self._sql("SELECT run_id, job, host, started_at FROM __runs__ WHERE status = 'running' AND started_at > :since")
+        abandon = self._sql("UPDATE __runs__ SET status = 'abandoned', finished_at = :now, "
+                            "error = 'the sidecar that ran it is gone (killed mid-job)' WHERE run_id = :run_id")
         insert = self._sql("INSERT INTO __runs__ (run_id, job, scheduled_for, started_at, status, host) "
                            "VALUES (:run_id, :job, :scheduled_for, :started_at, 'running', :host)")
 
         def step(execute: Execute) -> None:
-            other = execute(busy, {"since": _naive(now - self.lease)})
-            if other:
-                j, h, s = other[0]
-                raise Busy(f"job {j} on {h} has been running since {s}")
+            for run_id, j, h, s in execute(busy, {"since": _naive(now - self.lease)}):
+                if not owner_gone(h):
+                    raise Busy(f"job {j} on {h} has been running since {s}")
+                # A sidecar of this host that was killed mid-job: its run will never finish, and
+                # waiting out the lease would stop every job for hours.
+                execute(abandon, {"now": _naive(now), "run_id": run_id})
             execute(insert, {"run_id": run.run_id, "job": job, "scheduled_for": _naive(scheduled_for),
                              "started_at": _naive(now), "host": run.host})
 
@@ -90,7 +120,7 @@ class RunStore:
         return self._record_closed(job, scheduled_for, now, "registered", None)
 
     def _record_closed(self, job: str, scheduled_for: datetime, now: datetime, status: str, reason: str | None) -> JobRun:
-        run = JobRun(uuid.uuid4().hex, job, scheduled_for, now, now, status, None, reason, socket.gethostname())
+        run = JobRun(uuid.uuid4().hex, job, scheduled_for, now, now, status, None, reason, self.who)
         sql = self._sql("INSERT INTO __runs__ (run_id, job, scheduled_for, started_at, finished_at, status, error, host) "
                         "VALUES (:run_id, :job, :scheduled_for, :started_at, :finished_at, :status, :error, :host)")
         self.engine.in_transaction(lambda ex: ex(sql, {

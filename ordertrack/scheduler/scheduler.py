@@ -19,6 +19,7 @@ from typing import Any
 from croniter import croniter
 
 from ordertrack.log import get_logger
+from ordertrack.outage import Outage, retry_until_ok
 from ordertrack.scheduler import metrics
 from ordertrack.scheduler.clock import Clock, SystemClock
 from ordertrack.scheduler.runs import Busy, JobRun, RunStore
@@ -141,7 +142,14 @@ class Scheduler:
 
     def serve(self, max_iterations: int | None = None) -> None:
         """Run until stopped (or for `max_iterations` wake-ups, for tests)."""
-        self.start()
+        try:
+            # The warehouse may be away when the sidecar starts: wait for it, as between jobs.
+            retry_until_ok(self.start, Outage("warehouse (scheduler start)"), self.stop)
+        except Exception:
+            if self.stop.is_set():
+                log.info("scheduler.stopped")
+                return
+            raise
         n = 0
         while not self.stop.is_set():
             self.run_pending()

@@ -11,6 +11,7 @@ parses them in SQL (`json_transform`), vectorized, instead of Python decoding ro
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from ordertrack.warehouse.engine import (
     LEDGER_TABLE,
     META_COLUMNS,
     AfterLanding,
+    BeforeCommit,
     Execute,
     LandResult,
     T,
@@ -46,12 +48,30 @@ def _locked(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+def _conflict(exc: BaseException) -> bool:
+    # Two threads of one process creating the same schema or mart at once (the first landings
+    # of several tables into a fresh warehouse): the loser's transaction is simply redone.
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def _busy(exc: BaseException) -> bool:
+    return _locked(exc) or _conflict(exc)
+
+
+LOCK_WAIT_SECONDS = float(os.environ.get("ORDERTRACK_DUCKDB_LOCK_WAIT_SECONDS", "60"))
+"""How long one unit of work waits for the file lock before it fails (and its caller decides:
+a one-shot command exits 4, the worker keeps its batch and waits on)."""
+
 _retry_on_lock = retry(
-    retry=retry_if_exception(_locked),
+    retry=retry_if_exception(_busy),
     wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
-    stop=stop_after_delay(60),
+    stop=stop_after_delay(LOCK_WAIT_SECONDS),
     reraise=True,
 )
+
+
+class _MergeFailed(Exception):
+    """The `after` hook (the mart merge) raised: the batch is landed again without it."""
 
 
 def _duck_type(t: str) -> str:
@@ -129,6 +149,7 @@ class DuckDBEngine:
         )
         return {name: dtype for name, dtype in rows}
 
+    @_retry_on_lock
     def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
         existing = self.raw_columns(spec)
         table = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
@@ -153,22 +174,21 @@ class DuckDBEngine:
         )
         return {int(p): int(o) for p, o in rows}
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
-        if after is None:
-            return self._land(spec, topic, staged, None)
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
+             before_commit: BeforeCommit | None = None) -> LandResult:
         try:
-            return self._land(spec, topic, staged, after)
-        except Exception as exc:  # the merge failed: land the batch alone, `marts run` merges it later
-            if isinstance(exc, duckdb.IOException) and _locked(exc):
-                raise
+            return self._land(spec, topic, staged, after, before_commit)
+        except _MergeFailed as failed:  # land the batch alone, `marts run` merges it later
+            exc = failed.__cause__
             log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
                       hint="the batch lands unmerged; `ordertrack marts run` merges it")
-            result = self._land(spec, topic, staged, None)
+            result = self._land(spec, topic, staged, None, before_commit)
             result.merge_error = f"{type(exc).__name__}: {exc}"
             return result
 
     @_retry_on_lock
-    def _land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None) -> LandResult:
+    def _land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None,
+              before_commit: BeforeCommit | None) -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         source_cols = [c for c in columns if not c.startswith("_")]
@@ -262,17 +282,25 @@ class DuckDBEngine:
                     {"topic": topic, "batch_id": batch_id, "merged": after is not None},
                 )
                 if after is not None:
-                    after(_executor(con), spec, batch_id)
+                    try:
+                        after(_executor(con), spec, batch_id)
+                    except Exception as exc:
+                        if _busy(exc):
+                            raise  # not the merge's fault: the whole landing is redone
+                        raise _MergeFailed() from exc
+                rejected_rows = [{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects]
+                if before_commit is not None and rejected_rows:
+                    before_commit(rejected_rows)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
             finally:
                 con.unregister("staged_batch")
         return LandResult(
             landed=int(total - rejected),
             skipped=int(skipped),
-            rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects],
+            rejected=rejected_rows,
             batch_id=batch_id,
             merged=after is not None,
         )
@@ -286,7 +314,7 @@ class DuckDBEngine:
                 con.execute("COMMIT")
                 return out
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
 
     def unmerged_batches(self, topic: str) -> list[str]:
@@ -332,6 +360,15 @@ class DuckDBEngine:
 
     def close(self) -> None:
         pass  # connections are per unit of work
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    # A conflict at COMMIT has already ended the transaction; a second error here would hide
+    # the first (and with it the fact that the work is worth redoing).
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
 
 
 @_retry_on_lock

@@ -49,6 +49,11 @@ AfterLanding = Callable[[Execute, TableSpec, str], None]
 """Called inside the landing transaction with the batch id, after the raw rows and the ledger
 (the mart merge); if it raises, the batch lands without it and stays marked unmerged."""
 
+BeforeCommit = Callable[[list[dict[str, Any]]], None]
+"""Called with the batch's rejected messages ({partition, offset, reason, value}) just before the
+landing transaction commits: the dead letters are sent there, so a batch whose dead letters could
+not be sent does not commit, and its exceptions rows never exist without their dead letters."""
+
 T = TypeVar("T")
 
 
@@ -83,9 +88,12 @@ class WarehouseEngine(Protocol):
     def next_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the first offset not landed yet; read on partition assignment."""
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
+             before_commit: BeforeCommit | None = None) -> LandResult:
         """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
-        it in the ledger and run `after` (the merge), in one transaction."""
+        it in the ledger, run `after` (the merge) and `before_commit` (the dead letters), in one
+        transaction. If the merge raises, the batch lands without it; any other failure rolls
+        the whole batch back and raises."""
 
     def in_transaction(self, fn: Callable[[Execute], T]) -> T:
         """Run `fn` with an executor inside one transaction (`marts run`, archival)."""

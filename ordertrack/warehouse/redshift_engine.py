@@ -23,7 +23,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
-from ordertrack.warehouse.engine import AfterLanding, Execute, LandResult, T
+from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, T
 from ordertrack.warehouse.types import Column
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
 
@@ -155,7 +155,8 @@ class RedshiftEngine:
     def mark_merged(self, execute: Execute, batch_id: str) -> None:
         execute(sql.mark_merged(self.raw_schema), {"batch_id": batch_id})
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None) -> LandResult:
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
+             before_commit: BeforeCommit | None = None) -> LandResult:
         batch_id = uuid.uuid4().hex
         staged = utf8_only(staged)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
@@ -172,6 +173,9 @@ class RedshiftEngine:
             total, landed = cur.fetchone()
             if after is not None:
                 after(self._executor(cur), spec, batch_id)
+            rejected = [{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects]
+            if before_commit is not None and rejected:
+                before_commit(rejected)
             cur.execute(landing.commit)
         except BaseException:
             cur.execute("ROLLBACK")
@@ -179,7 +183,7 @@ class RedshiftEngine:
         return LandResult(
             landed=int(landed or 0),
             skipped=staged.num_rows - int(total or 0),
-            rejected=[{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects],
+            rejected=rejected,
             batch_id=batch_id,
             merged=after is not None,
         )

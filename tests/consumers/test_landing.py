@@ -24,12 +24,12 @@ pytestmark = pytest.mark.integration
 SPATH = ("order_id", "traceSeq", "pathTime", "event_code", "add_time")
 
 
-def publish_spath(env, mariadb_admin, n: int) -> tuple[int, int]:
-    """`n` scan events in one committed window; returns (start, end)."""
+def publish_spath(env, mariadb_admin, n: int, first: int = 1) -> tuple[int, int]:
+    """`n` scan events (order ids from `first`) in one committed window; returns (start, end)."""
     now = db_now(mariadb_admin)
     start, end = now - 7200, now - 600
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
-           [(i, 1, start + (i % 6000), "ARRIVED_HUB", start) for i in range(1, n + 1)])
+           [(i, 1, start + (i % 6000), "ARRIVED_HUB", start) for i in range(first, first + n)])
     with Producer(env.config, load_settings(), [env.spec("uni_tracking_spath")]) as p:
         assert p.cycle(start=start, end=end).status == "success"
     return start, end

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -132,7 +135,9 @@ def test_a_stop_request_lets_the_running_job_finish_and_starts_no_other(store):
 
 def test_a_second_sidecar_on_the_same_warehouse_skips_while_a_run_is_in_progress(store):
     now = T0
-    held = store.begin("dq", now, now)  # another sidecar's dq run, still going
+    # another sidecar's dq run, still going (a live process of this host: the test's parent)
+    other = RunStore(store.engine, who=f"{socket.gethostname()}:{os.getppid()}")
+    held = other.begin("dq", now, now)
     clock, calls = FakeClock(now + timedelta(minutes=40)), []
     Scheduler([Job("retention", "0 * * * *", recorder(calls, "retention"))], store, clock).serve(max_iterations=2)
     assert calls == []
@@ -141,6 +146,23 @@ def test_a_second_sidecar_on_the_same_warehouse_skips_while_a_run_is_in_progress
     store.finish(held, "succeeded", now + timedelta(hours=1, minutes=30))
     Scheduler([Job("retention", "0 * * * *", recorder(calls, "retention"))], store, clock).serve(max_iterations=2)
     assert calls == [("retention", datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))]
+
+
+def test_a_run_left_by_a_killed_sidecar_of_this_host_does_not_block_the_next_one(store):
+    dead = RunStore(store.engine, who=f"{socket.gethostname()}:{gone_pid()}")
+    dead.begin("dq", T0, T0)  # SIGKILLed mid-job: the row says 'running' forever
+    clock, calls = FakeClock(T0 + timedelta(minutes=40)), []
+    Scheduler([Job("retention", "0 * * * *", recorder(calls, "retention"))], store, clock).serve(max_iterations=2)
+    assert calls == [("retention", datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc))]
+    runs = store.recent(10)
+    assert [r.status for r in runs if r.job == "dq"] == ["abandoned"]
+    assert [r.status for r in runs if r.job == "retention"][0] == "succeeded"
+
+
+def gone_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def test_an_unreachable_run_table_skips_the_slot_but_never_kills_the_sidecar(store):

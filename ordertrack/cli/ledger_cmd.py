@@ -1,0 +1,70 @@
+"""`ordertrack ledger show | reset`: the warehouse's record of which Kafka offsets have landed."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ordertrack.cli.output import print_json, print_table
+from ordertrack.errors import ConfigError
+from ordertrack.identifiers import quote_ansi as q
+from ordertrack.warehouse.engine import LEDGER_TABLE
+from ordertrack.warehouse.factory import open_engine
+
+app = typer.Typer(help="Show or reset the ingest ledger (which Kafka offsets each table has landed).",
+                  no_args_is_help=True)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    table: Optional[list[str]] = typer.Option(None, "--table", "-t"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per table and partition: the next offset to land, batches landed and batches not merged."""
+    state = ctx.obj
+    engine = open_engine(state.config, state.settings)
+    rows = []
+    for spec in _select(state, table):
+        for p, nxt, batches, unmerged in engine.query(
+            f"SELECT partition, MAX(last_offset) + 1, COUNT(DISTINCT batch_id), "
+            f"COUNT(DISTINCT CASE WHEN merged_at IS NULL THEN batch_id END) "
+            f"FROM {q(engine.raw_schema)}.{q(LEDGER_TABLE)} WHERE topic = {engine.placeholder} "
+            f"GROUP BY partition ORDER BY partition", [spec.topic],
+        ):
+            rows.append({"table": spec.name, "topic": spec.topic, "partition": int(p), "next_offset": int(nxt),
+                         "batches": int(batches), "unmerged_batches": int(unmerged)})
+    if as_json:
+        print_json(rows)
+        return
+    print_table("ingest ledger", ["table", "partition", "next offset", "batches", "unmerged"],
+                [(r["table"], r["partition"], r["next_offset"], r["batches"], r["unmerged_batches"]) for r in rows])
+
+
+@app.command()
+def reset(
+    ctx: typer.Context,
+    table: str = typer.Option(..., "--table", "-t", help="The table whose topic was recreated."),
+    yes: bool = typer.Option(False, "--yes", help="Do it (without it, only say what would be removed)."),
+) -> None:
+    """Forget every offset landed from the table's topic, so landing starts again at the topic's
+    earliest offset. For a topic that was deleted and created again (its offsets restarted).
+    Raw rows already landed stay; the marts' newer-wins merge makes re-landed versions harmless."""
+    state = ctx.obj
+    spec = _select(state, [table])[0]
+    engine = open_engine(state.config, state.settings)
+    ledger = f"{q(engine.raw_schema)}.{q(LEDGER_TABLE)}"
+    n = engine.query(f"SELECT COUNT(*) FROM {ledger} WHERE topic = {engine.placeholder}", [spec.topic])[0][0]
+    if not yes:
+        typer.echo(f"{n} ledger row(s) of {spec.topic} would be removed; run again with --yes to remove them.")
+        return
+    engine.query(f"DELETE FROM {ledger} WHERE topic = {engine.placeholder}", [spec.topic])
+    typer.echo(f"removed {n} ledger row(s) of {spec.topic}; {spec.name} lands again from the topic's earliest offset.")
+
+
+def _select(state, names):  # noqa: ANN001, ANN202
+    try:
+        return state.registry.select(names)
+    except KeyError as exc:
+        raise ConfigError(f"{exc.args[0]}.") from None
