@@ -121,3 +121,32 @@ def test_a_column_added_in_the_source_while_the_worker_runs_arrives(make_env, ma
             stop(worker)
     rows = env.engine().query(f'SELECT order_id, delivery_priority FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1')
     assert rows[0] == (1, None) and rows[-1] == (30, 2) and len(rows) == 30
+
+
+def test_two_workers_in_the_group_land_every_window_within_seconds(make_env, mariadb_admin):
+    """A second worker joining and leaving: each window's tail lands without waiting for
+    --max-batch-age (15 minutes by default), and no rebalance stalls landing."""
+    from tests.consumers.test_landing import publish_spath
+    from tests.support.kafka_source import consume_all
+
+    env = make_env()
+    topic = env.spec("uni_tracking_spath").topic
+    first = env.popen("consume", "--table", "uni_tracking_spath")
+    second = None
+    try:
+        publish_spath(env, mariadb_admin, 3_000)
+        wait_landed(env, "uni_tracking_spath", 3_000, first, timeout=90)
+        second = env.popen("consume", "--table", "uni_tracking_spath")
+        publish_spath(env, mariadb_admin, 3_000, first=10_001)
+        published = len(consume_all(env.bootstrap, topic))
+        wait_landed(env, "uni_tracking_spath", published, first, timeout=90)
+        assert second.poll() is None
+        stop(second)
+        publish_spath(env, mariadb_admin, 3_000, first=20_001)
+        published = len(consume_all(env.bootstrap, topic))
+        wait_landed(env, "uni_tracking_spath", published, first, timeout=90)
+    finally:
+        stop(first)
+        if second is not None and second.poll() is None:
+            stop(second)
+    assert raw_offsets(env) == (published, published, 0)
