@@ -1,8 +1,8 @@
 """Where the local stack lives on disk and which ports it takes.
 
-Everything sits under one ignored state folder (`.stack/` by default). Fetched jars go to a
-cache folder that can be shared between state folders (`ORDERTRACK_CACHE_DIR`), so a second,
-throw-away stack in tests does not fetch Kafka again.
+Everything sits under one ignored state folder (`.stack/` by default). Fetched jars go to the
+user's cache folder (`~/.cache/ordertrack`, or `ORDERTRACK_CACHE_DIR`), shared by every state
+folder and every clone, so a second stack or a fresh clone does not fetch Kafka again.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ class StackLayout:
     @classmethod
     def from_env(cls) -> "StackLayout":
         root = state_dir()
-        cache = Path(os.environ.get("ORDERTRACK_CACHE_DIR", root / "cache")).absolute()
+        # The user's cache folder, not the checkout: a fresh clone (CI's, a second worktree)
+        # reuses the Kafka jars instead of resolving them again.
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ordertrack"
+        cache = Path(os.environ.get("ORDERTRACK_CACHE_DIR", user_cache)).absolute()
         return cls(
             root=root,
             cache=cache,
