@@ -99,6 +99,18 @@ class WindowSettings(_Strict):
         description="Longest an open source transaction or replica lag may hold a window's end back; "
         "past it the producer warns and goes on.",
     )
+    max_window_rows: int = Field(
+        500_000, ge=1, le=50_000_000,
+        description="A window holding more rows is published as consecutive sub-windows, each its own "
+        "Kafka transaction with its own watermark, so a long catch-up never outlives "
+        "kafka.transaction_timeout_seconds. A sub-window ends after a whole cursor second: rows sharing "
+        "a cursor value are never split, so one sub-window may hold more when a second holds more.",
+    )
+    max_window_span_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60,
+        description="Longest stretch of cursor time one sub-window covers, counted from its first row "
+        "(an empty stretch before it costs nothing); each sub-window takes its own source snapshot.",
+    )
 
 
 class ScheduleConfig(_Strict):

@@ -93,3 +93,17 @@ def test_missing_file_and_bad_yaml_are_one_sentence(tmp_path):
     p.write_text("pipeline: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML at line"):
         load_pipeline_config(p)
+
+
+def test_sub_window_limits_default_and_are_validated(tmp_path):
+    cfg = load_pipeline_config()
+    assert (cfg.window_settings.max_window_rows, cfg.window_settings.max_window_span_minutes) == (500_000, 60)
+    for field, bad in (("max_window_rows", 0), ("max_window_rows", "many"), ("max_window_span_minutes", 0)):
+        data = _default()
+        data["window_settings"][field] = bad
+        with pytest.raises(ConfigError, match=rf"window_settings\.{field}"):
+            load_pipeline_config(_write(tmp_path, data))
+    data = _default()
+    data["window_settings"].update(max_window_rows=2000, max_window_span_minutes=15)
+    tuned = load_pipeline_config(_write(tmp_path, data)).window_settings
+    assert (tuned.max_window_rows, tuned.max_window_span_minutes) == (2000, 15)
