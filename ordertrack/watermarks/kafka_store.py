@@ -3,6 +3,10 @@
 A window's watermark is written by the producer inside the window's own transaction (see
 `producers.poller`); this store reads them back and writes operator moves (seed, set, import).
 
+Bounded windows (`produce --start ... --end-time ...`, a backfill) write records too, with status
+`backfill` under the key `<table>.backfill`: `latest()` and `history()` leave them out, so they
+never move, or pass for, a table's live position.
+
 Reading is `read_committed`, and a read_committed reader stops at the last stable offset: an
 open transaction on the topic (another table committing right now, or a crashed producer whose
 transaction has not been aborted yet) hides every record written after it. So `latest()` first
@@ -87,21 +91,23 @@ class KafkaWatermarkStore:
     def _read_all(self, c: Consumer, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
         marks: dict[str, Watermark] = {}
         for wm in self._read(c, {p: 0 for p in parts}, ends):
-            marks[wm.table] = wm  # later records win: the same order compaction keeps
+            if wm.live:
+                marks[wm.table] = wm  # later records win: the same order compaction keeps
         return marks
 
-    def history(self, since: float) -> list[Watermark]:
+    def history(self, since: float, *, include_backfill: bool = False) -> list[Watermark]:
         """Every committed record written since `since` (unix seconds), oldest first: the windows
-        the producer published, with their row counts. Records younger than the topic's
-        `min.compaction.lag.ms` (a day, see `pipeline_topics`) are never compacted away."""
+        the producer published, with their row counts; backfill windows only when asked for.
+        Records younger than the topic's `min.compaction.lag.ms` (a day, see `pipeline_topics`)
+        are never compacted away."""
         c = self._consumer("read_committed")
         try:
             parts = self._partitions(c)
             ends = {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1] for p in parts}
             starts = c.offsets_for_times([TopicPartition(self.topic, p, int(since * 1000)) for p in parts], timeout=15)
             # offsets_for_times answers -1 for a partition with nothing written since `since`
-            return sorted(self._read(c, {tp.partition: tp.offset for tp in starts if tp.offset >= 0}, ends),
-                          key=lambda w: w.written_at)
+            marks = self._read(c, {tp.partition: tp.offset for tp in starts if tp.offset >= 0}, ends)
+            return sorted((m for m in marks if include_backfill or m.live), key=lambda w: w.written_at)
         finally:
             c.close()
 
@@ -141,7 +147,7 @@ class KafkaWatermarkStore:
             p.init_transactions(30)
             p.begin_transaction()
             for wm in marks:
-                p.produce(self.topic, key=wm.table.encode(), value=wm.to_json())
+                p.produce(self.topic, key=wm.key, value=wm.to_json())
             p.commit_transaction(30)
         except KafkaException as exc:
             raise ServiceUnavailableError(f"Writing watermarks to {self.topic} failed: {exc.args[0].str()}") from None

@@ -8,8 +8,13 @@ from typing import Literal
 
 import orjson
 
-WatermarkStatus = Literal["committed", "seeded", "set", "imported"]
-"""committed: a window was published; seeded / set / imported: moved by an operator."""
+WatermarkStatus = Literal["committed", "seeded", "set", "imported", "backfill"]
+"""committed: a window was published; seeded / set / imported: moved by an operator;
+backfill: a bounded window (`produce --start`) was published, which never moves the live position."""
+
+BACKFILL_KEY_SUFFIX = ".backfill"
+"""Backfill records are keyed `<table>.backfill` (a table name holds no dot): compaction keeps the
+newest record per key, so a backfill record under the table's key would in time erase its live one."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,16 @@ class Watermark:
     @property
     def window_end(self) -> int:
         return self.position
+
+    @property
+    def live(self) -> bool:
+        """True for the table's live position; False for a backfill window's record."""
+        return self.status != "backfill"
+
+    @property
+    def key(self) -> bytes:
+        """The record's key in the compacted watermark topic."""
+        return (self.table if self.live else self.table + BACKFILL_KEY_SUFFIX).encode()
 
     def to_json(self) -> bytes:
         d = asdict(self)
