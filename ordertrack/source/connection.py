@@ -9,6 +9,11 @@ from ordertrack.errors import ServiceUnavailableError
 from ordertrack.settings import MySQLSettings
 
 
+class SourceUnreachableError(ServiceUnavailableError):
+    """The source did not answer (down, restarting, out of connections): trying again later may
+    work, where a refused login or a missing database would not."""
+
+
 def connect(
     cfg: MySQLSettings,
     *,
@@ -47,7 +52,7 @@ def connect(
             raise ServiceUnavailableError(
                 f"MySQL at {where} has no database {database or cfg.database!r}: check MYSQL_DATABASE."
             ) from None
-        raise ServiceUnavailableError(
+        raise SourceUnreachableError(
             f"Cannot reach MySQL at {where} as {who!r} (error {code}): is it running? "
             "For the local stack run `ordertrack stack up`."
         ) from None

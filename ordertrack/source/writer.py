@@ -1,4 +1,9 @@
-"""Writes `WorkloadModel` batches into the source tables, one transaction per slice."""
+"""Writes `WorkloadModel` batches into the source tables, one transaction per slice.
+
+`SourceWriter` rides through a lost source: it reopens the connection with backoff and writes the
+interrupted batch again, unless the batch turns out to have committed (the connection was lost
+during COMMIT), so the totals count every written row once.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pymysql
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from ordertrack.log import get_logger
 from ordertrack.settings import Settings
-from ordertrack.source.connection import connect
+from ordertrack.source.connection import SourceUnreachableError, connect
+from ordertrack.source.mysql_errors import connection_lost, error_text
 from ordertrack.source.workload import Batch, WorkloadModel, WorkloadParams
+
+log = get_logger(__name__)
 
 ORDER_COLUMNS = (
     "order_id", "order_sn", "partner_id", "user_id", "order_status", "shipping_status", "pay_status",
@@ -77,8 +87,111 @@ def write_batch(conn: pymysql.connections.Connection, batch: Batch) -> None:
                 )
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except pymysql.err.Error:
+                pass  # a lost connection rolls back by itself; the first error is the one to report
             raise
+
+
+def batch_committed(conn: pymysql.connections.Connection, batch: Batch) -> bool:
+    """Whether `batch` is in the source: it is one transaction, so one of its rows tells. A batch
+    of tracking upserts alone says False: writing it again changes nothing."""
+    with conn.cursor() as cur:
+        if batch.orders:
+            cur.execute("SELECT 1 FROM `ecs_order_info` WHERE `order_id` = %s", (batch.orders[0]["order_id"],))
+        elif batch.scans:
+            e = batch.scans[0]
+            cur.execute("SELECT 1 FROM `uni_tracking_spath` WHERE `order_id` = %s AND `traceSeq` = %s",
+                        (e.order_id, e.trace_seq))
+        else:
+            return False
+        return cur.fetchone() is not None
+
+
+def _source_away(exc: BaseException) -> bool:
+    return connection_lost(exc) or isinstance(exc, SourceUnreachableError)
+
+
+class SourceStopped(Exception):
+    """A stop request arrived while the writer waited for the source to come back."""
+
+
+class SourceWriter:
+    """Writes batches through a connection it reopens when the source goes away: backoff, one
+    warning when the outage starts and one info when it ends; the batch in flight is written
+    again, or found committed."""
+
+    def __init__(
+        self,
+        conn: pymysql.connections.Connection,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        max_backoff_seconds: float = 15.0,
+    ) -> None:
+        self.conn = conn
+        self.should_stop = should_stop
+        self.max_backoff_seconds = max_backoff_seconds
+        self._lost_connection = False
+        self._down_since: float | None = None
+        self._failures = 0
+
+    def write(self, batch: Batch) -> None:
+        """Write `batch` once. Raises SourceStopped if stopped while the source is away (the batch
+        is then not written), and any error that is not the source going away."""
+        in_doubt = False  # a previous attempt may have committed before its connection was lost
+        retrying = Retrying(
+            retry=retry_if_exception(_source_away),
+            wait=wait_exponential(multiplier=0.5, min=0.5, max=self.max_backoff_seconds),
+            stop=lambda _: self.should_stop(),
+            sleep=self._sleep,
+            before_sleep=self._lost,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self._lost_connection:
+                        # The same settings (user, database, init command) on a new socket.
+                        self.conn.ping(reconnect=True)
+                        self._lost_connection = False
+                    if not (in_doubt and batch_committed(self.conn, batch)):
+                        in_doubt = True
+                        write_batch(self.conn, batch)
+        except Exception as exc:
+            if _source_away(exc) and self.should_stop():
+                raise SourceStopped("stopped while the source was away") from None
+            raise
+        if self._down_since is not None:
+            log.info("generate.source.outage_ended", seconds=round(time.monotonic() - self._down_since, 1),
+                     failed_attempts=self._failures)
+            self._down_since, self._failures = None, 0
+
+    def _lost(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self._lost_connection = True
+        try:
+            self.conn.close()
+        except pymysql.err.Error:
+            pass  # already closed by the client library
+        self._failures += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("generate.source.outage_started", error=error_text(exc) if exc else None,
+                        hint="retrying with backoff; the batch in flight is written once the source is back")
+
+    def _sleep(self, seconds: float) -> None:
+        # Short naps, so a stop request is noticed within a fraction of a second while the source is away.
+        deadline = time.monotonic() + seconds
+        while not self.should_stop() and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+Writer = pymysql.connections.Connection | SourceWriter
+
+
+def _writer(target: Writer, should_stop: Callable[[], bool] = lambda: False) -> SourceWriter:
+    return target if isinstance(target, SourceWriter) else SourceWriter(target, should_stop=should_stop)
 
 
 def open_workload_connection(settings: Settings) -> pymysql.connections.Connection:
@@ -98,19 +211,20 @@ def source_clock_and_next_id(conn: pymysql.connections.Connection) -> tuple[int,
 
 
 def run_history(
-    conn: pymysql.connections.Connection,
+    conn: Writer,
     model: WorkloadModel,
     until: int,
     slice_seconds: int = 600,
     on_slice: Callable[[int, WriteTotals], None] | None = None,
 ) -> WriteTotals:
     """Play the model from its clock to `until`, one transaction per `slice_seconds`."""
+    writer = _writer(conn)
     totals = WriteTotals()
     t = int(model.clock)
     while t < until:
         t = min(t + slice_seconds, until)
         batch = model.advance(t)
-        write_batch(conn, batch)
+        writer.write(batch)
         totals.add(batch)
         if on_slice:
             on_slice(t, totals)
@@ -118,14 +232,16 @@ def run_history(
 
 
 def run_live(
-    conn: pymysql.connections.Connection,
+    conn: Writer,
     model: WorkloadModel,
     duration: float | None,
     clock_offset: float,
     tick_seconds: float = 1.0,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> WriteTotals:
-    """Keep writing in real time (the source's clock = local clock + `clock_offset`) until `duration`."""
+    """Keep writing in real time (the source's clock = local clock + `clock_offset`) until
+    `duration`, riding through outages of the source (see `SourceWriter`)."""
+    writer = _writer(conn, should_stop)
     totals = WriteTotals()
     started = time.monotonic()
     try:
@@ -133,12 +249,12 @@ def run_live(
             now = int(time.time() + clock_offset)
             if now > model.clock:
                 batch = model.advance(now)
-                write_batch(conn, batch)
+                writer.write(batch)
                 totals.add(batch)
             time.sleep(tick_seconds)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SourceStopped):
         pass  # Ctrl-C ends live mode; every written slice was its own committed transaction
     return totals
 
 
-__all__ = ["WorkloadModel", "WorkloadParams", "WriteTotals", "run_history", "run_live", "write_batch"]
+__all__ = ["SourceWriter", "WorkloadModel", "WorkloadParams", "WriteTotals", "run_history", "run_live", "write_batch"]
