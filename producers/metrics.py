@@ -13,3 +13,13 @@ WINDOW_HOLD = Gauge(
     ["table"],
 )
 CLOCK_DRIFT = Gauge("ordertrack_source_clock_drift_seconds", "Source clock minus the worker's clock")
+SERVICE_UP = Gauge(
+    "ordertrack_producer_service_up",
+    "1 while the producer reaches the service (source, kafka), 0 while it waits out an outage",
+    ["service"],
+)
+SUB_WINDOWS = Counter(
+    "ordertrack_producer_sub_windows",
+    "Sub-windows committed (a window larger than the row or span limit is published as several)",
+    ["table"],
+)

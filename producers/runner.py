@@ -1,11 +1,16 @@
 """A produce cycle: every selected table publishes its next window, up to N tables at once.
 
 Order of a cycle, and why:
-1. open every table's poller: `init_transactions` aborts whatever a crashed run left open, which
-   would otherwise hide newer watermarks from read_committed readers;
+1. open every table's poller (again, after an outage dropped its connection or producer):
+   `init_transactions` aborts whatever a crashed run left open, which would otherwise hide newer
+   watermarks from read_committed readers;
 2. measure the clock drift once and refuse to run past the limit;
 3. read the committed watermarks;
 4. run the windows in parallel; a failing table is reported and does not stop the others.
+
+A service that goes away (the source, Kafka) ends the cycle with `OutageError` once every table is
+done: tables it did not touch have committed. `--once` stops there (exit 4); `ride_out`, the
+long-running loop's cycle, backs off and runs the cycle again until it goes through.
 """
 
 from __future__ import annotations
@@ -17,14 +22,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
+from tenacity import Retrying, retry_if_exception_type, sleep_using_event, stop_when_event_set, wait_exponential
+
 from ordertrack.config import PipelineConfig
+from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
 from ordertrack.watermarks.kafka_store import KafkaWatermarkStore
 from producers import metrics
-from producers.poller import ClockDriftError, TablePoller, WindowResult
+from producers.outage import OutageError, OutageWatch, as_outage, store_outage
+from producers.poller import ClockDriftError, StopRequested, TablePoller, WindowResult
 
 log = get_logger(__name__)
 
@@ -42,6 +51,11 @@ class CycleResult:
     @property
     def total_rows(self) -> int:
         return sum(t.rows for t in self.tables)
+
+    @property
+    def outages(self) -> list[WindowResult]:
+        """Tables whose window a service outage interrupted."""
+        return [t for t in self.tables if t.outage]
 
     def to_dict(self) -> dict:
         return {
@@ -82,41 +96,54 @@ def check_drift(drift: float, limit: int, db_now: int) -> None:
 
 
 class Producer:
-    """Pollers kept open across cycles (`--every`), so transactions are initialised once."""
+    """Pollers kept open across cycles (`--every`), so transactions are initialised once; a poller
+    that lost its connection or producer in an outage opens a new one at the next cycle."""
 
     def __init__(self, config: PipelineConfig, settings: Settings, specs: list[TableSpec],
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, *, max_backoff_seconds: float = 60.0) -> None:
         self.config = config
         self.settings = settings
         self.stop = stop or threading.Event()
         self.pollers = [TablePoller(s, config, settings, stop=self.stop) for s in specs]
         self.store = watermark_store(config, settings)
+        self.watch = OutageWatch()
+        self.max_backoff_seconds = max_backoff_seconds
 
     def __enter__(self) -> "Producer":
-        opened = []
-        try:
-            for p in self.pollers:
-                p.open()
-                opened.append(p)
-        except BaseException:
-            for p in opened:
-                p.close()
-            raise
+        # Pollers open in the first cycle, so a long-running loop started during an outage waits
+        # it out like any other.
         return self
 
     def __exit__(self, *exc) -> None:
         for p in self.pollers:
             p.close()
 
-    def cycle(self, *, start: int | None = None, end: int | None = None) -> CycleResult:
+    def cycle(self, *, start: int | None = None, end: int | None = None,
+              resume: dict[str, int] | None = None) -> CycleResult:
+        """One window of every table. `start` makes it a bounded window (a backfill, which never
+        moves the live watermark); `resume` (table -> position) continues a backfill after the
+        sub-windows an interrupted attempt committed. Raises OutageError when a service was away."""
         started = datetime.now(timezone.utc).isoformat()
-        clock, drift = self.pollers[0].measure_clock()
-        check_drift(drift, self.config.processing.max_clock_drift_seconds, clock.db_now)
-        marks = self.store.latest()
+        for p in self.pollers:
+            p.open()
+        db_now, drift = self.pollers[0].measure_clock()
+        check_drift(drift, self.config.processing.max_clock_drift_seconds, db_now)
+        try:
+            marks = self.store.latest()
+        except (ServiceUnavailableError, TransientError) as exc:
+            raise store_outage(exc) from None
+        except Exception as exc:
+            outage = as_outage(exc, "reading the watermarks")
+            if outage is None:
+                raise
+            raise outage from None
+        resume = resume or {}
         pool = ThreadPoolExecutor(max_workers=self.config.processing.max_parallel_tables, thread_name_prefix="poller")
         try:
             futures = [
-                pool.submit(p.run_window, marks.get(p.spec.name), start_override=start, end_override=end)
+                pool.submit(p.run_window, marks.get(p.spec.name),
+                            start_override=None if start is None else max(start, resume.get(p.spec.name, start)),
+                            end_override=end)
                 for p in self.pollers
             ]
             results = [f.result() for f in futures]
@@ -128,7 +155,42 @@ class Producer:
             pool.shutdown(wait=True)
         failed = sum(r.status == "failed" for r in results)
         status: CycleStatus = "success" if not failed else ("failed" if failed == len(results) else "partial")
-        return CycleResult(status, started, datetime.now(timezone.utc).isoformat(), drift, results)
+        result = CycleResult(status, started, datetime.now(timezone.utc).isoformat(), drift, results)
+        if result.outages:
+            first = result.outages[0]
+            raise OutageError(first.outage, first.error or f"{first.outage} went away", result)
+        return result
+
+    def ride_out(self, *, start: int | None = None, end: int | None = None) -> CycleResult:
+        """`cycle`, run again with backoff while a service is away, until one goes through: the
+        long-running loop's cycle. Says once when an outage starts and once when it ends (and keeps
+        the `ordertrack_producer_service_up` gauge). A stop request while waiting raises
+        StopRequested; a backfill resumes after the sub-windows an interrupted attempt committed."""
+        resume: dict[str, int] = {}
+        retrying = Retrying(
+            retry=retry_if_exception_type(OutageError),
+            wait=wait_exponential(multiplier=1, min=1, max=self.max_backoff_seconds),
+            stop=stop_when_event_set(self.stop),
+            sleep=sleep_using_event(self.stop),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if self.stop.is_set():
+                        raise StopRequested("stopped while waiting for a service to come back")
+                    try:
+                        result = self.cycle(start=start, end=end, resume=resume)
+                    except OutageError as exc:
+                        self.watch.failed(exc.service, str(exc))
+                        for t in exc.result.tables if exc.result else ():
+                            if t.backfill and t.committed_end is not None:
+                                resume[t.table] = t.committed_end
+                        raise
+        except OutageError:
+            raise StopRequested("stopped while waiting for a service to come back") from None
+        self.watch.all_up()
+        return result
 
 
 def sleep_until_next(every: float, started: float, stop: threading.Event) -> None:

@@ -16,6 +16,7 @@ from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.log import get_logger
 from ordertrack.timeparse import parse_duration, parse_utc
+from producers.outage import OutageError
 from producers.poller import StopRequested
 from producers.runner import CycleResult, Producer, sleep_until_next
 
@@ -25,10 +26,10 @@ log = get_logger(__name__)
 def _show(result: CycleResult) -> None:
     print_table(
         f"produce: {result.status}",
-        ["table", "status", "rows", "dead letters", "window (UTC)", "held", "error"],
+        ["table", "status", "rows", "dead letters", "window (UTC)", "sub-windows", "held", "error"],
         [
-            (t.table, t.status, t.rows, t.dead_lettered,
-             f"{d['window_start_utc']} .. {d['window_end_utc']}",
+            (t.table, t.status + (" (backfill)" if t.backfill else ""), t.rows, t.dead_lettered,
+             f"{d['window_start_utc']} .. {d['window_end_utc']}", t.sub_windows,
              f"{t.hold_seconds}s {t.hold_reason or ''}".strip(), t.error or "")
             for t, d in zip(result.tables, result.to_dict()["tables"].values())
         ],
@@ -40,12 +41,14 @@ def produce(
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     once: bool = typer.Option(False, "--once", help="One cycle, then exit (the default without --every)."),
     every: Optional[str] = typer.Option(None, "--every", help="Run a cycle every interval (15m, 30s) until stopped."),
-    start_time: Optional[str] = typer.Option(None, "--start", help="Start the first window here instead of at the watermark (backfill): 'YYYY-mm-dd HH:MM:SS' UTC."),
+    start_time: Optional[str] = typer.Option(None, "--start", help="Publish a bounded window (a backfill) from here, first cycle only: 'YYYY-mm-dd HH:MM:SS' UTC; it never moves the live watermark."),
     end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the window end: 'YYYY-mm-dd HH:MM:SS' UTC."),
     json_output: Optional[Path] = typer.Option(None, "--json-output", help="Write status and per-table counts to this file."),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
 ) -> None:
-    """Publish each table's next window [watermark, end) to Kafka, with its watermark, in one transaction."""
+    """Publish each table's next window [watermark, end) to Kafka, with its watermark, in one transaction
+    (consecutive sub-windows, one transaction each, past max_window_rows / max_window_span_minutes).
+    With --every it rides through outages of the source and Kafka; a one-shot run exits 4."""
     state = ctx.obj
     if once and every:
         raise ConfigError("Give --once or --every, not both.")
@@ -73,10 +76,17 @@ def produce(
         while True:
             began = time.monotonic()
             try:
-                result = producer.cycle(start=start, end=end)
+                # --every waits out an outage (backoff, one warning, one info); a one-shot run stops.
+                result = (producer.ride_out(start=start, end=end) if interval is not None
+                          else producer.cycle(start=start, end=end))
             except KeyboardInterrupt:
                 stop.set()
                 raise StopRequested("interrupted; the open window was aborted and will be redone") from None
+            except OutageError as exc:
+                if exc.result is not None:
+                    _write_json(json_output, exc.result)
+                    _show(exc.result)
+                raise
             start = None  # --start applies to the first cycle only
             _write_json(json_output, result)
             _show(result)

@@ -16,6 +16,7 @@ import pytest
 from ordertrack.settings import load_settings
 from ordertrack.tables import TableRegistry
 from producers.runner import Producer, watermark_store
+from tests.producers.tuning import retune, set_watermark
 from tests.support.kafka_source import consume_all, db_now, insert, wait_for_writes
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ def keys_of(messages) -> list[tuple[int, int]]:
 
 
 def test_window_publishes_exactly_its_rows_across_same_second_pages(make_env, mariadb_admin):
-    env = make_env(batch_size=250)
+    env = retune(make_env(batch_size=250), window={"max_window_span_minutes": 24 * 60})  # one window, not split
     now = db_now(mariadb_admin)
     t0, t1, end = now - 7200, now - 3600, now - 1800
     table = f"`{env.db}`.uni_tracking_spath"
@@ -55,8 +56,9 @@ def test_window_publishes_exactly_its_rows_across_same_second_pages(make_env, ma
 
     settings = load_settings()
     spec = [TableRegistry(env.config).get("uni_tracking_spath")]
+    set_watermark(env, "uni_tracking_spath", t0)
     with Producer(env.config, settings, spec) as producer:
-        first = producer.cycle(start=t0, end=end)
+        first = producer.cycle(end=end)
         assert first.status == "success", first.tables[0].error
         published = keys_of(consume_all(env.bootstrap, env.topic("uni_tracking_spath")))
         assert Counter(published).most_common(1)[0][1] == 1  # no row twice
@@ -94,8 +96,9 @@ def test_rows_updated_while_the_window_is_read_arrive_once_per_version(make_env,
             updated.set()
 
     producer.pollers[0].on_page = update_unread_rows
+    set_watermark(env, "uni_tracking_info", base)
     with producer:
-        one = producer.cycle(start=base, end=now).tables[0]
+        one = producer.cycle(end=now).tables[0]
         assert updated.is_set()
         first = [orjson.loads(m.value()) for m in consume_all(env.bootstrap, env.topic("uni_tracking_info"))]
         # The window is one snapshot: every row once, as it was when the window began.
@@ -121,8 +124,9 @@ def test_open_transaction_holds_the_window_end(make_env, mariadb_admin):
             cur.execute(f"INSERT INTO {table} (order_id, traceSeq, pathTime, event_code, add_time) "
                         "VALUES (42, 1, UNIX_TIMESTAMP(), 'PICKED_UP', UNIX_TIMESTAMP())")
         time.sleep(2.2)  # the source clock moves past the row's cursor while it is uncommitted
+        set_watermark(env, "uni_tracking_spath", db_now(mariadb_admin) - 600)
         with Producer(env.config, settings, [spec]) as producer:
-            held = producer.cycle(start=db_now(mariadb_admin) - 600).tables[0]
+            held = producer.cycle().tables[0]
             assert held.status == "published"
             assert held.hold_reason == "open_transaction" and held.hold_seconds >= 2
             writer.commit()
@@ -136,12 +140,13 @@ def test_open_transaction_holds_the_window_end(make_env, mariadb_admin):
 
 
 def test_sigkill_between_pages_publishes_nothing_and_the_rerun_publishes_once(make_env, mariadb_admin):
-    env = make_env(batch_size=100)
+    env = retune(make_env(batch_size=100), window={"max_window_span_minutes": 24 * 60})  # one window, not split
     now = db_now(mariadb_admin)
     start, end = now - 7200, now - 600
     rows = [(i, 1, start + (i % 6000), "ARRIVED_HUB", start) for i in range(1, 120_001)]
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
-    window = ("--table", "uni_tracking_spath", "--once", "--start", str(start), "--end-time", str(end))
+    set_watermark(env, "uni_tracking_spath", start)
+    window = ("--table", "uni_tracking_spath", "--once", "--end-time", str(end))
     topic = env.topic("uni_tracking_spath")
 
     proc = env.popen("produce", *window)
@@ -152,7 +157,7 @@ def test_sigkill_between_pages_publishes_nothing_and_the_rerun_publishes_once(ma
 
     assert len(consume_all(env.bootstrap, topic, "read_uncommitted")) > 0  # rows were written...
     assert consume_all(env.bootstrap, topic) == []                           # ...but none is visible
-    assert "uni_tracking_spath" not in watermark_store(env.config, load_settings()).latest()
+    assert watermark_store(env.config, load_settings()).latest()["uni_tracking_spath"].position == start
 
     rerun = env.cli("produce", *window, "--json-output", str(env.config_path.with_suffix(".json")))
     assert rerun.returncode == 0, rerun.stderr
