@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing bench-marts clean
+.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing bench-marts chaos clean
 
 help:
 	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result and the dq checks"
@@ -51,6 +51,10 @@ bench-landing: stack-up
 
 bench-marts: setup
 	$(BIN)/python bench/mart_merge.py --mart-rows 1000000 10000000 --batch 200000
+
+# The fault harness on its own private stack (other ports, .stack/chaos): `make chaos DURATION=30m`.
+chaos: setup
+	$(BIN)/python -m bench.chaos --duration $(or $(DURATION),30m)
 
 clean: stack-down
 	rm -rf .stack $(VENV)

@@ -1,0 +1,7 @@
+"""`python -m bench.chaos`."""
+
+import sys
+
+from bench.chaos.cli import main
+
+sys.exit(main())
