@@ -59,57 +59,69 @@ def _expand(con: Any, sql: str) -> list[int]:
     return [int(c or 0) for c, n in rows for _ in range(int(n))]
 
 
-LEDGER = "ordertrack_ingest_ledger"  # the warehouse's ingest ledger (ordertrack/warehouse/engine.py)
+# The warehouse's own tables (ordertrack/warehouse/engine.py): the ingest ledger, and the
+# exceptions table where landing records each message it rejected to the dead letters.
+LEDGER = "ordertrack_ingest_ledger"
+EXCEPTIONS = "order_tracking_exceptions"
 
 
 def diagnose(layout: Layout, tables: list[dict[str, Any]], rec: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Where each row version that reconcile found missing or stale was lost: never published
-    (not in the topic, read_committed), published but never landed (not in raw), or landed but
-    never merged (in raw, not in the mart). Also the committed messages raw does not hold, by
-    window, and the ledger's batches without `merged_at`."""
+    (not in the topic, read read_committed), rejected to the dead letters at landing, dropped
+    between Kafka and raw without a trace, or landed but never merged (in raw, not in the mart).
+    Also the committed messages raw does not hold, by window, and the unmerged ledger batches."""
     import duckdb
 
     con = duckdb.connect(str(layout.warehouse), read_only=True)
     out = {}
     try:
         for s in tables:
-            keys = s["key_columns"]
-            lost = {(*(row[k] for k in keys), row["source_cursor"])
-                    for kind in ("missing", "stale") for row in rec.get(s["name"], {}).get(kind, [])}
-            published, windows = topic_contents(layout, s)
-            raw = f"{q(s['raw_schema'])}.{q(s['raw_table'])}"
-            cols = ", ".join(q(c) for c in (*keys, s["cursor_column"]))
-            landed = {tuple(r) for r in _fetch(con, f"SELECT DISTINCT {cols} FROM {raw}")}
-            landed_at = {tuple(r) for r in _fetch(con, f"SELECT _kafka_partition, _kafka_offset FROM {raw}")}
-            unlanded: dict[str, int] = {}
-            for where, window in windows.items():
-                if where not in landed_at:
-                    unlanded[window] = unlanded.get(window, 0) + 1
-            unmerged = _fetch(con, f"SELECT COUNT(*), COALESCE(SUM(message_count), 0) FROM {q(s['raw_schema'])}.{q(LEDGER)} "
-                                   f"WHERE topic = '{s['topic']}' AND merged_at IS NULL")
-            out[s["name"]] = {
-                "never_published": len(lost - published),
-                "published_not_landed": len((lost & published) - landed),
-                "landed_not_merged": len(lost & landed),
-                "committed_messages_not_in_raw": sum(unlanded.values()),
-                "windows_not_fully_landed": dict(sorted(unlanded.items(), key=lambda x: -x[1])[:10]),
-                "unmerged_batches": int(unmerged[0][0]) if unmerged else None,
-            }
+            out[s["name"]] = _diagnose_table(con, layout, s, rec.get(s["name"], {}))
     finally:
         con.close()
     return out
 
 
-def topic_contents(layout: Layout, spec: dict[str, Any]) -> tuple[set[tuple], dict[tuple[int, int], str]]:
-    """Every committed message of a table's topic (read_committed, from the start): the row
-    versions it carries (key + cursor) and its (partition, offset) -> window id."""
+def _diagnose_table(con: Any, layout: Layout, s: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+    keys = s["key_columns"]
+    lost = {(*(row[k] for k in keys), row["source_cursor"]) for kind in ("missing", "stale") for row in rec.get(kind, [])}
+    messages = topic_contents(layout, s)
+    raw = f"{q(s['raw_schema'])}.{q(s['raw_table'])}"
+    cols = ", ".join(q(c) for c in (*keys, s["cursor_column"]))
+    landed = {tuple(r) for r in _fetch(con, f"SELECT DISTINCT {cols} FROM {raw}")}
+    in_raw = {tuple(r) for r in _fetch(con, f"SELECT _kafka_partition, _kafka_offset FROM {raw}")}
+    rejected = {tuple(r) for r in _fetch(
+        con, f"SELECT kafka_partition, kafka_offset FROM {q(s['mart_schema'])}.{q(EXCEPTIONS)} "
+             f"WHERE exception_type = 'dead_letter' AND kafka_topic = '{s['topic']}'")}
+    dropped: dict[str, int] = {}
+    for where, (_, window) in messages.items():
+        if where not in in_raw and where not in rejected:
+            dropped[window] = dropped.get(window, 0) + 1
+    published = {v for v, _ in messages.values()}
+    dead_lettered = {v for where, (v, _) in messages.items() if where in rejected}
+    unmerged = _fetch(con, f"SELECT COUNT(*) FROM {q(s['raw_schema'])}.{q(LEDGER)} "
+                           f"WHERE topic = '{s['topic']}' AND merged_at IS NULL")
+    return {
+        "never_published": len(lost - published),
+        "dead_lettered_at_landing": len((lost & dead_lettered) - landed),
+        "dropped_without_trace": len((lost & published) - dead_lettered - landed),
+        "landed_not_merged": len(lost & landed),
+        "committed_messages_dead_lettered": sum(1 for where in messages if where in rejected),
+        "committed_messages_dropped": sum(dropped.values()),
+        "windows_with_dropped_messages": dict(sorted(dropped.items(), key=lambda x: -x[1])[:10]),
+        "unmerged_batches": int(unmerged[0][0]) if unmerged else None,
+    }
+
+
+def topic_contents(layout: Layout, spec: dict[str, Any]) -> dict[tuple[int, int], tuple[tuple, str]]:
+    """Every committed message of a table's topic (read_committed, from the start):
+    (partition, offset) -> (the row version it carries: key + cursor, its window id)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     c = Consumer({"bootstrap.servers": layout.env()["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "chaos-judge",
                   "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True,
                   "log_level": 3})
-    versions: set[tuple] = set()
-    where: dict[tuple[int, int], str] = {}
+    out: dict[tuple[int, int], tuple[tuple, str]] = {}
     try:
         parts = list(c.list_topics(spec["topic"], timeout=30).topics[spec["topic"]].partitions)
         c.assign([TopicPartition(spec["topic"], p, 0) for p in parts])
@@ -123,13 +135,13 @@ def topic_contents(layout: Layout, spec: dict[str, Any]) -> tuple[set[tuple], di
                     todo.discard(m.partition())
                 continue
             row = json.loads(m.value())
-            versions.add((*(row[k] for k in spec["key_columns"]), row[spec["cursor_column"]]))
-            where[(m.partition(), m.offset())] = dict(m.headers() or []).get("window_id", b"?").decode()
+            version = (*(row[k] for k in spec["key_columns"]), row[spec["cursor_column"]])
+            out[(m.partition(), m.offset())] = (version, dict(m.headers() or []).get("window_id", b"?").decode())
         if todo:
             raise HarnessError(f"could not read {spec['topic']} to its end within 600 s")
     finally:
         c.close()
-    return versions, where
+    return out
 
 
 def _fetch(con: Any, sql: str) -> list[tuple]:
@@ -231,10 +243,10 @@ def findings(result: dict[str, Any]) -> tuple[list[str], list[str]]:
             bad.append(f"reconcile of {t} could not run: {r['error']}")
         elif not r.get("clean"):
             c, d = r["counts"], j.get("diagnosis", {}).get(t, {})
-            why = (f"; lost versions: {d['never_published']} never published, {d['published_not_landed']} published "
-                   f"but never landed, {d['landed_not_merged']} landed but never merged "
-                   f"({d['unmerged_batches']} unmerged batch(es)); {d['committed_messages_not_in_raw']} committed "
-                   f"messages missing from raw" if d else "")
+            why = (f"; the lost versions: {d['never_published']} never published, {d['dead_lettered_at_landing']} "
+                   f"rejected to the dead letters at landing, {d['dropped_without_trace']} dropped between Kafka and "
+                   f"raw without a trace, {d['landed_not_merged']} landed but never merged "
+                   f"({d['unmerged_batches']} unmerged batch(es))" if d else "")
             bad.append(f"{t}: {c['missing']} missing, {c['extra']} extra, {c['stale']} stale in the mart (dq reconcile){why}")
     for t, n in j["raw_duplicate_copies"].items():
         if n:
