@@ -28,6 +28,18 @@ from ordertrack.watermarks.model import Watermark
 log = get_logger(__name__)
 
 
+class _Reader(Consumer):
+    """A consumer that notes when librdkafka reports every broker down (its error callback)."""
+
+    def __init__(self, conf: dict) -> None:
+        self.brokers_down = False
+        super().__init__({**conf, "error_cb": self._on_error})
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.brokers_down = True
+
+
 class KafkaWatermarkStore:
     def __init__(self, bootstrap_servers: str, topic: str, *, wait_seconds: float = 300.0, client_id: str = "ordertrack") -> None:
         self.bootstrap = bootstrap_servers
@@ -35,8 +47,8 @@ class KafkaWatermarkStore:
         self.wait_seconds = wait_seconds
         self.client_id = client_id
 
-    def _consumer(self, isolation: str) -> Consumer:
-        return Consumer({
+    def _consumer(self, isolation: str) -> "_Reader":
+        return _Reader({
             "bootstrap.servers": self.bootstrap,
             "group.id": f"{self.client_id}.watermark-reader.{uuid.uuid4().hex[:8]}",
             "client.id": f"{self.client_id}.watermarks",
@@ -46,7 +58,7 @@ class KafkaWatermarkStore:
             "log_level": 0,
         })
 
-    def _partitions(self, c: Consumer) -> list[int]:
+    def _partitions(self, c: _Reader) -> list[int]:
         try:
             md = c.list_topics(self.topic, timeout=15)
         except KafkaException:
@@ -88,7 +100,7 @@ class KafkaWatermarkStore:
         finally:
             c.close()
 
-    def _read_all(self, c: Consumer, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
+    def _read_all(self, c: _Reader, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
         marks: dict[str, Watermark] = {}
         for wm in self._read(c, {p: 0 for p in parts}, ends):
             if wm.live:
@@ -111,7 +123,7 @@ class KafkaWatermarkStore:
         finally:
             c.close()
 
-    def _read(self, c: Consumer, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
+    def _read(self, c: _Reader, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
         """The records from each partition's start offset to its end, in offset order."""
         todo = {p for p, o in starts.items() if o < ends[p]}
         if not todo:
@@ -122,6 +134,8 @@ class KafkaWatermarkStore:
         while todo:
             if time.monotonic() > deadline:
                 raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
+            if c.brokers_down:  # else a read cut off by an outage would wait out the whole deadline
+                raise ServiceUnavailableError(f"Kafka at {self.bootstrap} stopped answering while {self.topic} was read.")
             for m in c.consume(num_messages=500, timeout=1.0):
                 if m.error():
                     if m.error().code() == KafkaError._PARTITION_EOF:

@@ -40,14 +40,14 @@ def keys(messages) -> Counter:
     return Counter((k["order_id"], k["traceSeq"]) for k in (orjson.loads(m.key()) for m in messages))
 
 
-def wait_until(what: str, check, timeout: float = 90, every: float = 0.2):
+def wait_until(what: str, check, timeout: float = 90, every: float = 0.2, context=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{context()}")
 
 
 def connection_running(admin, text: str) -> int | None:
@@ -261,12 +261,14 @@ def test_produce_every_rides_through_kafka_and_source_outages(make_env, mariadb_
         for service in ("kafka", "source"):
             relays[service].cut()
             wait_until(f"the {service} outage to be noticed",
-                       lambda: log.events("producer.outage.started", service=service), timeout=120, every=0.5)
+                       lambda: log.events("producer.outage.started", service=service), timeout=120, every=0.5,
+                       context=lambda: "".join(log.lines[-40:]))
             assert gauge(service) == 0
             time.sleep(3)  # the outage goes on: retries with backoff, still one warning
             relays[service].restore()
             wait_until(f"the end of the {service} outage",
-                       lambda: log.events("producer.outage.ended", service=service), timeout=120, every=0.5)
+                       lambda: log.events("producer.outage.ended", service=service), timeout=120, every=0.5,
+                       context=lambda: "".join(log.lines[-40:]))
             assert gauge(service) == 1
             assert proc.poll() is None, "".join(log.lines)
         stop_writing.set()
