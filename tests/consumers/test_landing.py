@@ -13,7 +13,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from ordertrack.settings import load_settings
-from producers.runner import Producer
+from ordertrack.watermarks.model import Watermark
+from producers.runner import Producer, watermark_store
 from consumers.drain import drain
 from consumers.lander import Lander
 from consumers.staging import RawMessage
@@ -145,7 +146,9 @@ def test_a_column_added_in_the_source_arrives_downstream(make_env, mariadb_admin
     spec = env.spec("ecs_order_info")
     engine = env.engine()
     with Producer(env.config, settings, [spec]) as p:
-        p.cycle(start=now - 3600, end=now - 2000)
+        # A live window from a set watermark (a --start window is a backfill: it would not move it).
+        watermark_store(env.config, settings).write([Watermark(table="ecs_order_info", position=now - 3600, status="set")])
+        p.cycle(end=now - 2000)
         drain(env.config, settings, engine, [spec])
         with mariadb_admin.cursor() as cur:
             cur.execute(f"ALTER TABLE `{env.db}`.ecs_order_info ADD COLUMN delivery_priority TINYINT UNSIGNED NULL, "

@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 from ordertrack.settings import load_settings
 from consumers.lag import measure_lag
 from tests.consumers.test_landing import publish_spath, raw_offsets
-from producers.runner import Producer
+from ordertrack.watermarks.model import Watermark
+from producers.runner import Producer, watermark_store
 from tests.support.kafka_source import aborted_then_committed, db_now, insert
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,9 @@ def test_a_column_added_in_the_source_while_the_worker_runs_arrives(make_env, ma
     cols = ("order_id", "order_sn", "partner_id", "user_id", "add_time")
     insert(mariadb_admin, f"`{env.db}`.ecs_order_info", cols, [(i, f"A{i}", 1, 1, now - 3000) for i in range(1, 21)])
     with Producer(env.config, load_settings(), [spec]) as producer:
-        producer.cycle(start=now - 3600, end=now - 2000)
+        # A live window from a set watermark (a --start window is a backfill: it would not move it).
+        watermark_store(env.config, load_settings()).write([Watermark(table="ecs_order_info", position=now - 3600, status="set")])
+        producer.cycle(end=now - 2000)
         port = free_port()
         worker = env.popen("consume", "--table", "ecs_order_info", "--metrics-port", str(port))
         try:

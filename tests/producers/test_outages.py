@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 
 from ordertrack.settings import load_settings
 from producers.runner import Producer
+from tests.conftest import service_missing
 from tests.producers.netns_relay import UnixRelay
 from tests.producers.tuning import live_position, retune, set_watermark
 from tests.support.kafka_source import consume_all, db_now, high_watermarks, insert
@@ -154,7 +155,14 @@ class Lines:
         return out
 
 
-needs_netns = pytest.mark.skipif(not _netns_available(), reason="needs `unshare -n` (network namespaces)")
+@pytest.fixture
+def netns() -> None:
+    # Like a missing service: skipped on a developer's machine without it, a failure in CI.
+    if not _netns_available():
+        service_missing("network namespaces (`unshare -n`, which needs root)")
+
+
+needs_netns = pytest.mark.usefixtures("netns")
 
 
 class Isolated:
