@@ -15,6 +15,7 @@ from ordertrack.cli.output import print_table
 from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.log import get_logger
+from ordertrack.outage import Outage, retry_until_ok
 from ordertrack.timeparse import parse_duration, parse_utc
 from producers.outage import OutageError
 from producers.poller import StopRequested
@@ -66,11 +67,14 @@ def produce(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
-    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
-
     stop = threading.Event()
     # SIGTERM (a scheduler stopping us) and Ctrl-C both end the open window by aborting it.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ensure = lambda: KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))  # noqa: E731
+    if interval is None:
+        ensure()
+    else:  # the long-running loop started while Kafka is away waits for it, as it would mid-run
+        retry_until_ok(ensure, Outage("kafka"), stop)
     exit_code = 0
     with Producer(state.config, state.settings, specs, stop) as producer:
         while True:

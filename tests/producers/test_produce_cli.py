@@ -87,3 +87,32 @@ def test_unknown_table_and_bad_time_are_one_sentence(make_env):
     assert r.returncode == 2 and "unknown table 'orders'" in r.stderr and "Traceback" not in r.stderr
     r = env.cli("produce", "--end-time", "tomorrow")
     assert r.returncode == 2 and "not a time" in r.stderr
+
+
+def test_the_long_running_loop_started_while_kafka_is_away_waits_instead_of_exiting(make_env):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.pipeline_env import ORDERTRACK
+
+    env = make_env()
+    proc = subprocess.Popen(
+        [ORDERTRACK, "--config", str(env.config_path), "produce", "--every", "5s"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, **env.env_vars, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+    )
+    try:
+        seen = ""
+        deadline = time.monotonic() + 60
+        while '"outage.started"' not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+            assert proc.poll() is None, seen
+        assert '"outage.started"' in seen and '"what": "kafka"' in seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) != 0  # stopped while waiting: not a success, and no traceback
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
