@@ -4,6 +4,7 @@ its judgement that need no service."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,3 +87,4 @@ def test_short_run_under_every_fault_loses_and_repeats_nothing(kafka_bootstrap, 
     assert result["clean"], f"{out}\n\nlogs: {state / 'harness' / 'logs'}"
     assert proc.returncode == 0
     assert [f["name"] for f in result["faults"]] == list(FAULTS)
+    shutil.rmtree(state)  # a failed run keeps its logs and data (named above) for whoever investigates
