@@ -71,7 +71,3 @@ def main(argv: list[str] | None = None) -> int:
     layout.result.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, indent=2, default=str) if args.json else render(result))
     return 0 if result["clean"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
