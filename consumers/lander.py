@@ -72,10 +72,12 @@ class Lander:
         added: list[str] = []
         unknown = self.engine.unknown_keys(spec, staged)
         if unknown:
-            existing = {c.lower() for c in self.engine.raw_columns(spec)}
+            existing = set(self.engine.raw_columns(spec))
+            unknown -= existing  # added since (the worker widens its tables at start-up, concurrently)
+            folded = {c.lower() for c in existing}
             # Not a name SQL can carry, or one that differs from a column only by case (the
             # engines fold case): its messages are dead letters, never an ALTER that fails the batch.
-            poison = {k for k in unknown if not _is_identifier(k) or k.lower() in existing}
+            poison = {k for k in unknown if not _is_identifier(k) or k.lower() in folded}
             if poison:
                 log.warning("landing.keys.rejected", table=spec.name, keys=sorted(poison)[:20])
                 staged = reject_keys(staged, poison)

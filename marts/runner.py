@@ -32,7 +32,7 @@ from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry, TableSpec
-from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute, WarehouseEngine
 
 log = get_logger(__name__)
 
@@ -267,4 +267,24 @@ class MartRunner:
         # end of `run-once`), not per batch; merging handles keys that are already in history.
         self.merge_batch(execute, spec, batch_id)
 
+
+def merge_unmerged(engine: WarehouseEngine, registry: TableRegistry) -> dict[str, int]:
+    """Merge every batch that landed unmerged (its merge failed), oldest first, each in its own
+    transaction with its ledger mark; returns batches merged per table. Newer wins, so merging an
+    old batch after newer ones never moves a mart back."""
+    runner = MartRunner(registry, engine.dialect)
+    merged: dict[str, int] = {}
+    for name in MERGE_ORDER:
+        spec = registry.get(name)
+        batches = engine.unmerged_batches(spec.topic)
+        for batch_id in batches:
+            def step(execute: Execute, spec: TableSpec = spec, batch_id: str = batch_id) -> None:
+                runner.after_landing(execute, spec, batch_id)
+                engine.mark_merged(execute, batch_id)
+
+            engine.in_transaction(step)
+        merged[spec.name] = len(batches)
+        if batches:
+            log.info("marts.unmerged_batches.merged", table=spec.name, batches=len(batches))
+    return merged
 

@@ -120,8 +120,9 @@ class ScheduleConfig(_Strict):
     vacuum: str = Field("0 2 * * *", description="VACUUM of the marts (02:00 UTC).")
     dq: str = Field("0 3 * * *", description="Data-quality checks (03:00 UTC).")
     archive: str = Field("30 * * * *", description="Mart rows past the history cutoff moved to half-year history tables.")
+    merge: str = Field("*/10 * * * *", description="Batches that landed unmerged (a failed merge) merged into the marts.")
 
-    @field_validator("retention", "vacuum", "dq", "archive")
+    @field_validator("retention", "vacuum", "dq", "archive", "merge")
     @classmethod
     def _cron(cls, v: str) -> str:
         from croniter import croniter

@@ -9,7 +9,7 @@ import typer
 from ordertrack.cli.output import print_table
 from ordertrack.errors import ConfigError
 from ordertrack.warehouse.factory import open_engine
-from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, merge_files
+from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, merge_files, merge_unmerged
 
 app = typer.Typer(help="Merge landed batches into the marts; show the rendered mart SQL.", no_args_is_help=True)
 
@@ -18,19 +18,8 @@ app = typer.Typer(help="Merge landed batches into the marts; show the rendered m
 def run(ctx: typer.Context) -> None:
     """Merge every batch that landed but was not merged (e.g. after a merge failure), oldest first."""
     state = ctx.obj
-    engine = open_engine(state.config, state.settings)
-    runner = MartRunner(state.registry, engine.dialect)
-    rows = []
-    for name in MERGE_ORDER:
-        spec = state.registry.get(name)
-        batches = engine.unmerged_batches(spec.topic)
-        for batch_id in batches:
-            def step(execute, spec=spec, batch_id=batch_id) -> None:
-                runner.after_landing(execute, spec, batch_id)
-                engine.mark_merged(execute, batch_id)
-
-            engine.in_transaction(step)
-        rows.append((spec.name, len(batches)))
+    merged = merge_unmerged(open_engine(state.config, state.settings), state.registry)
+    rows = list(merged.items())
     print_table("marts run", ["table", "batches merged"], rows)
 
 

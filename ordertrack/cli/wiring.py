@@ -53,6 +53,11 @@ def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001
     def archive(slot: datetime) -> dict[str, Any]:
         return archive_all(engine, registry)
 
+    def merge(slot: datetime) -> dict[str, Any]:
+        from marts.runner import merge_unmerged
+
+        return {"batches_merged": merge_unmerged(engine, registry)}
+
     def vacuum(slot: datetime) -> dict[str, Any]:
         return {"statements": engine.vacuum(list(registry))}
 
@@ -71,4 +76,4 @@ def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001
 
     s = config.schedule
     return [Job("retention", s.retention, retention), Job("archive", s.archive, archive),
-            Job("vacuum", s.vacuum, vacuum), Job("dq", s.dq, dq)]
+            Job("merge", s.merge, merge), Job("vacuum", s.vacuum, vacuum), Job("dq", s.dq, dq)]

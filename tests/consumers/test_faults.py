@@ -253,3 +253,33 @@ def test_one_shot_commands_meeting_a_missing_service_exit_4_with_one_sentence(ma
         assert r.returncode == 4, (args, r.stderr)
         assert "internal error" not in r.stderr and "Traceback" not in r.stderr
         assert len([line for line in r.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_columns_added_while_a_batch_was_staged_are_not_taken_for_poison_keys(make_env, monkeypatch):
+    """The worker widens its raw tables at start-up while the first batch may already be landing:
+    keys seen as unknown a moment ago that now exist are ordinary columns (found by the harness:
+    a whole batch was dead-lettered as 'case variants' of the columns just added)."""
+    env = make_env()
+    spec = env.spec("uni_tracking_spath")
+    engine = env.engine()
+    lander = Lander(engine, env.config, load_settings())
+    lander.ensure_table(spec)
+    as_if_empty = lambda _spec, staged: set(orjson.loads(staged.column("value")[0].as_py()))  # noqa: E731
+    monkeypatch.setattr(engine, "unknown_keys", as_if_empty)
+    result = lander.land(spec, [RawMessage(0, i, spath_message(i), "w") for i in range(5)])
+    assert (result.landed, len(result.rejected)) == (5, 0)
+
+
+def test_batches_that_landed_unmerged_are_merged_by_the_sidecar_job(make_env):
+    from marts.runner import merge_unmerged
+
+    env = make_env()
+    spec = env.spec("uni_tracking_spath")
+    engine = env.engine()
+    plain = Lander(engine, env.config, load_settings())  # no merge hook: as after a failed merge
+    plain.ensure_table(spec)
+    plain.land(spec, [RawMessage(0, i, spath_message(i), "w") for i in range(7)])
+    assert len(engine.unmerged_batches(spec.topic)) == 1
+    assert merge_unmerged(engine, TableRegistry(env.config))["uni_tracking_spath"] == 1
+    assert engine.unmerged_batches(spec.topic) == []
+    assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0] == 7

@@ -46,8 +46,8 @@ def test_missed_jobs_run_at_start_up_and_sigterm_stops_between_jobs(tmp_path):
     events = [json.loads(line)["event"] for line in err.splitlines() + out.splitlines() if line.startswith("{")]
     assert events.count("scheduler.job.succeeded") == 2 and events[-1] == "scheduler.stopped"
     runs = store.recent(20)
-    # Each missed job ran once; archive and dq were new, so they were registered for their next slot.
+    # Each missed job ran once; archive, dq and merge were new, so they were registered for their next slot.
     assert sorted(r.job for r in runs if r.status == "succeeded" and r.started_at > long_ago) == ["retention", "vacuum"]
-    assert sorted(r.job for r in runs if r.status == "registered") == ["archive", "dq"]
+    assert sorted(r.job for r in runs if r.status == "registered") == ["archive", "dq", "merge"]
     vacuum = next(r for r in runs if r.job == "vacuum" and r.status == "succeeded" and r.started_at > long_ago)
     assert vacuum.figures == {"statements": ["CHECKPOINT"]}
