@@ -15,7 +15,6 @@ from confluent_kafka import Producer as KafkaProducer
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.settings import load_settings
 from ordertrack.tables import TableRegistry
-from consumers.drain import drain
 from consumers.lander import DEAD_LETTER_VALUE_CHARS, Lander
 from consumers.staging import RawMessage
 from marts.runner import MartRunner

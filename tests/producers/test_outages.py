@@ -31,6 +31,7 @@ from tests.producers.netns_relay import UnixRelay
 from tests.producers.tuning import live_position, retune, set_watermark
 from tests.support.kafka_source import consume_all, db_now, high_watermarks, insert
 from tests.support.pipeline_env import ORDERTRACK
+from tests.support.waits import kill, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +42,6 @@ def keys(messages) -> Counter:
     return Counter((k["order_id"], k["traceSeq"]) for k in (orjson.loads(m.key()) for m in messages))
 
 
-def wait_until(what: str, check, timeout: float = 90, every: float = 0.2, context=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{context()}")
 
 
 def connection_running(admin, text: str) -> int | None:
@@ -60,13 +53,6 @@ def connection_running(admin, text: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def kill(admin, connection_id: int) -> None:
-    with admin.cursor() as cur:
-        try:
-            cur.execute(f"KILL CONNECTION {int(connection_id)}")
-        except pymysql.err.OperationalError as exc:
-            if exc.args[0] != 1094:  # unknown thread id: it ended by itself meanwhile
-                raise
 
 
 def sample(name: str, **labels: str) -> float | None:

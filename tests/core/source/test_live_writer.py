@@ -6,33 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
-import pymysql
 import pytest
 
 from tests.support.pipeline_env import ORDERTRACK
+from tests.support.waits import kill, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def wait_until(what: str, check, timeout: float = 90, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def kill(admin, connection_id: int) -> None:
-    with admin.cursor() as cur:
-        try:
-            cur.execute(f"KILL CONNECTION {int(connection_id)}")
-        except pymysql.err.OperationalError as exc:
-            if exc.args[0] != 1094:  # unknown thread id: it ended by itself meanwhile
-                raise
 
 
 def test_generate_live_reconnects_and_counts_every_row_once(make_env, mariadb_admin):
