@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ class Lander:
             "enable.idempotence": True,
             "log_level": 0,
         })
+        self._dlq_lock = threading.Lock()
 
     def ensure_table(self, spec: TableSpec) -> list[str]:
         """Create or widen the raw table from the source catalog."""
@@ -79,7 +81,7 @@ class Lander:
             # engines fold case): its messages are dead letters, never an ALTER that fails the batch.
             poison = {k for k in unknown if not _is_identifier(k) or k.lower() in folded}
             if poison:
-                log.warning("landing.keys.rejected", table=spec.name, keys=sorted(poison)[:20])
+                log.warning("landing.keys.rejected", table=spec.name, keys=[k[:64] for k in sorted(poison)[:20]])
                 staged = reject_keys(staged, poison)
             if unknown - poison:
                 added = self.ensure_table(spec)
@@ -101,6 +103,10 @@ class Lander:
     def _dead_letter(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:
         """Send the batch's rejects and wait for Kafka's acknowledgement of every one; raise if any
         is missing, so the landing transaction rolls back and the batch is tried again."""
+        with self._dlq_lock:  # the worker lands tables in parallel threads; one flush, one outcome
+            self._send_dead_letters(spec, rejected)
+
+    def _send_dead_letters(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:
         errors: list[str] = []
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
@@ -126,7 +132,7 @@ def dead_letter_record(spec: TableSpec, rejected: dict[str, Any]) -> bytes:
     value: str | None = rejected["value"]
     record: dict[str, Any] = {
         "stage": "landing", "table": spec.name, "topic": spec.topic, "partition": rejected["partition"],
-        "offset": rejected["offset"], "reason": rejected["reason"], "value": value,
+        "offset": rejected["offset"], "reason": (rejected["reason"] or "")[:1000], "value": value,
         "detected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     if value is not None and len(value) > DEAD_LETTER_VALUE_CHARS:

@@ -55,10 +55,15 @@ def reject_keys(staged: pa.Table, keys: set[str]) -> pa.Table:
             continue  # the engine rejects it as invalid JSON
         bad = sorted(k for k in doc if k in keys) if isinstance(doc, dict) else []
         if bad:
-            names = ", ".join(repr(k) for k in bad[:5])
+            names = ", ".join(_short(k) for k in bad[:5])
             reasons[i] = f"JSON key(s) {names} cannot be a column name (letters, digits, underscores; not a case variant of an existing column)"
     i = staged.schema.get_field_index("reject_reason")
     return staged.set_column(i, "reject_reason", pa.array(reasons, pa.string()))
+
+
+def _short(key: str) -> str:
+    """A key as the reason shows it: a poison key may be as long as the message itself."""
+    return repr(key) if len(key) <= 64 else f"{key[:64]!r}... ({len(key)} characters)"
 
 
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -50,6 +50,9 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
+IDLE_SECONDS = 2.0
+"""A table whose stream brought nothing for this long has read all that is committed."""
+
 
 class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):  # noqa: ANN001 - faust's signature
@@ -123,11 +126,13 @@ class _Buffer:
     def __init__(self) -> None:
         self.messages: list[RawMessage] = []
         self.since: float | None = None
+        self.last_add = 0.0
         self.caught_up = False
 
     def add(self, m: RawMessage) -> None:
+        self.last_add = time.monotonic()
         if not self.messages:
-            self.since = time.monotonic()
+            self.since = self.last_add
         self.messages.append(m)
 
     def landed(self, n: int) -> None:
@@ -214,8 +219,15 @@ def build_app(
 
     @app.timer(interval=1.0)
     async def flush_due() -> None:
-        # take_events yields only when messages arrive; an aged batch of a quiet stream is flushed here.
+        # take_events yields only when messages arrive: a backlog that ended on a full chunk, or an
+        # aged batch of a quiet stream, is flushed from here once nothing came for IDLE_SECONDS.
         for spec in specs:
+            lock = locks.get(spec.name)
+            if lock is not None and lock.locked():
+                continue  # landing or waiting out an outage: never hold up the other tables
+            buf = buffers[spec.name]
+            if buf.messages and time.monotonic() - buf.last_add >= IDLE_SECONDS:
+                buf.caught_up = True
             await flush(spec)
 
     for spec in specs:

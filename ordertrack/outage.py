@@ -64,11 +64,14 @@ class Outage:
 
 def retry_until_ok(fn: Callable[[], T], outage: Outage, stop: threading.Event | None = None) -> T:
     """Call `fn` until it returns; each failure waits the outage's backoff. A stop request while
-    waiting re-raises the last error, so the caller ends the way it would have without retrying."""
+    waiting re-raises the last error, so the caller ends the way it would have without retrying.
+    An error that waiting cannot cure (bad configuration, a refused request) is raised at once."""
     while True:
         try:
             out = fn()
         except Exception as exc:
+            if not worth_waiting(exc):
+                raise
             delay = outage.failed(exc)
             if stop is not None and stop.wait(delay):
                 raise
@@ -77,6 +80,15 @@ def retry_until_ok(fn: Callable[[], T], outage: Outage, stop: threading.Event | 
             continue
         outage.recovered()
         return out
+
+
+def worth_waiting(exc: BaseException) -> bool:
+    """False for our own errors that name something to fix (exit codes other than 4)."""
+    from ordertrack.errors import OrdertrackError, ServiceUnavailableError, TransientError
+
+    if isinstance(exc, OrdertrackError):
+        return isinstance(exc, (ServiceUnavailableError, TransientError)) and "refused" not in str(exc)
+    return True
 
 
 def describe(exc: BaseException) -> str:

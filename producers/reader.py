@@ -99,7 +99,8 @@ class WindowReader:
         cut = math.floor(over)
         # Every row below `cut` is among the first max_rows; a first second holding more than
         # max_rows rows still goes whole.
-        return min(limit, cut if cut > start else cut + 1)
+        first_second = math.floor(first)
+        return min(limit, cut if cut > first_second else first_second + 1)
 
     def _scalar(self, sql: str, params: tuple) -> Any:
         with self.conn.cursor() as cur:

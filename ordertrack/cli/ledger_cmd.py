@@ -55,6 +55,10 @@ def reset(
     spec = _select(state, [table])[0]
     engine = open_engine(state.config, state.settings)
     ledger = f"{q(engine.raw_schema)}.{q(LEDGER_TABLE)}"
+    unmerged = engine.unmerged_batches(spec.topic)
+    if unmerged:  # once forgotten, their raw rows could never be found and merged
+        raise ConfigError(f"{len(unmerged)} landed batch(es) of {spec.name} are not merged yet: run "
+                          "`ordertrack marts run` first, then reset the ledger.")
     n = engine.query(f"SELECT COUNT(*) FROM {ledger} WHERE topic = {engine.placeholder}", [spec.topic])[0][0]
     if not yes:
         typer.echo(f"{n} ledger row(s) of {spec.topic} would be removed; run again with --yes to remove them.")

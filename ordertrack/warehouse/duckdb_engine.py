@@ -37,6 +37,7 @@ from ordertrack.warehouse.engine import (
     BeforeCommit,
     Execute,
     LandResult,
+    MergeFailed,
     T,
 )
 from ordertrack.warehouse.types import Column
@@ -72,10 +73,6 @@ _retry_on_lock = retry(
     stop=stop_after_delay(LOCK_WAIT_SECONDS),
     reraise=True,
 )
-
-
-class _MergeFailed(Exception):
-    """The `after` hook (the mart merge) raised: the batch is landed again without it."""
 
 
 def _duck_type(t: str) -> str:
@@ -182,7 +179,7 @@ class DuckDBEngine:
              before_commit: BeforeCommit | None = None) -> LandResult:
         try:
             return self._land(spec, topic, staged, after, before_commit)
-        except _MergeFailed as failed:  # land the batch alone, `marts run` merges it later
+        except MergeFailed as failed:  # land the batch alone, `marts run` merges it later
             exc = failed.__cause__
             log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
                       hint="the batch lands unmerged; `ordertrack marts run` merges it")
@@ -291,7 +288,7 @@ class DuckDBEngine:
                     except Exception as exc:
                         if _busy(exc):
                             raise  # not the merge's fault: the whole landing is redone
-                        raise _MergeFailed() from exc
+                        raise MergeFailed() from exc
                 rejected_rows = [{"partition": p, "offset": o, "reason": r, "value": v} for p, o, r, v in rejects]
                 if before_commit is not None and rejected_rows:
                     before_commit(rejected_rows)

@@ -57,6 +57,11 @@ not be sent does not commit, and its exceptions rows never exist without their d
 T = TypeVar("T")
 
 
+class MergeFailed(Exception):
+    """Raised by an engine's landing when its `after` hook (the mart merge) failed: the engine
+    lands the batch again without it, so a merge bug never stops landing (`__cause__` says why)."""
+
+
 @dataclass
 class LandResult:
     landed: int = 0

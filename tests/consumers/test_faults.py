@@ -282,3 +282,41 @@ def test_batches_that_landed_unmerged_are_merged_by_the_sidecar_job(make_env):
     assert merge_unmerged(engine, TableRegistry(env.config))["uni_tracking_spath"] == 1
     assert engine.unmerged_batches(spec.topic) == []
     assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0] == 7
+
+
+def test_a_poison_key_as_long_as_the_message_still_reaches_the_dead_letters(make_env):
+    env = make_env()
+    spec = env.spec("uni_tracking_spath")
+    p = KafkaProducer({"bootstrap.servers": env.bootstrap})
+    p.produce(spec.topic, key=b"k", value=spath_message(1, **{"a-" * 300_000: 1}), partition=0)
+    p.produce(spec.topic, key=b"k", value=spath_message(2), partition=0)
+    assert p.flush(15) == 0
+    r = env.cli("consume", "--drain", "--table", "uni_tracking_spath", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (json.loads(r.stdout)[0]["landed"], json.loads(r.stdout)[0]["rejected"]) == (1, 1)
+    [letter] = [orjson.loads(m.value()) for m in consume_all(env.bootstrap, env.config.kafka.dead_letter_topic)]
+    assert letter["offset"] == 0 and "600000 characters" in letter["reason"] and len(letter["reason"]) < 1000
+
+
+def test_a_backlog_ending_on_a_full_fetch_chunk_lands_without_waiting_for_the_batch_age(make_env, mariadb_admin):
+    """10,000 rows fill the worker's fetch chunk exactly: nothing says 'caught up' but the quiet that follows."""
+    env = make_env()
+    publish_spath(env, mariadb_admin, 10_000)
+    worker = env.popen("consume", "--table", "uni_tracking_spath")  # --max-batch-age stays 15 minutes
+    try:
+        wait_landed(env, "uni_tracking_spath", 10_000, worker, timeout=120)
+    finally:
+        stop(worker)
+    assert raw_offsets(env) == (10_000, 10_000, 0)
+
+
+def test_ledger_reset_refuses_while_batches_of_the_table_are_unmerged(make_env):
+    env = make_env()
+    spec = env.spec("uni_tracking_spath")
+    plain = Lander(env.engine(), env.config, load_settings())  # lands without the merge hook
+    plain.ensure_table(spec)
+    plain.land(spec, [RawMessage(0, i, spath_message(i), "w") for i in range(3)])
+    r = env.cli("ledger", "reset", "--table", "uni_tracking_spath", "--yes")
+    assert r.returncode == 2 and "marts run" in r.stderr, r.stderr
+    assert env.cli("marts", "run").returncode == 0
+    assert env.cli("ledger", "reset", "--table", "uni_tracking_spath", "--yes").returncode == 0
