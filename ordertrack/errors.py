@@ -43,19 +43,30 @@ def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
     import pymysql
 
     if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
-        return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
+        from ordertrack.source.mysql_errors import connection_lost
+
+        if connection_lost(exc):
+            return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
+        return ServiceUnavailableError(f"The source database refused the query ({text}).")
     from confluent_kafka import KafkaException
 
     if isinstance(exc, KafkaException):
+        from ordertrack.kafka.errors import kafka_away
+
         err = exc.args[0] if exc.args else None
         detail = err.str() if hasattr(err, "str") else text
-        return ServiceUnavailableError(f"Kafka did not answer ({detail}); run again once it is back.")
+        if err is None or not hasattr(err, "fatal") or kafka_away(err):
+            return ServiceUnavailableError(f"Kafka did not answer ({detail}); run again once it is back.")
+        return ServiceUnavailableError(f"Kafka refused the request ({detail}).")
     import duckdb
 
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return ServiceUnavailableError(
             f"The DuckDB warehouse is held by another process ({text}); run again once it is released."
         )
+    if type(exc).__module__.split(".")[0] in ("redshift_connector", "botocore", "urllib3") and (
+            "connect" in text.lower() or "timed out" in text.lower() or "connection" in type(exc).__name__.lower()):
+        return ServiceUnavailableError(f"The warehouse or S3 did not answer ({text}); run again once it is back.")
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return ServiceUnavailableError(f"A service did not answer ({text}); run again once it is back.")
     return None

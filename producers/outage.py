@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from confluent_kafka import KafkaError, KafkaException
 
 from ordertrack.errors import ServiceUnavailableError, TransientError
+from ordertrack.kafka.errors import kafka_away
 from ordertrack.log import get_logger
 from ordertrack.source.connection import SourceUnreachableError
 from ordertrack.source.mysql_errors import connection_lost, error_text
@@ -27,16 +28,6 @@ log = get_logger(__name__)
 
 Service = Literal["source", "kafka"]
 
-# Errors of a broker (or its coordinator) that is away or moving, besides those librdkafka marks
-# retriable itself.
-KAFKA_AWAY = frozenset({
-    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT,
-    KafkaError._RESOLVE, KafkaError._TIMED_OUT_QUEUE, KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT,
-    KafkaError.NETWORK_EXCEPTION, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
-})
-
-
 class OutageError(ServiceUnavailableError):
     """A service went away during a cycle; whatever window was open was aborted, nothing of it is
     visible, and the next cycle redoes it. `result` is the cycle's outcome when tables ran."""
@@ -45,11 +36,6 @@ class OutageError(ServiceUnavailableError):
         super().__init__(message)
         self.service: Service = service
         self.result = result
-
-
-def kafka_away(err: KafkaError) -> bool:
-    """True for a Kafka error that waiting cures (broker down, coordinator moving, timeouts)."""
-    return not err.fatal() and (err.retriable() or err.code() in KAFKA_AWAY)
 
 
 def as_outage(exc: BaseException, where: str) -> OutageError | None:

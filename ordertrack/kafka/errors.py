@@ -1,0 +1,19 @@
+"""Which Kafka errors waiting cures: shared by the producer's outage handling and the CLI's error boundary."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError
+
+# Errors of a broker (or its coordinator) that is away or moving, besides those librdkafka marks
+# retriable itself.
+KAFKA_AWAY = frozenset({
+    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT,
+    KafkaError._RESOLVE, KafkaError._TIMED_OUT_QUEUE, KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NETWORK_EXCEPTION, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
+})
+
+
+def kafka_away(err: KafkaError) -> bool:
+    """True for a Kafka error that waiting cures (broker down, coordinator moving, timeouts)."""
+    return not err.fatal() and (err.retriable() or err.code() in KAFKA_AWAY)
