@@ -330,6 +330,7 @@ class DuckDBEngine:
         execute(f"UPDATE {q(self.raw_schema)}.{q(LEDGER_TABLE)} SET merged_at = CAST(now() AS TIMESTAMP) "
                 "WHERE batch_id = $batch_id", {"batch_id": batch_id})
 
+    @_retry_on_lock
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         known = set(self.raw_columns(spec))
         with self.connection() as con:
