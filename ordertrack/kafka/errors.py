@@ -5,8 +5,11 @@ from __future__ import annotations
 from confluent_kafka import KafkaError
 
 # Errors of a broker (or its coordinator) that is away or moving, besides those librdkafka marks
-# retriable itself.
+# retriable itself. `_UNKNOWN_PARTITION` ("Local: Unknown partition") is what an offsets query
+# answers when the client lost its metadata because no broker answers (seen in a fresh-clone CI
+# run: the producer's watermark read during a Kafka cut).
 KAFKA_AWAY = frozenset({
+    KafkaError._UNKNOWN_PARTITION,
     KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT,
     KafkaError._RESOLVE, KafkaError._TIMED_OUT_QUEUE, KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NETWORK_EXCEPTION, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
