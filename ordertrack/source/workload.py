@@ -61,6 +61,14 @@ class Batch:
     scans: list[ScanEvent] = field(default_factory=list)
     # order_id -> the tracking row as it stands at the end of the slice (coalesced).
     tracking: dict[int, dict] = field(default_factory=dict)
+    written_at: int | None = None
+    """Set for live writes: the source-clock second the batch is written. An application stamps its
+    rows when it writes them, so a batch held up by an outage carries the time it finally commits,
+    never the older time it was first tried (a poller's window buffer only covers commit delays)."""
+
+    def stamp(self, t: int) -> int:
+        """The cursor value of a row that happened at `t`."""
+        return t if self.written_at is None else max(t, self.written_at)
 
     def __len__(self) -> int:
         return len(self.orders) + len(self.scans)

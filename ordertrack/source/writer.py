@@ -2,7 +2,8 @@
 
 `SourceWriter` rides through a lost source: it reopens the connection with backoff and writes the
 interrupted batch again, unless the batch turns out to have committed (the connection was lost
-during COMMIT), so the totals count every written row once.
+during COMMIT), so the totals count every written row once. A live batch written again is stamped
+with the source's clock at that moment, as an application's retried transaction would be.
 """
 
 from __future__ import annotations
@@ -64,6 +65,24 @@ class WriteTotals:
         self.tracking_writes += len(batch.tracking)
 
 
+def order_rows(batch: Batch) -> list[tuple]:
+    return [tuple(batch.stamp(o[c]) if c == "add_time" else o[c] for c in ORDER_COLUMNS) for o in batch.orders]
+
+
+def tracking_rows(batch: Batch) -> list[tuple]:
+    rows = sorted(batch.tracking.values(), key=lambda r: (r["update_time"], r["order_id"]))
+    return [tuple(batch.stamp(r[c]) if c == "update_time" else r[c] for c in TRACKING_COLUMNS) for r in rows]
+
+
+def scan_rows(batch: Batch) -> list[tuple]:
+    # pathTime is when the parcel was scanned; add_time (the cursor) is when the row was written.
+    return [
+        (e.order_id, e.trace_seq, e.path_time, e.event_code, e.event_code.replace("_", " ").lower(),
+         e.location, e.facility, f"op{e.order_id % 97:02d}", batch.stamp(e.path_time))
+        for e in batch.scans
+    ]
+
+
 def write_batch(conn: pymysql.connections.Connection, batch: Batch) -> None:
     """One source transaction: orders, their tracking rows and scan events, in time order."""
     if not len(batch) and not batch.tracking:
@@ -72,19 +91,11 @@ def write_batch(conn: pymysql.connections.Connection, batch: Batch) -> None:
         cur.execute("START TRANSACTION")
         try:
             if batch.orders:
-                cur.executemany(INSERT_ORDER, [tuple(o[c] for c in ORDER_COLUMNS) for o in batch.orders])
+                cur.executemany(INSERT_ORDER, order_rows(batch))
             if batch.tracking:
-                rows = sorted(batch.tracking.values(), key=lambda r: (r["update_time"], r["order_id"]))
-                cur.executemany(UPSERT_TRACKING, [tuple(r[c] for c in TRACKING_COLUMNS) for r in rows])
+                cur.executemany(UPSERT_TRACKING, tracking_rows(batch))
             if batch.scans:
-                cur.executemany(
-                    INSERT_SCAN,
-                    [
-                        (e.order_id, e.trace_seq, e.path_time, e.event_code, e.event_code.replace("_", " ").lower(),
-                         e.location, e.facility, f"op{e.order_id % 97:02d}", e.path_time)
-                        for e in batch.scans
-                    ],
-                )
+                cur.executemany(INSERT_SCAN, scan_rows(batch))
             cur.execute("COMMIT")
         except BaseException:
             try:
@@ -155,6 +166,8 @@ class SourceWriter:
                         # The same settings (user, database, init command) on a new socket.
                         self.conn.ping(reconnect=True)
                         self._lost_connection = False
+                        if batch.written_at is not None:
+                            batch.written_at = source_clock(self.conn)
                     if not (in_doubt and batch_committed(self.conn, batch)):
                         in_doubt = True
                         write_batch(self.conn, batch)
@@ -202,6 +215,12 @@ def open_workload_connection(settings: Settings) -> pymysql.connections.Connecti
     )
 
 
+def source_clock(conn: pymysql.connections.Connection) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT UNIX_TIMESTAMP()")
+        return int(cur.fetchone()[0])
+
+
 def source_clock_and_next_id(conn: pymysql.connections.Connection) -> tuple[int, int]:
     """The source's own clock (unix seconds) and the next free order id."""
     with conn.cursor() as cur:
@@ -240,7 +259,8 @@ def run_live(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> WriteTotals:
     """Keep writing in real time (the source's clock = local clock + `clock_offset`) until
-    `duration`, riding through outages of the source (see `SourceWriter`)."""
+    `duration`, riding through outages of the source (see `SourceWriter`). Rows carry the time
+    they are written (`Batch.written_at`), as an application's would."""
     writer = _writer(conn, should_stop)
     totals = WriteTotals()
     started = time.monotonic()
@@ -249,6 +269,7 @@ def run_live(
             now = int(time.time() + clock_offset)
             if now > model.clock:
                 batch = model.advance(now)
+                batch.written_at = now  # a catch-up after an outage is stamped now, not over the gap
                 writer.write(batch)
                 totals.add(batch)
             time.sleep(tick_seconds)

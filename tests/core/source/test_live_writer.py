@@ -9,14 +9,13 @@ import subprocess
 
 import pytest
 
+from ordertrack.source.connection import connect
+from ordertrack.source.workload import WorkloadModel, WorkloadParams
+from ordertrack.source.writer import SourceWriter, source_clock
 from tests.support.pipeline_env import ORDERTRACK
 from tests.support.waits import kill, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-
-
 
 
 def test_generate_live_reconnects_and_counts_every_row_once(make_env, mariadb_admin):
@@ -62,3 +61,25 @@ def test_generate_live_reconnects_and_counts_every_row_once(make_env, mariadb_ad
     assert 1 <= events.count("generate.source.outage_started") <= 3
     assert events.count("generate.source.outage_ended") == events.count("generate.source.outage_started")
     assert "internal error" not in err
+
+
+def test_a_live_batch_written_again_after_an_outage_carries_the_later_time(make_env, mariadb_admin, settings):
+    """The window buffer covers commit delays, not outages: a live batch that waited out an outage
+    is stamped when it finally commits, or a poller past its first stamp never sees it."""
+    env = make_env()
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO '{settings.workload.user}'@'%'")
+    conn = connect(settings.mysql, user=settings.workload.user,
+                   password=settings.workload.password.get_secret_value(), database=env.db)
+    now = source_clock(conn)
+    model = WorkloadModel(WorkloadParams(orders_per_minute=600), seed=9, start=now - 900, first_order_id=10)
+    batch = model.advance(now - 300)  # prepared five minutes ago, then the source went away
+    batch.written_at = now - 300
+    assert batch.orders
+    kill(mariadb_admin, conn.thread_id())
+    SourceWriter(conn).write(batch)
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*), MIN(add_time) FROM `{env.db}`.ecs_order_info")
+        count, oldest = cur.fetchone()
+    assert count == len(batch.orders)
+    assert oldest >= now

@@ -65,3 +65,22 @@ def test_tracking_rows_follow_the_latest_scan():
         for oid, e in last.items():
             row = b.tracking[oid]
             assert (row["update_time"], row["scan_count"], row["last_event_code"]) == (e.path_time, e.trace_seq, e.event_code)
+
+
+def test_a_live_batch_carries_the_time_it_is_written():
+    from ordertrack.source.writer import ORDER_COLUMNS, SCAN_COLUMNS, TRACKING_COLUMNS, order_rows, scan_rows, tracking_rows
+
+    model = WorkloadModel(WorkloadParams(orders_per_minute=600, scan_interval_minutes=1), seed=5, start=START,
+                          first_order_id=1000)
+    model.advance(START + 600)
+    batch = model.advance(START + 1200)
+    assert batch.orders and batch.scans and batch.tracking
+    cursor = lambda rows, columns, name: [r[columns.index(name)] for r in rows]
+    # History (no written_at): rows keep the time they happened.
+    assert min(cursor(order_rows(batch), ORDER_COLUMNS, "add_time")) < START + 1200
+    # Written late (after an outage): every cursor is the write time, event times are kept.
+    batch.written_at = START + 5000
+    assert set(cursor(order_rows(batch), ORDER_COLUMNS, "add_time")) == {START + 5000}
+    assert set(cursor(tracking_rows(batch), TRACKING_COLUMNS, "update_time")) == {START + 5000}
+    assert set(cursor(scan_rows(batch), SCAN_COLUMNS, "add_time")) == {START + 5000}
+    assert max(cursor(scan_rows(batch), SCAN_COLUMNS, "pathTime")) < START + 1200
