@@ -5,7 +5,10 @@ The comparison runs over whole published windows only, so the three counts cover
 cursor range: the newest chain of consecutive windows inside the requested range whose every row
 has landed (a window still in flight is left for the next run, not called lost). Rows compare as
 versions, (key, cursor): the source may have moved a row out of the range since (an update), which
-is not a loss; a source version the raw table lacks is one.
+is not a loss; a source version the raw table lacks is one, unless it was dead-lettered: rows the
+producer could not publish (its watermark records count them) and messages rejected at landing
+(the `dead_letter` exceptions of the chain's offsets) are accounted for on their own line, so only
+true losses are blamed on a hop.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ class ExtractionFigures:
     source_rows: int = 0
     published: int = 0
     dead_lettered: int = 0
+    """Rows the producer sent to the dead-letter topic instead of the table's topic."""
+    rejected_at_landing: int = 0
+    """Published messages the landing rejected to the dead letters."""
     landed: int = 0
     missing: int = 0
     lost_in_extraction: int = 0
@@ -45,8 +51,10 @@ class ExtractionFigures:
 
     def summary(self) -> str:
         r = f"[{self.range_start}, {self.range_end})"
-        counts = (f"source {self.source_rows}, published {self.published} (+{self.dead_lettered} dead letters), "
-                  f"landed {self.landed}")
+        counts = f"source {self.source_rows}, published {self.published}, landed {self.landed}"
+        if self.dead_lettered or self.rejected_at_landing:
+            counts += (f" ({self.dead_lettered} dead-lettered by the producer, {self.rejected_at_landing} rejected "
+                       "at landing: see the dead_letter exceptions)")
         if not self.hops:
             return f"{self.table} {r}: {counts}; nothing lost"
         where = " and ".join(f"{n} between {h}" for n, h in
@@ -80,16 +88,34 @@ def published_chain(marks: list[Watermark], start: int, end: int,
     return chain[::-1], in_flight
 
 
+def chain_offsets(marks: list[Watermark], chain: list[Watermark]) -> dict[int, tuple[int, int]]:
+    """Partition -> [first, end) offsets of the chain's messages: from where the windows before it
+    ended (0 when none is known) to where its last window on that partition ended."""
+    ends: dict[int, int] = {}
+    for m in chain:
+        ends.update(m.partition_end_offsets)
+    first = chain[0].window_start
+    starts: dict[int, int] = {}
+    for m in marks:
+        if m.status == "committed" and m.window_start is not None and m.window_end <= first:
+            for p, end in m.partition_end_offsets.items():
+                starts[p] = max(starts.get(p, 0), end)
+    return {p: (min(starts.get(p, 0), end), end) for p, end in ends.items()}
+
+
 def diagnose(table: str, chain: list[Watermark], in_flight: int, source: set[Version], raw: set[Version],
-             sample: int) -> ExtractionFigures:
-    """Counts over the chain's range, and the hop that lost rows."""
+             sample: int, rejected_at_landing: int = 0) -> ExtractionFigures:
+    """Counts over the chain's range, and the hop that lost rows. Dead letters are missing from raw
+    by design: they are subtracted before a hop is blamed."""
     published = sum(m.row_count for m in chain)
+    dead_lettered = sum(m.dead_lettered for m in chain)
     missing = source - raw
-    lost_in_landing = max(0, published - len(raw))
+    lost_in_landing = max(0, published - rejected_at_landing - len(raw))
+    unexplained = max(0, len(missing) - dead_lettered - rejected_at_landing)
     return ExtractionFigures(
         table=table, range_start=chain[0].window_start, range_end=chain[-1].window_end, windows=len(chain),
         windows_in_flight=in_flight, source_rows=len(source), published=published,
-        dead_lettered=sum(m.dead_lettered for m in chain), landed=len(raw), missing=len(missing),
-        lost_in_extraction=max(0, len(missing) - lost_in_landing), lost_in_landing=lost_in_landing,
+        dead_lettered=dead_lettered, rejected_at_landing=rejected_at_landing, landed=len(raw), missing=len(missing),
+        lost_in_extraction=max(0, unexplained - lost_in_landing), lost_in_landing=lost_in_landing,
         missing_sample=[list(v) for v in sorted(missing)[:sample]],
     )

@@ -4,11 +4,11 @@ and marts (DuckDB). Each outside-the-warehouse check finds the defect planted fo
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from tests.support.kafka_source import db_now, insert
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +88,28 @@ def test_extraction_reconciliation_names_the_hop_that_lost_rows(make_env, mariad
     assert "source and Kafka lost" in rows["uni_tracking_spath"]["notes"]
 
 
+def test_dead_letters_are_accounted_for_and_never_blamed_on_a_hop(make_env, mariadb_admin):
+    env, now = landed(make_env, mariadb_admin, range(1, 41), extraction_lag_minutes=0, extraction_window_minutes=60)
+    # The source changes a column's type; the next order's value no longer fits raw's DECIMAL column,
+    # so the landing rejects it to the dead letters while the order after it lands.
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"ALTER TABLE `{env.db}`.ecs_order_info MODIFY goods_amount VARCHAR(20) NOT NULL DEFAULT '0'")
+    later = db_now(mariadb_admin)
+    insert(mariadb_admin, f"`{env.db}`.ecs_order_info", (*ORDER_COLS, "goods_amount"),
+           [(41, "SN41", 7, 1, later, "n/a"), (42, "SN42", 7, 1, later, "12.50")])
+    wait_until("the source clock to pass the new rows", lambda: db_now(mariadb_admin) > later)
+    assert env.cli("produce", "--once").returncode == 0
+    assert env.cli("consume", "--drain").returncode == 0
+
+    rc, report = dq(env, "extraction")
+    orders = by_table(check(report, "extraction"))["ecs_order_info"]
+    assert (orders["source_rows"], orders["published"], orders["rejected_at_landing"], orders["landed"]) == (42, 42, 1, 41)
+    assert orders["hops"] == [] and orders["lost_in_landing"] == orders["lost_in_extraction"] == 0
+    assert check(report, "extraction")["found"] == 0
+    # The dead letter is the one finding, on its own line; exit 1 because it is open.
+    assert rc == 1 and report["open_exceptions"] == {"dead_letter": 1}, report
+
+
 def test_freshness_finds_a_stale_watermark_and_consumer_lag(make_env, mariadb_admin):
     env, now = landed(make_env, mariadb_admin, range(1, 6), max_lag_messages=10, max_watermark_age_minutes=30)
     rc, report = dq(env, "freshness")
@@ -96,7 +118,7 @@ def test_freshness_finds_a_stale_watermark_and_consumer_lag(make_env, mariadb_ad
     # 20 more scan events published but not landed; the orders watermark moved two hours back.
     later = db_now(mariadb_admin)
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SCAN_COLS, [(1, 10 + s, later, "SCAN", later) for s in range(20)])
-    time.sleep(1.1)  # the next window ends after `later`
+    wait_until("the source clock to pass the new rows", lambda: db_now(mariadb_admin) > later)  # the next window ends after them
     assert env.cli("produce", "--once").returncode == 0
     r = env.cli("watermarks", "set", "--table", "ecs_order_info", "--at", str(now - 7200))
     assert r.returncode == 0, r.stderr

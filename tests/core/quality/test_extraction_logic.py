@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ordertrack.config import DataQualityConfig
-from ordertrack.quality.extraction import diagnose, published_chain
+from ordertrack.quality.extraction import chain_offsets, diagnose, published_chain
 from ordertrack.quality.freshness import judge
 from ordertrack.watermarks.model import Watermark
 
@@ -72,3 +72,21 @@ def test_freshness_limits():
     assert out["a"].stale_watermark is None and "101 messages" in out["a"].lagging
     assert "31.0 minutes" in out["b"].stale_watermark and "11.0 minutes" in out["b"].lagging
     assert out["c"].stale_watermark.startswith("no watermark") and out["c"].lagging is None
+
+
+def test_dead_letters_are_accounted_for_not_blamed_on_a_hop():
+    chain = [Watermark("t", 200, "committed", "t:100-200", 100, 3, 1, {0: 3})]  # one row dead-lettered by the producer
+    source = {(1, 150), (2, 160), (3, 170), (4, 180)}
+    # Row 4 never reached the topic (producer dead letter), row 3 was rejected at landing.
+    f = diagnose("t", chain, 0, source, raw={(1, 150), (2, 160)}, sample=10, rejected_at_landing=1)
+    assert f.hops == [] and (f.dead_lettered, f.rejected_at_landing, f.missing) == (1, 1, 2)
+    assert "nothing lost" in f.summary() and "1 rejected at landing" in f.summary()
+    # A true loss beside a dead letter is still blamed on its hop.
+    f = diagnose("t", chain, 0, source, raw={(1, 150)}, sample=10, rejected_at_landing=1)
+    assert f.hops == ["Kafka -> raw (landing)"] and f.lost_in_landing == 1 and f.lost_in_extraction == 0
+
+
+def test_the_chain_offsets_start_where_the_windows_before_it_ended():
+    marks = [w(0, 100, offsets={0: 10, 1: 4}), w(100, 200, offsets={0: 20}), w(200, 300, offsets={0: 30, 1: 9})]
+    assert chain_offsets(marks, marks[1:]) == {0: (10, 30), 1: (4, 9)}
+    assert chain_offsets(marks, marks[:1]) == {0: (0, 10), 1: (0, 4)}
