@@ -23,7 +23,8 @@ def run(
     check: Optional[list[str]] = typer.Option(None, "--check", help=f"Run only these: {', '.join(CHECKS)}."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable results."),
 ) -> None:
-    """Run the checks, record findings in the exceptions table; exit 1 while any exception is open."""
+    """Run the checks, record findings in the exceptions table. Exit 0 when clean, 1 while any
+    exception is open (a data problem), 4 when a check could not run (an outage)."""
     from ordertrack.cli.wiring import dq_inputs
 
     state = ctx.obj
@@ -41,9 +42,9 @@ def run(
         if report.open_exceptions:
             typer.echo("open exceptions: " + ", ".join(f"{t} {n}" for t, n in report.open_exceptions.items())
                        + " (see `ordertrack exceptions list`)")
-        if report.failed_checks:
-            typer.echo(f"check(s) that could not run: {', '.join(report.failed_checks)}", err=True)
-    raise typer.Exit(0 if report.healthy else 1)
+        for failed in report.could_not_check:
+            typer.echo(f"could not check {failed['check']}: {failed['error']}", err=True)
+    raise typer.Exit(report.exit_code)
 
 
 @app.command()

@@ -34,9 +34,28 @@ class DqReport:
         return [c.check for c in self.checks if c.status == "error"]
 
     @property
+    def data_problems(self) -> bool:
+        """Exceptions are open: a data incident (or a dead letter) for someone to look at."""
+        return bool(self.open_exceptions)
+
+    @property
+    def could_not_check(self) -> list[dict[str, str]]:
+        """The checks that did not run to the end, and why (a service away, most often)."""
+        return [{"check": c.check, "error": c.message} for c in self.checks if c.status == "error"]
+
+    @property
     def healthy(self) -> bool:
         return not self.open_exceptions and not self.failed_checks
 
+    @property
+    def exit_code(self) -> int:
+        """0 every check ran and nothing is open; 1 every check ran and exceptions are open (a data
+        problem); 4 a check could not run (an outage, not a data problem: the picture is incomplete)."""
+        if self.failed_checks:
+            return 4
+        return 1 if self.data_problems else 0
+
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "open_exceptions": self.open_exceptions,
-                "failed_checks": self.failed_checks, "checks": [c.to_dict() for c in self.checks]}
+        return {"healthy": self.healthy, "data_problems": self.data_problems, "open_exceptions": self.open_exceptions,
+                "could_not_check": self.could_not_check, "failed_checks": self.failed_checks,
+                "checks": [c.to_dict() for c in self.checks]}

@@ -14,7 +14,7 @@ from typing import Any
 
 from marts.sqlfiles import SQL_DIR, Relation, parse, render
 from ordertrack.config import DataQualityConfig
-from ordertrack.errors import OrdertrackError
+from ordertrack.errors import OrdertrackError, as_service_error
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.quality import catalog, exceptions, extraction, freshness
@@ -85,7 +85,10 @@ class DataQuality:
                 else:
                     getattr(self, f"_{name}")(result, marts or exc_only, int(now.timestamp()))
             except Exception as exc:  # one failing check must not hide the others
-                # our own errors are already one sentence; anything else is named by its type
+                # our own errors are already one sentence; a lost service gets one; anything else
+                # is named by its type
+                if not isinstance(exc, OrdertrackError):
+                    exc = as_service_error(exc) or exc
                 result.status = "error"
                 result.message = str(exc) if isinstance(exc, OrdertrackError) else f"{type(exc).__name__}: {exc}"
                 log.error("dq.check.failed", check=name, error=result.message)

@@ -73,10 +73,13 @@ def test_resolving_needs_exactly_one_of_order_and_table():
     assert_one_sentence(cli("exceptions", "resolve", "--type", "dead_letter", "--note", "x"), 2, "--order-id")
 
 
-def test_a_dq_check_that_cannot_reach_kafka_is_named_and_the_run_exits_nonzero(tmp_path):
+def test_a_dq_check_that_cannot_reach_kafka_is_named_and_the_run_exits_4_not_1(tmp_path):
+    """An outage (could not check) and a data problem (exceptions open) exit differently."""
     r = cli("dq", "run", "--check", "freshness", "--json", WAREHOUSE_URL=f"duckdb:///{tmp_path}/w.duckdb",
             KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert json.loads(r.stdout)["failed_checks"] == ["freshness"]
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    report = json.loads(r.stdout)
+    assert report["failed_checks"] == ["freshness"] and report["data_problems"] is False
+    assert [c["check"] for c in report["could_not_check"]] == ["freshness"]
     (result,) = json.loads(r.stdout)["checks"]
     assert result["status"] == "error" and result["message"].startswith("Kafka at 127.0.0.1:1 did not answer")
