@@ -7,7 +7,10 @@ Steps of `land`:
    that can never be a column name (`"bad-key"`, `"a;b"`) rejects its message instead;
 3. `engine.land`: raw rows + ledger + exceptions + merge, one transaction, offsets already
    landed skipped; just before it commits, the rejected messages go to the dead-letter topic
-   and must be acknowledged, so an exceptions row never exists without its dead letter.
+   and must be acknowledged, so an exceptions row never exists without its dead letter;
+4. if the merge failed (`MergeFailed`, nothing committed), the same batch lands again without
+   it, marked unmerged in the ledger, so a merge bug never stops landing; the sidecar's merge
+   job or `ordertrack marts run` merges it later.
 
 `land` either lands the whole batch or raises with nothing committed; the caller keeps the
 messages and tries again (the worker waits out an outage, a one-shot command exits 4).
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from confluent_kafka import KafkaError, Producer
 
 from ordertrack.config import PipelineConfig
@@ -31,7 +35,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import AfterLanding, LandResult, WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, WarehouseEngine
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
 from consumers.staging import RawMessage, reject_keys, stage
@@ -90,8 +94,7 @@ class Lander:
                     # Keys the source catalog does not know (dropped since?): kept as text, never lost.
                     added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                     log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
-        result = self.engine.land(spec, spec.topic, staged, after=self.after_landing,
-                                  before_commit=lambda rejected: self._dead_letter(spec, rejected))
+        result = self._land_merged(spec, staged)
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         for r in result.rejected:
@@ -99,6 +102,23 @@ class Lander:
         metrics.ROWS_LANDED.labels(spec.name).inc(result.landed)
         metrics.ROWS_REJECTED.labels(spec.name).inc(len(result.rejected))
         return result
+
+    def _land_merged(self, spec: TableSpec, staged: pa.Table) -> LandResult:
+        """One landing transaction with the merge; if the merge fails, one more without it."""
+        def before_commit(rejected: list[dict[str, Any]]) -> None:
+            self._dead_letter(spec, rejected)
+
+        try:
+            return self.engine.land(spec, spec.topic, staged, after=self.after_landing, before_commit=before_commit)
+        except MergeFailed as failed:
+            # The engine rolled the whole batch back (rows, ledger, exceptions; its dead letters
+            # were not sent yet), so landing it again unmerged neither loses nor repeats anything.
+            error = f"{type(failed.__cause__).__name__}: {failed.__cause__}"
+            log.error("marts.merge.failed", table=spec.name, error=error,
+                      hint="the batch lands unmerged; the sidecar's merge job or `ordertrack marts run` merges it")
+            result = self.engine.land(spec, spec.topic, staged, after=None, before_commit=before_commit)
+            result.merge_error = error
+            return result
 
     def _dead_letter(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:
         """Send the batch's rejects and wait for Kafka's acknowledgement of every one; raise if any

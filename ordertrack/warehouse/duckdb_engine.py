@@ -26,7 +26,6 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponenti
 
 from ordertrack.errors import ConfigError
 from ordertrack.identifiers import quote_ansi as q
-from ordertrack.log import get_logger
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import (
     EXCEPTIONS_TABLE,
@@ -41,8 +40,6 @@ from ordertrack.warehouse.engine import (
     T,
 )
 from ordertrack.warehouse.types import Column
-
-log = get_logger(__name__)
 
 
 def _locked(exc: BaseException) -> bool:
@@ -175,21 +172,9 @@ class DuckDBEngine:
         )
         return {int(p): int(o) for p, o in rows}
 
+    @_retry_on_lock
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
              before_commit: BeforeCommit | None = None) -> LandResult:
-        try:
-            return self._land(spec, topic, staged, after, before_commit)
-        except MergeFailed as failed:  # land the batch alone, `marts run` merges it later
-            exc = failed.__cause__
-            log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
-                      hint="the batch lands unmerged; `ordertrack marts run` merges it")
-            result = self._land(spec, topic, staged, None, before_commit)
-            result.merge_error = f"{type(exc).__name__}: {exc}"
-            return result
-
-    @_retry_on_lock
-    def _land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None,
-              before_commit: BeforeCommit | None) -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         source_cols = [c for c in columns if not c.startswith("_")]

@@ -47,7 +47,7 @@ Execute = Callable[[str, dict[str, Any]], list[tuple]]
 
 AfterLanding = Callable[[Execute, TableSpec, str], None]
 """Called inside the landing transaction with the batch id, after the raw rows and the ledger
-(the mart merge); if it raises, the batch lands without it and stays marked unmerged."""
+(the mart merge); if it raises, the engine raises `MergeFailed` with nothing committed."""
 
 BeforeCommit = Callable[[list[dict[str, Any]]], None]
 """Called with the batch's rejected messages ({partition, offset, reason, value}) just before the
@@ -58,8 +58,9 @@ T = TypeVar("T")
 
 
 class MergeFailed(Exception):
-    """Raised by an engine's landing when its `after` hook (the mart merge) failed: the engine
-    lands the batch again without it, so a merge bug never stops landing (`__cause__` says why)."""
+    """Raised by an engine's landing when its `after` hook (the mart merge) failed, after rolling
+    the whole batch back (`__cause__` says why). The `Lander` then lands the batch again without
+    the hook, marked unmerged, so a merge bug never stops landing."""
 
 
 @dataclass
@@ -97,8 +98,8 @@ class WarehouseEngine(Protocol):
              before_commit: BeforeCommit | None = None) -> LandResult:
         """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
         it in the ledger, run `after` (the merge) and `before_commit` (the dead letters), in one
-        transaction. If the merge raises, the batch lands without it; any other failure rolls
-        the whole batch back and raises."""
+        transaction. Any failure rolls the whole batch back and raises; a failure of the merge
+        raises `MergeFailed`."""
 
     def in_transaction(self, fn: Callable[[Execute], T]) -> T:
         """Run `fn` with an executor inside one transaction (`marts run`, archival)."""

@@ -19,15 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ordertrack.errors import ConfigError, ServiceUnavailableError
-from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
 from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, MergeFailed, T
 from ordertrack.warehouse.types import Column
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
-
-log = get_logger(__name__)
 
 
 def utf8_only(staged: pa.Table) -> pa.Table:
@@ -157,18 +154,6 @@ class RedshiftEngine:
 
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
              before_commit: BeforeCommit | None = None) -> LandResult:
-        try:
-            return self._land(spec, topic, staged, after, before_commit)
-        except MergeFailed as failed:  # as on every engine: the batch lands unmerged, `marts run` merges it
-            exc = failed.__cause__
-            log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
-                      hint="the batch lands unmerged; the sidecar's merge job or `ordertrack marts run` merges it")
-            result = self._land(spec, topic, staged, None, before_commit)
-            result.merge_error = f"{type(exc).__name__}: {exc}"
-            return result
-
-    def _land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None,
-              before_commit: BeforeCommit | None) -> LandResult:
         batch_id = uuid.uuid4().hex
         staged = utf8_only(staged)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)

@@ -11,12 +11,15 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consumers.lander import Lander
 from consumers.staging import RawMessage, stage
 from marts.maintenance import archive_all
 from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, half_year, merge_files
 from ordertrack.config import load_pipeline_config
+from ordertrack.settings import load_settings
 from ordertrack.tables import TableRegistry
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from ordertrack.warehouse.engine import MergeFailed
 from ordertrack.warehouse.types import Column
 
 REGISTRY = TableRegistry(load_pipeline_config())
@@ -158,8 +161,11 @@ def test_a_failed_merge_lands_the_batch_and_marts_run_merges_it_later(engine):
     def broken(execute, spec, batch_id):
         raise RuntimeError("merge bug")
 
-    result = engine.land(SPATH, SPATH.topic, stage([topic.message({"order_id": 1, "traceSeq": 1, "pathTime": T0, "v": "x"})]),
-                         after=broken)
+    message = topic.message({"order_id": 1, "traceSeq": 1, "pathTime": T0, "v": "x"})
+    with pytest.raises(MergeFailed):  # the engine rolls the batch back; the lander lands it unmerged
+        engine.land(SPATH, SPATH.topic, stage([message]), after=broken)
+    assert engine.next_offsets(SPATH.topic) == {}
+    result = Lander(engine, load_pipeline_config(), load_settings(), after_landing=broken).land(SPATH, [message])
     assert result.landed == 1 and result.merge_error == "RuntimeError: merge bug"
     assert engine.unmerged_batches(SPATH.topic) == [result.batch_id]
     r = runner()
