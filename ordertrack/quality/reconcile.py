@@ -38,7 +38,7 @@ class Side(Protocol):
         """Key -> cursor for first-key values in [lo, hi)."""
 
     def lookup(self, keys: Iterable[tuple]) -> dict[tuple, int]:
-        """Key -> cursor for these keys, ignoring any `since` filter."""
+        """Key -> cursor for these keys, ignoring the `since` and `until` filters."""
 
 
 @dataclass
@@ -56,7 +56,8 @@ class ReconcileResult:
 
 
 def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Side, *, since: int | None = None,
-              fanout: int = FANOUT, leaf_rows: int = LEAF_ROWS) -> ReconcileResult:
+              until: int | None = None, fanout: int = FANOUT, leaf_rows: int = LEAF_ROWS) -> ReconcileResult:
+    """Compare the versions with since <= cursor < until on both sides (each side filters itself)."""
     result = ReconcileResult(table)
     b = [x for x in (source.bounds(), target.bounds()) if x is not None]
     if not b:
@@ -87,20 +88,30 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
     missing = sorted(k for k in src_rows if k not in tgt_rows)
     extra = sorted(k for k in tgt_rows if k not in src_rows)
     stale = sorted(k for k in src_rows if k in tgt_rows and src_rows[k] != tgt_rows[k])
-    if since is not None:
-        # A key filtered out on one side by `since` may still be there with an older cursor.
-        older_in_target = target.lookup(missing)
-        older_in_source = source.lookup(extra)
+    if since is not None or until is not None:
+        # A key filtered out on one side may still be there with another cursor: older than
+        # `since` is a stale version; newer than `until` is a change the pipeline has not had the
+        # chance to carry yet (or, on the mart's side, one it carried while this ran), not a finding.
+        in_target = target.lookup(missing)
+        in_source = source.lookup(extra)
+        moved_on = [k for k in missing if until is not None and in_target.get(k, -1) >= until]
+        now_in_source = source.lookup(moved_on)
         for k in list(missing):
-            if k in older_in_target:
-                missing.remove(k)
-                stale.append(k)
-                tgt_rows[k] = older_in_target[k]
+            if k not in in_target:
+                continue
+            missing.remove(k)
+            if k in moved_on and now_in_source.get(k) == in_target[k]:
+                continue  # the source changed after it was read and the mart already has the change
+            stale.append(k)
+            tgt_rows[k] = in_target[k]
         for k in list(extra):
-            if k in older_in_source:
-                extra.remove(k)
-                stale.append(k)
-                src_rows[k] = older_in_source[k]
+            if k not in in_source:
+                continue
+            extra.remove(k)
+            if until is not None and in_source[k] >= until:
+                continue  # changed in the source after the bound: its turn comes
+            stale.append(k)
+            src_rows[k] = in_source[k]
     as_dict = lambda k: dict(zip(key_columns, k))  # noqa: E731
     result.missing = [{**as_dict(k), "source_cursor": src_rows[k]} for k in missing]
     result.extra = [{**as_dict(k), "mart_cursor": tgt_rows[k]} for k in extra]
@@ -112,19 +123,23 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
 class SqlSide:
     """One side as SQL over a DB-API style `query(sql, params)`; the dialect decides the hash."""
 
-    def __init__(self, name: str, query, spec: TableSpec, relation: str, dialect: str, since: int | None) -> None:  # noqa: ANN001
+    def __init__(self, name: str, query, spec: TableSpec, relation: str, dialect: str, since: int | None,  # noqa: ANN001
+                 until: int | None = None) -> None:
         self.name, self._query, self.spec, self.relation, self.dialect = name, query, spec, relation, dialect
         quote = quote_mysql if dialect == "mysql" else quote_ansi
         self.ph = {"mysql": "%s", "duckdb": "?", "redshift": "%s"}[dialect]
         self.keys = [quote(k) for k in spec.key_columns]
         self.first = self.keys[0]
         self.cursor = quote(spec.cursor_column)
-        self.since = since
+        self.since, self.until = since, until
 
     def _filter(self) -> tuple[str, list]:
-        if self.since is None:
-            return "", []
-        return f" AND {self.cursor} >= {self.ph}", [self.since]
+        sql, params = "", []
+        if self.since is not None:
+            sql, params = f" AND {self.cursor} >= {self.ph}", [self.since]
+        if self.until is not None:
+            sql, params = sql + f" AND {self.cursor} < {self.ph}", [*params, self.until]
+        return sql, params
 
     def _hash(self) -> str:
         cols = [*self.keys, self.cursor]

@@ -17,6 +17,7 @@ MISSING = [1, 17, 500_000, 999_999]          # deleted from the mart
 EXTRA_IN_MART = [250_000, 1_000_005]          # deleted from the source / only in the mart
 STALE = [3, 123_456, 777_777, 999_998]        # the mart holds an older version
 ARCHIVED = range(600_000, 600_100)            # in a history table, not the mart: not a difference
+UNTIL = T + 86_400                            # past every cursor: no pipeline carried these rows
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def million(make_env_module, mariadb_admin):
 
 
 def test_reconcile_finds_exactly_the_planted_keys_in_a_million_rows(million):
-    r = million.cli("dq", "reconcile", "--table", "uni_tracking_info", "--json", "--limit", "100")
+    r = million.cli("dq", "reconcile", "--table", "uni_tracking_info", "--until", str(UNTIL), "--json", "--limit", "100")
     assert r.returncode == 1, r.stderr
     out = json.loads(r.stdout)
     assert [k["order_id"] for k in out["missing"]] == MISSING
@@ -58,7 +59,8 @@ def test_reconcile_finds_exactly_the_planted_keys_in_a_million_rows(million):
 def test_reconcile_since_keeps_a_stale_key_stale_when_the_mart_version_is_older_than_since(million):
     # 999_998's source version is T + 49_598; the mart's (T + 45_998) is older than --since.
     since = T + 48_000
-    r = million.cli("dq", "reconcile", "--table", "uni_tracking_info", "--since", str(since), "--json")
+    r = million.cli("dq", "reconcile", "--table", "uni_tracking_info", "--since", str(since), "--until", str(UNTIL),
+                    "--json")
     out = json.loads(r.stdout)
     expect = lambda keys: [k for k in keys if (T + k % 86400) >= since]  # noqa: E731
     assert [k["order_id"] for k in out["stale"]] == expect(STALE)

@@ -1,0 +1,39 @@
+"""How far the pipeline has carried a table: the cursor below which every source version has had
+its chance to reach the mart. `dq reconcile` compares up to there by default, so a healthy live
+pipeline reconciles clean while the source keeps changing above it.
+
+A window's rows are in the mart once every batch holding them has been merged: per partition, the
+ledger's first unmerged offset (or its end when all is merged) must have passed the end offsets of
+that window and of every window before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ordertrack.identifiers import quote_ansi as q
+from ordertrack.warehouse.engine import LEDGER_TABLE, WarehouseEngine
+from ordertrack.watermarks.model import Watermark
+
+
+def merged_next_offsets(engine: WarehouseEngine, topic: str) -> dict[int, int]:
+    """Partition -> the first offset whose rows may not be in the mart yet."""
+    rows = engine.query(
+        f"SELECT partition, MIN(CASE WHEN merged_at IS NULL THEN first_offset END), MAX(last_offset) + 1 "
+        f"FROM {q(engine.raw_schema)}.{q(LEDGER_TABLE)} WHERE topic = {engine.placeholder} GROUP BY partition",
+        [topic])
+    return {int(p): int(unmerged if unmerged is not None else end) for p, unmerged, end in rows}
+
+
+def carried_until(marks: Iterable[Watermark], merged: dict[int, int]) -> int | None:
+    """The position of the newest record (oldest first in `marks`, one table) whose window, and
+    every window before it, is wholly in the mart; None when not even the oldest one is."""
+    ends: dict[int, int] = {}
+    carried = None
+    for m in sorted(marks, key=lambda w: w.written_at):
+        for p, end in m.partition_end_offsets.items():
+            ends[p] = max(ends.get(p, 0), end)
+        if not all(merged.get(p, 0) >= end for p, end in ends.items()):
+            break
+        carried = m.position if carried is None else max(carried, m.position)
+    return carried
