@@ -14,8 +14,10 @@ from bench.chaos.settings import BUFFER_MINUTES, PIPELINE, STOP_GRACE, HarnessEr
 def reconcile_all(run: Run) -> dict[str, dict[str, Any]]:
     out = {}
     for spec in run.tables:
-        r = run_cli(run.layout, "dq", "reconcile", "--table", spec["name"], "--json", "--limit", "10000000",
-                    timeout=1800)
+        # Everything the source holds, not only what the pipeline reports as carried: the load has
+        # stopped and drained, so a row it never carried is a loss.
+        r = run_cli(run.layout, "dq", "reconcile", "--table", spec["name"], "--until", str(int(time.time()) + 86400),
+                    "--json", "--limit", "10000000", timeout=1800)
         # Every differing key, for whoever investigates; the result keeps counts and samples.
         (run.layout.harness / f"reconcile.{spec['name']}.json").write_text(r.stdout)
         try:
