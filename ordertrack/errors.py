@@ -6,6 +6,8 @@ Terminal errors (bad config, missing tool, wrong credentials) are never retried;
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class OrdertrackError(Exception):
     """A failure whose message is one sentence a person can act on."""
@@ -35,27 +37,44 @@ class TransientError(OrdertrackError):
     """A failure a retry may cure."""
 
 
+LostService = Literal["source", "kafka"]
+
+
+def service_lost(exc: BaseException) -> LostService | None:
+    """Which service `exc` says went away, in a way waiting cures: the source database (its
+    connection is lost) or Kafka (an error `kafka_away` accepts); None for anything else. The one
+    decision behind both the one-shot commands' `as_service_error` and the producer's outages."""
+    from ordertrack.kafka.errors import kafka_away, kafka_error
+    from ordertrack.source.mysql_errors import connection_lost
+
+    if connection_lost(exc):
+        return "source"
+    err = kafka_error(exc)
+    if err is not None and kafka_away(err):
+        return "kafka"
+    return None
+
+
 def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
     """The one-sentence form of a lost or refused connection raised by a client library, or None
     when `exc` is not one (then it is a bug, reported as such). One-shot commands end with it
     (exit 4); long-running ones wait the outage out instead."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     import pymysql
-
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
-        from ordertrack.source.mysql_errors import connection_lost
-
-        if connection_lost(exc):
-            return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
-        return ServiceUnavailableError(f"The source database refused the query ({text}).")
     from confluent_kafka import KafkaException
 
-    if isinstance(exc, KafkaException):
-        from ordertrack.kafka.errors import kafka_away
+    from ordertrack.kafka.errors import kafka_error
 
-        err = exc.args[0] if exc.args else None
-        detail = err.str() if hasattr(err, "str") else text
-        if err is None or not hasattr(err, "fatal") or kafka_away(err):
+    lost = service_lost(exc)
+    if lost == "source":
+        return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
+    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        return ServiceUnavailableError(f"The source database refused the query ({text}).")
+    if isinstance(exc, KafkaException):
+        err = kafka_error(exc)
+        detail = err.str() if err is not None else text
+        # A KafkaException without an error object says too little to blame the request.
+        if err is None or lost == "kafka":
             return ServiceUnavailableError(f"Kafka did not answer ({detail}); run again once it is back.")
         return ServiceUnavailableError(f"Kafka refused the request ({detail}).")
     import duckdb

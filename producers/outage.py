@@ -9,24 +9,23 @@ once when it ends, and keeps the `ordertrack_producer_service_up` gauge.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Literal
 
-from confluent_kafka import KafkaError, KafkaException
-
-from ordertrack.errors import ServiceUnavailableError, TransientError
-from ordertrack.kafka.errors import kafka_away
-from ordertrack.log import get_logger
+from ordertrack.errors import ServiceUnavailableError, TransientError, service_lost
+from ordertrack.kafka.errors import kafka_away, kafka_error
+from ordertrack.outage import Outage, OutageReport
 from ordertrack.source.connection import SourceUnreachableError
-from ordertrack.source.mysql_errors import connection_lost, error_text
+from ordertrack.source.mysql_errors import error_text
 from producers import metrics
 
 if TYPE_CHECKING:
     from producers.runner import CycleResult
 
-log = get_logger(__name__)
+__all__ = ["OutageError", "OutageWatch", "Service", "as_outage", "kafka_away", "store_outage"]  # kafka_away: the poller's
 
 Service = Literal["source", "kafka"]
+SERVICES: tuple[Service, ...] = ("source", "kafka")
+
 
 class OutageError(ServiceUnavailableError):
     """A service went away during a cycle; whatever window was open was aborted, nothing of it is
@@ -45,11 +44,12 @@ def as_outage(exc: BaseException, where: str) -> OutageError | None:
         return exc
     if isinstance(exc, SourceUnreachableError):
         return OutageError("source", str(exc))
-    if connection_lost(exc):
+    lost = service_lost(exc)
+    if lost == "source":
         return OutageError("source", f"The source database stopped answering during {where} ({error_text(exc)}); "
                                      "nothing of it was published, and the next run redoes it.")
-    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError) and kafka_away(exc.args[0]):
-        return OutageError("kafka", f"Kafka stopped answering during {where} ({exc.args[0].str()}); "
+    if lost == "kafka":
+        return OutageError("kafka", f"Kafka stopped answering during {where} ({kafka_error(exc).str()}); "
                                     "nothing of it was published, and the next run redoes it.")
     return None
 
@@ -59,33 +59,31 @@ def store_outage(exc: ServiceUnavailableError | TransientError) -> OutageError:
     return OutageError("kafka", str(exc))
 
 
+PRODUCER_OUTAGES = OutageReport(
+    started="producer.outage.started", ended="producer.outage.ended", field="service",
+    gauge=metrics.SERVICE_UP, gauge_down=0.0, describe=str,
+    hint="retrying with backoff; the window in flight was aborted and is redone",
+)
+
+
 class OutageWatch:
-    """Which services are away and since when. Says so once when an outage starts (warning) and once
-    when it ends (info), however many retries lie between, and keeps the gauge."""
+    """Which services are away and since when: one `Outage` per service, reported under the
+    producer's names. The backoff is `Producer.ride_out`'s; a cycle that goes through ends every
+    outage at once, since it needed both services."""
 
     def __init__(self) -> None:
-        self._since: dict[Service, float] = {}  # service -> monotonic time its outage began
-        self._failures: dict[Service, int] = {}
+        self._outages: dict[Service, Outage] = {s: Outage(s, PRODUCER_OUTAGES) for s in SERVICES}
 
     @property
     def down(self) -> set[Service]:
-        return set(self._since)
+        return {s for s, o in self._outages.items() if o.down}
 
     def failed(self, service: Service, error: str) -> None:
-        self._failures[service] = self._failures.get(service, 0) + 1
-        if service in self._since:
-            return
-        self._since[service] = time.monotonic()
-        metrics.SERVICE_UP.labels(service).set(0)
-        log.warning("producer.outage.started", service=service, error=error,
-                    hint="retrying with backoff; the window in flight was aborted and is redone")
+        self._outages[service].failed(error)
 
     def all_up(self) -> None:
         """A cycle went through: every service answered."""
-        for service in ("source", "kafka"):
-            metrics.SERVICE_UP.labels(service).set(1)
-        for service, since in list(self._since.items()):
-            log.info("producer.outage.ended", service=service, seconds=round(time.monotonic() - since, 1),
-                     failed_attempts=self._failures.get(service, 0))
-        self._since.clear()
-        self._failures.clear()
+        for service in SERVICES:
+            metrics.SERVICE_UP.labels(service).set(1)  # also before any outage: the gauge starts known
+        for outage in sorted(self._outages.values(), key=lambda o: o.since or 0.0):
+            outage.recovered()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 # Errors of a broker (or its coordinator) that is away or moving, besides those librdkafka marks
 # retriable itself. `_UNKNOWN_PARTITION` ("Local: Unknown partition") is what an offsets query
@@ -20,3 +20,10 @@ KAFKA_AWAY = frozenset({
 def kafka_away(err: KafkaError) -> bool:
     """True for a Kafka error that waiting cures (broker down, coordinator moving, timeouts)."""
     return not err.fatal() and (err.retriable() or err.code() in KAFKA_AWAY)
+
+
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The `KafkaError` a client call raised inside a `KafkaException`, else None."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None

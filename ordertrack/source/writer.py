@@ -15,13 +15,11 @@ from dataclasses import dataclass
 import pymysql
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from ordertrack.log import get_logger
+from ordertrack.outage import Outage, OutageReport
 from ordertrack.settings import Settings
 from ordertrack.source.connection import SourceUnreachableError, connect
 from ordertrack.source.mysql_errors import connection_lost, error_text
 from ordertrack.source.workload import Batch, WorkloadModel, WorkloadParams
-
-log = get_logger(__name__)
 
 ORDER_COLUMNS = (
     "order_id", "order_sn", "partner_id", "user_id", "order_status", "shipping_status", "pay_status",
@@ -124,6 +122,12 @@ def _source_away(exc: BaseException) -> bool:
     return connection_lost(exc) or isinstance(exc, SourceUnreachableError)
 
 
+WRITER_OUTAGES = OutageReport(
+    started="generate.source.outage_started", ended="generate.source.outage_ended", field=None, gauge=None,
+    describe=error_text, hint="retrying with backoff; the batch in flight is written once the source is back",
+)
+
+
 class SourceStopped(Exception):
     """A stop request arrived while the writer waited for the source to come back."""
 
@@ -144,8 +148,7 @@ class SourceWriter:
         self.should_stop = should_stop
         self.max_backoff_seconds = max_backoff_seconds
         self._lost_connection = False
-        self._down_since: float | None = None
-        self._failures = 0
+        self._outage = Outage("source", WRITER_OUTAGES)  # the backoff is tenacity's, below
 
     def write(self, batch: Batch) -> None:
         """Write `batch` once. Raises SourceStopped if stopped while the source is away (the batch
@@ -175,10 +178,7 @@ class SourceWriter:
             if _source_away(exc) and self.should_stop():
                 raise SourceStopped("stopped while the source was away") from None
             raise
-        if self._down_since is not None:
-            log.info("generate.source.outage_ended", seconds=round(time.monotonic() - self._down_since, 1),
-                     failed_attempts=self._failures)
-            self._down_since, self._failures = None, 0
+        self._outage.recovered()
 
     def _lost(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -187,11 +187,7 @@ class SourceWriter:
             self.conn.close()
         except pymysql.err.Error:
             pass  # already closed by the client library
-        self._failures += 1
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            log.warning("generate.source.outage_started", error=error_text(exc) if exc else None,
-                        hint="retrying with backoff; the batch in flight is written once the source is back")
+        self._outage.failed(exc if exc is not None else "no error recorded")
 
     def _sleep(self, seconds: float) -> None:
         # Short naps, so a stop request is noticed within a fraction of a second while the source is away.
