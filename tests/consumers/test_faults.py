@@ -21,32 +21,9 @@ from marts.runner import MartRunner
 from tests.consumers.test_landing import publish_spath, raw_offsets
 from tests.consumers.test_worker import stop, wait_landed
 from tests.support.kafka_source import consume_all
+from tests.support.stderr import Stderr
 
 pytestmark = pytest.mark.integration
-
-
-class Stderr:
-    """Collects a child's stderr lines in a thread, so a test can wait for an event in them."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._t.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stderr:
-            self.lines.append(line)
-
-    def count(self, needle: str) -> int:
-        return sum(needle in line for line in list(self.lines))
-
-    def wait_for(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count(needle):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{needle!r} not logged within {timeout}s; last lines: {''.join(self.lines[-15:])}")
 
 
 def hold_file(path) -> subprocess.Popen:
@@ -74,7 +51,7 @@ def test_a_batch_the_warehouse_refuses_is_kept_and_lands_when_it_is_back(make_en
     publish_spath(env, mariadb_admin, 2_000)
     worker = env.popen("consume", "--table", "uni_tracking_spath")
     try:
-        log = Stderr(worker)
+        log = Stderr(worker.stderr)
         wait_landed(env, "uni_tracking_spath", 2_000, worker)
         holder = hold_file(env.warehouse)
         try:

@@ -7,7 +7,6 @@ network namespace whose links to MariaDB and Kafka the test cuts (see `netns_rel
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from tests.producers.netns_relay import UnixRelay
 from tests.producers.tuning import live_position, retune, set_watermark
 from tests.support.kafka_source import consume_all, db_now, high_watermarks, insert
 from tests.support.pipeline_env import ORDERTRACK
+from tests.support.stderr import Stderr
 from tests.support.waits import kill, wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,16 @@ def keys(messages) -> Counter:
 
 
 
+def spath_backlog(env, admin, rows: int) -> tuple[int, int]:
+    """`rows` scan events over the two hours before the source's clock minus ten minutes, and the
+    watermark at their start: one window `(start, end)` to publish, returned."""
+    now = db_now(admin)
+    start, end = now - 7200, now - 600
+    insert(admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           [(i, 1, start + i % 6000, "ARRIVED_HUB", start) for i in range(1, rows + 1)])
+    set_watermark(env, "uni_tracking_spath", start)
+    return start, end
+
 
 def connection_running(admin, text: str) -> int | None:
     """Id of another session whose running statement mentions `text` (e.g. a test's database)."""
@@ -53,19 +63,13 @@ def connection_running(admin, text: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-
-
 def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
 def test_a_killed_source_connection_mid_window_is_ridden_out_and_the_window_redone(make_env, mariadb_admin):
     env = retune(make_env(batch_size=200), window={"max_window_span_minutes": 24 * 60})
-    now = db_now(mariadb_admin)
-    start, end = now - 7200, now - 600
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
-           [(i, 1, start + i % 6000, "ARRIVED_HUB", start) for i in range(1, 20_001)])
-    set_watermark(env, "uni_tracking_spath", start)
+    start, end = spath_backlog(env, mariadb_admin, 20_000)
     producer = Producer(env.config, load_settings(), [env.spec("uni_tracking_spath")], max_backoff_seconds=2)
     poller = producer.pollers[0]
     seen: dict[str, object] = {}
@@ -95,11 +99,7 @@ def test_a_killed_source_connection_mid_window_is_ridden_out_and_the_window_redo
 
 def test_produce_once_that_loses_the_source_mid_window_exits_4_with_one_sentence(make_env, mariadb_admin):
     env = retune(make_env(batch_size=100), window={"max_window_span_minutes": 24 * 60})
-    now = db_now(mariadb_admin)
-    start, end = now - 7200, now - 600
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
-           [(i, 1, start + i % 6000, "ARRIVED_HUB", start) for i in range(1, 150_001)])
-    set_watermark(env, "uni_tracking_spath", start)
+    start, end = spath_backlog(env, mariadb_admin, 150_000)
     proc = env.popen("produce", "--once", "--table", "uni_tracking_spath", "--end-time", str(end))
     victim = wait_until("the producer's page queries", lambda: connection_running(mariadb_admin, env.db), every=0.02)
     kill(mariadb_admin, victim)
@@ -118,27 +118,6 @@ def _netns_available() -> bool:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return False
     return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
-
-
-class Lines:
-    """stderr of a process, read as it comes (JSON log events parsed)."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append(line)
-
-    def events(self, name: str, **fields) -> list[dict]:
-        out = []
-        for line in list(self.lines):
-            if line.startswith("{"):
-                e = json.loads(line)
-                if e.get("event") == name and all(e.get(k) == v for k, v in fields.items()):
-                    out.append(e)
-        return out
 
 
 @pytest.fixture
@@ -171,7 +150,7 @@ class Isolated:
             env={**os.environ, **env.env_vars, "ORDERTRACK_LOG_FORMAT": "json",
                  "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}", "MYSQL_HOST": "127.0.0.1"},
         )
-        self.log = Lines(self.proc.stderr)
+        self.log = Stderr(self.proc.stderr)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -190,11 +169,7 @@ class Isolated:
 def test_produce_once_that_loses_kafka_mid_window_exits_4_and_publishes_nothing(make_env, mariadb_admin):
     env = retune(make_env(batch_size=100), window={"max_window_span_minutes": 24 * 60},
                  kafka={"transaction_timeout_seconds": 10})
-    now = db_now(mariadb_admin)
-    start, end = now - 7200, now - 600
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
-           [(i, 1, start + i % 6000, "ARRIVED_HUB", start) for i in range(1, 150_001)])
-    set_watermark(env, "uni_tracking_spath", start)
+    start, end = spath_backlog(env, mariadb_admin, 150_000)
     topic = env.topic("uni_tracking_spath")
     run = Isolated(env, "produce", "--once", "--table", "uni_tracking_spath", "--end-time", str(end))
     try:
