@@ -167,17 +167,11 @@ class SourceProbe:
             )
             v = cur.fetchone()[0]
         except pymysql.err.MySQLError as exc:
-            if connection_lost(exc):
-                raise
-            if privilege_missing(exc):
-                self.open_transactions_visible = False
-                log.warning("producer.no_open_transaction_view", reason=error_text(exc),
-                            hint="grant PROCESS to the pipeline user; windows now end at the buffer alone")
-                return None
-            raise TransientError(
-                f"The source's open transactions could not be read ({error_text(exc)}); the window waits "
-                "for the next cycle rather than run past transactions it cannot see."
-            ) from None
+            self._triage(exc, "open transactions", "transactions it cannot see")
+            self.open_transactions_visible = False
+            log.warning("producer.no_open_transaction_view", reason=error_text(exc),
+                        hint="grant PROCESS to the pipeline user; windows now end at the buffer alone")
+            return None
         return None if v is None else int(v)
 
     def _replica_lag(self, cur) -> int | None:
@@ -187,25 +181,34 @@ class SourceProbe:
                 cur.execute(stmt)
                 rows = cur.fetchall()
             except pymysql.err.MySQLError as exc:
-                if connection_lost(exc):
-                    raise
                 if syntax_error(exc) and self.replica_statement is None:
                     continue  # this server knows the other spelling
-                if privilege_missing(exc):
-                    self.replica_status_visible = False
-                    log.warning("producer.no_replica_status", reason=error_text(exc),
-                                hint="grant SLAVE MONITOR (REPLICATION CLIENT) to the pipeline user")
-                    return None
-                raise TransientError(
-                    f"The source's replica status could not be read ({error_text(exc)}); the window waits "
-                    "for the next cycle rather than run past rows the replica has not applied."
-                ) from None
+                self._triage(exc, "replica status", "rows the replica has not applied")
+                self.replica_status_visible = False
+                log.warning("producer.no_replica_status", reason=error_text(exc),
+                            hint="grant SLAVE MONITOR (REPLICATION CLIENT) to the pipeline user")
+                return None
             self.replica_statement = stmt
             return self._lag_of(cur, rows)
         self.replica_status_visible = False
         log.warning("producer.no_replica_status", reason="neither SHOW REPLICA STATUS nor SHOW SLAVE STATUS is known",
                     hint="windows are not held for replica lag")
         return None
+
+    @staticmethod
+    def _triage(exc: pymysql.err.MySQLError, what: str, unseen: str) -> None:
+        """Decide what a failed probe statement means; returns only when a grant is missing (the
+        caller then switches its probe off and says so once). A lost connection is raised as it
+        is; anything else fails the window with TransientError, so it is retried next cycle
+        rather than run past `unseen`."""
+        if connection_lost(exc):
+            raise exc
+        if privilege_missing(exc):
+            return
+        raise TransientError(
+            f"The source's {what} could not be read ({error_text(exc)}); the window waits "
+            f"for the next cycle rather than run past {unseen}."
+        ) from None
 
     @staticmethod
     def _lag_of(cur, rows: list) -> int | None:
