@@ -22,12 +22,14 @@ def ledger_ahead_error(spec: TableSpec, partition: int, ledger_next: int, end: i
     )
 
 
-def check_ledger_within_log(settings: Settings, spec: TableSpec, ledger_next: dict[int, int]) -> None:
+def check_ledger_within_log(settings: Settings, spec: TableSpec, ledger_next: dict[int, int],
+                            admin: KafkaAdmin | None = None) -> None:
     """Stop with one sentence when the ledger is ahead of the log: reading on from the ledger's
-    positions would silently skip every new message below them."""
+    positions would silently skip every new message below them. A caller checking several tables
+    passes one `admin` for all of them (else one is opened for this check)."""
     if not ledger_next:
         return
-    ends = KafkaAdmin(settings.kafka.bootstrap_servers).end_offsets(spec.topic)
+    ends = (admin or KafkaAdmin(settings.kafka.bootstrap_servers)).end_offsets(spec.topic)
     for p, nxt in sorted(ledger_next.items()):
         if nxt > ends.get(p, 0):
             raise ledger_ahead_error(spec, p, nxt, ends.get(p, 0))

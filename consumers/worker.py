@@ -35,6 +35,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from ordertrack.config import PipelineConfig
+from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.log import get_logger
 from ordertrack.outage import Outage
 from ordertrack.settings import Settings
@@ -106,6 +107,7 @@ class LandingApp(faust.App):
     def ledger_positions(self, tps) -> dict[TP, int]:  # noqa: ANN001
         out: dict[TP, int] = {}
         specs = {s.topic: s for s in self.registry}
+        admin = KafkaAdmin(self.settings.kafka.bootstrap_servers)  # one client for every table's check
         for topic in {tp.topic for tp in tps}:
             if topic not in specs:
                 continue
@@ -115,7 +117,7 @@ class LandingApp(faust.App):
                     # Nothing in the ledger means nothing landed: from the start of the log, whatever
                     # the group committed (an offset below the log start resets to the earliest).
                     out[tp] = nxt.get(tp.partition, 0)
-            check_ledger_within_log(self.settings, specs[topic], nxt)
+            check_ledger_within_log(self.settings, specs[topic], nxt, admin)
         log.info("worker.seek_to_ledger", positions={f"{tp.topic}[{tp.partition}]": o for tp, o in out.items()})
         return out
 
