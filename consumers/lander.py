@@ -64,12 +64,16 @@ class Lander:
         self._dlq_lock = threading.Lock()
 
     def ensure_table(self, spec: TableSpec) -> list[str]:
-        """Create or widen the raw table from the source catalog."""
+        """Create or widen the raw table from the source catalog; return the columns added."""
+        return self._widen(spec)[0]
+
+    def _widen(self, spec: TableSpec) -> tuple[list[str], set[str]]:
+        """`ensure_table`, also returning the source catalog's column names (all in the raw table now)."""
         cols = [Column(c.name, warehouse_type(c)) for c in source_columns(self.settings.mysql, spec)]
         added = self.engine.ensure_raw_table(spec, cols)
         if added:
             log.info("landing.columns.added", table=spec.raw_table, columns=added)
-        return added
+        return added, {c.name for c in cols}
 
     def land(self, spec: TableSpec, messages: Sequence[RawMessage]) -> LandResult:
         if not messages:
@@ -88,8 +92,10 @@ class Lander:
                 log.warning("landing.keys.rejected", table=spec.name, keys=[k[:64] for k in sorted(poison)[:20]])
                 staged = reject_keys(staged, poison)
             if unknown - poison:
-                added = self.ensure_table(spec)
-                still = unknown - poison - set(self.engine.raw_columns(spec))
+                added, in_source = self._widen(spec)
+                still = unknown - poison - in_source
+                if still:  # rare: read again, for columns another process added meanwhile
+                    still -= set(self.engine.raw_columns(spec))
                 if still:
                     # Keys the source catalog does not know (dropped since?): kept as text, never lost.
                     added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])

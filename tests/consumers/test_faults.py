@@ -11,6 +11,7 @@ import time
 import orjson
 import pytest
 from confluent_kafka import Producer as KafkaProducer
+from structlog.testing import capture_logs
 
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.settings import load_settings
@@ -244,6 +245,21 @@ def test_columns_added_while_a_batch_was_staged_are_not_taken_for_poison_keys(ma
     monkeypatch.setattr(engine, "unknown_keys", as_if_empty)
     result = lander.land(spec, [RawMessage(0, i, spath_message(i), "w") for i in range(5)])
     assert (result.landed, len(result.rejected)) == (5, 0)
+
+
+def test_a_key_the_source_catalog_does_not_know_lands_as_text(make_env):
+    """Say a column was dropped in the source after its rows were published: its key is kept, as text."""
+    env = make_env()
+    spec = env.spec("uni_tracking_spath")
+    engine = env.engine()
+    lander = Lander(engine, env.config, load_settings())
+    lander.ensure_table(spec)
+    with capture_logs() as logs:
+        result = lander.land(spec, [RawMessage(0, i, spath_message(i, legacy_note=f"n{i}"), "w") for i in range(3)])
+    assert (result.landed, result.added_columns) == (3, ["legacy_note"])
+    assert [e["columns"] for e in logs if e["event"] == "landing.columns.not_in_source"] == [["legacy_note"]]
+    assert engine.query(f'SELECT legacy_note FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1') == [
+        ("n0",), ("n1",), ("n2",)]
 
 
 def test_batches_that_landed_unmerged_are_merged_by_the_sidecar_job(make_env):
