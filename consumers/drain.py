@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
+from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
@@ -39,7 +40,7 @@ class TableDrain:
 
 
 def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
-    return {
+    return routed({
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "group.id": f"{config.pipeline.name}.landing",
         "client.id": f"{config.pipeline.name}.landing",
@@ -47,8 +48,7 @@ def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
-        "log_level": 3,
-    }
+    })
 
 
 def commit_for_lag_tools(c: Consumer, offsets: list[TopicPartition]) -> None:

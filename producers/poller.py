@@ -36,6 +36,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_d
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
+from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.connection import SourceUnreachableError, connect
@@ -92,7 +93,7 @@ def _retriable(exc: BaseException) -> bool:
 
 def producer_config(config: PipelineConfig, settings: Settings, table: str) -> dict:
     name = config.pipeline.name
-    return {
+    return routed({
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "client.id": f"{name}.producer.{table}",
         "transactional.id": f"{name}.producer.{table}",
@@ -110,8 +111,7 @@ def producer_config(config: PipelineConfig, settings: Settings, table: str) -> d
         # Only failed deliveries call back: a Python callback per row costs more than the row's
         # serialization. End offsets come from the partitions' high watermarks instead (one writer).
         "delivery.report.only.error": True,
-        "log_level": 3,
-    }
+    })
 
 
 class TablePoller:
@@ -147,7 +147,7 @@ class TablePoller:
             except SourceUnreachableError as exc:
                 raise OutageError("source", str(exc)) from None
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers, "log_level": 0})
+            self._admin = AdminClient(routed({"bootstrap.servers": self.settings.kafka.bootstrap_servers}))
         if self._producer is None:
             producer = self._new_producer()
             try:
@@ -173,6 +173,7 @@ class TablePoller:
     def _end_offsets(self) -> dict[int, int]:
         """High watermark of each partition of the table topic. This producer's transactional id
         is the topic's only writer, so right after a flush it is the offset after our last row."""
+        self._admin.poll(0)  # an admin client hands over its queued log lines only when polled
         md = self._admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
         if md.error is not None:
             raise KafkaException(md.error)

@@ -120,9 +120,10 @@ def topic_contents(layout: Layout, spec: dict[str, Any]) -> dict[tuple[int, int]
     (partition, offset) -> (the row version it carries: key + cursor, its window id)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    c = Consumer({"bootstrap.servers": layout.env()["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "chaos-judge",
-                  "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True,
-                  "log_level": 3})
+    from ordertrack.kafka.clients import routed
+
+    c = Consumer(routed({"bootstrap.servers": layout.env()["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "chaos-judge",
+                  "isolation.level": "read_committed", "enable.auto.commit": False, "enable.partition.eof": True}))
     out: dict[tuple[int, int], tuple[tuple, str]] = {}
     try:
         parts = list(c.list_topics(spec["topic"], timeout=30).topics[spec["topic"]].partitions)

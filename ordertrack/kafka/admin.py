@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
+from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry
 
@@ -50,7 +51,11 @@ class KafkaAdmin:
     def __init__(self, bootstrap_servers: str, timeout: float = 15.0) -> None:
         self.bootstrap = bootstrap_servers
         self.timeout = timeout
-        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+        self._admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers}))
+
+    def _serve_logs(self) -> None:
+        # An admin client hands over its queued log lines and errors only when polled.
+        self._admin.poll(0)
 
     def list_topics(self) -> dict[str, int]:
         """Topic name -> partition count (internal topics left out)."""
@@ -61,6 +66,8 @@ class KafkaAdmin:
                 f"Kafka at {self.bootstrap} did not answer within {self.timeout:.0f}s: is it running? "
                 "For the local stack run `ordertrack stack up`."
             ) from None
+        finally:
+            self._serve_logs()
         return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
@@ -78,6 +85,8 @@ class KafkaAdmin:
             raise ServiceUnavailableError(
                 f"Kafka at {self.bootstrap} did not answer for the end offsets of {topic}: {exc.args[0].str()}"
             ) from None
+        finally:
+            self._serve_logs()
 
     def ensure_topics(self, specs: list[TopicSpec]) -> list[str]:
         """Create the topics that are missing; return the names created."""

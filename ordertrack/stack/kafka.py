@@ -149,8 +149,10 @@ class KafkaService(PidTracked):
     def _metadata_ok(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
+        from ordertrack.kafka.clients import routed
+
         try:
-            md = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(timeout=3)
+            md = AdminClient(routed({"bootstrap.servers": self.bootstrap})).list_topics(timeout=3)
         except Exception:  # any client error means "not ready yet"
             return False
         return len(md.brokers) > 0

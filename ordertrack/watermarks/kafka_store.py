@@ -22,6 +22,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from ordertrack.errors import ServiceUnavailableError, TransientError
+from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
 from ordertrack.watermarks.model import Watermark
 
@@ -33,7 +34,7 @@ class _Reader(Consumer):
 
     def __init__(self, conf: dict) -> None:
         self.brokers_down = False
-        super().__init__({**conf, "error_cb": self._on_error})
+        super().__init__(routed({**conf, "error_cb": self._on_error}))
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -55,7 +56,6 @@ class KafkaWatermarkStore:
             "isolation.level": isolation,
             "enable.auto.commit": False,
             "enable.partition.eof": True,
-            "log_level": 0,
         })
 
     def _partitions(self, c: _Reader) -> list[int]:
@@ -151,12 +151,11 @@ class KafkaWatermarkStore:
     def write(self, marks: list[Watermark]) -> None:
         if not marks:
             return
-        p = Producer({
+        p = Producer(routed({
             "bootstrap.servers": self.bootstrap,
             "transactional.id": f"{self.client_id}.watermarks-admin",
             "client.id": f"{self.client_id}.watermarks-admin",
-            "log_level": 0,
-        })
+        }))
         try:
             p.init_transactions(30)
             p.begin_transaction()
