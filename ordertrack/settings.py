@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,17 @@ class WarehouseSettings(BaseSettings):
     iam_role: str | None = Field(None, description="Redshift: the IAM role COPY assumes to read the staging bucket.")
 
 
+Fallback = Literal["mysql", "kafka", "warehouse"]
+
+# Per service: the fields saying where it is. When none of them was set (environment or a `.env`
+# file), the service's address is the built-in default, which a command must not use silently.
+_ADDRESS_FIELDS: dict[Fallback, tuple[str, ...]] = {
+    "mysql": ("host", "port", "unix_socket"),
+    "kafka": ("bootstrap_servers",),
+    "warehouse": ("url",),
+}
+
+
 class Settings(BaseModel):
     """Everything the pipeline connects to; one object, loaded once per process."""
 
@@ -82,6 +94,31 @@ class Settings(BaseModel):
     kafka: KafkaSettings
     warehouse: WarehouseSettings
     s3: S3Settings
+    env_files: tuple[str, ...] = ()
+    """The `.env` files that were read (absolute paths)."""
+    defaulted: frozenset[Fallback] = frozenset()
+    """The services whose address is the built-in default: nothing set it."""
+
+    def fallback_notice(self) -> str | None:
+        """One sentence saying which built-in defaults are in use and why, or None when every
+        service's address was configured."""
+        if not self.defaulted:
+            return None
+        used = {
+            "mysql": ("MySQL", self.mysql.unix_socket or f"{self.mysql.host}:{self.mysql.port}", "MYSQL_HOST"),
+            "kafka": ("Kafka", self.kafka.bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS"),
+            "warehouse": ("the warehouse", self.warehouse.url, "WAREHOUSE_URL"),
+        }
+        parts = [used[g] for g in ("mysql", "kafka", "warehouse") if g in self.defaulted]
+        what = _join([f"{name} ({value})" for name, value, _ in parts])
+        variables = _join([var for _, _, var in parts], "or")
+        where = (f"or in {_join(list(self.env_files), 'or')}" if self.env_files
+                 else f"and there is no {state_dir() / '.env'} or {Path('.env').absolute()}")
+        return f"using built-in defaults for {what}, since no {variables} is set in the environment {where}."
+
+
+def _join(items: list[str], word: str = "and") -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
 def env_files() -> tuple[Path, ...]:
@@ -101,10 +138,13 @@ def _load(cls: type[BaseSettings], files: tuple[str, ...]) -> BaseSettings:
 def load_settings() -> Settings:
     """Build the settings from the `.env` files and the environment."""
     files = tuple(str(p) for p in env_files() if p.exists())
-    return Settings.model_construct(
-        mysql=_load(MySQLSettings, files),
-        workload=_load(WorkloadSettings, files),
-        kafka=_load(KafkaSettings, files),
-        warehouse=_load(WarehouseSettings, files),
-        s3=_load(S3Settings, files),
-    )
+    groups = {
+        "mysql": _load(MySQLSettings, files),
+        "workload": _load(WorkloadSettings, files),
+        "kafka": _load(KafkaSettings, files),
+        "warehouse": _load(WarehouseSettings, files),
+        "s3": _load(S3Settings, files),
+    }
+    defaulted = frozenset(g for g, fields in _ADDRESS_FIELDS.items()
+                          if not set(fields) & groups[g].model_fields_set)
+    return Settings.model_construct(**groups, env_files=files, defaulted=defaulted)

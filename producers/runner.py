@@ -25,7 +25,7 @@ from typing import Literal
 from tenacity import Retrying, retry_if_exception_type, sleep_using_event, stop_when_event_set, wait_exponential
 
 from ordertrack.config import PipelineConfig
-from ordertrack.errors import ServiceUnavailableError, TransientError
+from ordertrack.errors import ConfigError, ServiceUnavailableError, TransientError
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
@@ -137,6 +137,7 @@ class Producer:
             if outage is None:
                 raise
             raise outage from None
+        self._check_bounds(marks, db_now, start, end)
         resume = resume or {}
         pool = ThreadPoolExecutor(max_workers=self.config.processing.max_parallel_tables, thread_name_prefix="poller")
         try:
@@ -160,6 +161,27 @@ class Producer:
             first = result.outages[0]
             raise OutageError(first.outage, first.error or f"{first.outage} went away", result)
         return result
+
+    def _check_bounds(self, marks: dict, db_now: int, start: int | None, end: int | None) -> None:
+        """Refuse a `--start` / `--end-time` that leaves a table nothing to publish: a window planned
+        from it would be empty, with a hold that is nonsense (negative). Raises ConfigError."""
+        w = self.config.window_settings
+        newest = db_now - w.buffer_minutes * 60  # no window may end later (promise 1)
+        if start is not None and start >= newest:
+            raise ConfigError(
+                f"--start {format_utc(start)} is not before {format_utc(newest)} UTC, the newest time the "
+                f"source can be published up to now (its clock minus the {w.buffer_minutes}-minute buffer).")
+        if end is None or start is not None:
+            return
+        for p in self.pollers:
+            wm = marks.get(p.spec.name)
+            first = wm.position if wm is not None else db_now - w.lookback_minutes * 60
+            if end < first:
+                where = (f"the watermark of {p.spec.name} ({format_utc(first)} UTC)" if wm is not None else
+                         f"the first window of {p.spec.name} ({format_utc(first)} UTC, lookback_minutes ago)")
+                raise ConfigError(
+                    f"--end-time {format_utc(end)} is before {where}: nothing is left to publish up to it; "
+                    "to publish that period again give --start too (a backfill).")
 
     def ride_out(self, *, start: int | None = None, end: int | None = None) -> CycleResult:
         """`cycle`, run again with backoff while a service is away, until one goes through: the

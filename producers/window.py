@@ -44,7 +44,8 @@ class Window:
 
     @property
     def hold_seconds(self) -> int:
-        return self.unheld_end - self.end
+        # A window planned from a start past its unheld end is empty, not held back.
+        return max(0, self.unheld_end - self.end)
 
     @property
     def empty(self) -> bool:

@@ -23,7 +23,8 @@ def consume(
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     batch_size: int = typer.Option(100_000, "--batch-size", min=1, help="Messages per landing transaction."),
     max_batch_age: str = typer.Option("15m", "--max-batch-age", help="Flush a batch whose oldest message is this old."),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
+                                               help="Serve Prometheus metrics on this port."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Land micro-batches from Kafka into the warehouse raw tables, exactly once.
@@ -36,7 +37,7 @@ def consume(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    engine = open_engine(state.config, state.settings)
+    engine = open_engine(state.config, state.settings, create="always")
     results = drain(state.config, state.settings, engine, specs, batch_size=batch_size, stop=stop,
                     after_landing=merge_hook(state, engine))
     if as_json:
@@ -54,7 +55,7 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
     with Producer(state.config, state.settings, specs) as producer:
         produced = producer.cycle()
-    engine = open_engine(state.config, state.settings)
+    engine = open_engine(state.config, state.settings, create="always")
     landed = {r.table: r for r in drain(state.config, state.settings, engine, specs, after_landing=merge_hook(state, engine))}
     from marts.maintenance import archive_all
 
@@ -103,7 +104,8 @@ def lag(
     from consumers.lag import measure_lag
 
     state = ctx.obj
-    rows = measure_lag(state.config, state.settings, open_engine(state.config, state.settings), _specs(state, table))
+    rows = measure_lag(state.config, state.settings, open_engine(state.config, state.settings, create="never"),
+                       _specs(state, table))
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -117,12 +119,9 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     from consumers.ledger import LedgerAheadError
     from consumers.worker import build_app
     from ordertrack.outage import Outage, retry_until_ok
-    from ordertrack.timeparse import parse_duration
+    from ordertrack.cli import inputs
 
-    try:
-        age = parse_duration(max_batch_age)
-    except ValueError as exc:
-        raise ConfigError(f"{exc}.") from None
+    age = inputs.duration("--max-batch-age", max_batch_age)
     if metrics_port:
         from prometheus_client import start_http_server
 
@@ -130,7 +129,7 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     # A worker started while Kafka or the warehouse is away waits for them, as it would mid-run.
     retry_until_ok(lambda: KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config)),
                    Outage("kafka"))
-    engine = retry_until_ok(lambda: open_engine(state.config, state.settings), Outage("warehouse"))
+    engine = retry_until_ok(lambda: open_engine(state.config, state.settings, create="always"), Outage("warehouse"))
     app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,
                     after_landing=merge_hook(state, engine))
     # faust logs its own warnings and errors (a crash must never be silent); ours go through structlog.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import typer
+
 from ordertrack.config import PipelineConfig, load_pipeline_config
 from ordertrack.settings import Settings, load_settings
 from ordertrack.tables import TableRegistry
@@ -24,8 +26,12 @@ class CliState:
 
     @property
     def settings(self) -> Settings:
+        """Loaded at first use; a command relying on built-in defaults says so here, once."""
         if self._settings is None:
             self._settings = load_settings()
+            notice = self._settings.fallback_notice()
+            if notice:
+                typer.secho(f"warning: {notice}", err=True, fg=typer.colors.YELLOW)
         return self._settings
 
     @property

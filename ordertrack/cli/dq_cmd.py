@@ -83,7 +83,7 @@ def reconcile(
         raise ConfigError(f"--since/--until: {exc}.") from None
     if since_ts is not None and until_ts is not None and until_ts <= since_ts:
         raise ConfigError("--until must be later than --since.")
-    engine = open_engine(state.config, state.settings)
+    engine = open_engine(state.config, state.settings, create="never")
     if not table_exists(engine, spec.mart_schema, spec.mart_table):
         raise ConfigError(f"The mart {spec.mart_schema}.{spec.mart_table} does not exist yet: nothing has landed.")
     bound = "--until" if until_ts is not None else "carried"

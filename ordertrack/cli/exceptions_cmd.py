@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.quality import exceptions
@@ -20,12 +21,12 @@ def list_(
     all_: bool = typer.Option(False, "--all", help="Resolved ones too."),
     type_: Optional[str] = typer.Option(None, "--type", help="Only this exception type."),
     order_id: Optional[int] = typer.Option(None, "--order-id"),
-    limit: int = typer.Option(100, "--limit"),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many rows."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Exceptions, newest first (open ones unless --all)."""
     state = ctx.obj
-    rows = exceptions.list_exceptions(open_engine(state.config, state.settings), include_resolved=all_,
+    rows = exceptions.list_exceptions(open_engine(state.config, state.settings, create="never"), include_resolved=all_,
                                       exception_type=type_, order_id=order_id, limit=limit)
     if as_json:
         print_json(rows)
@@ -51,8 +52,11 @@ def resolve(
     if not note.strip():
         raise ConfigError("--note must say why the exception is resolved.")
     state = ctx.obj
-    n = exceptions.resolve(open_engine(state.config, state.settings), order_id=order_id, exception_type=type_,
-                           note=note.strip(), by=by or exceptions.current_user(), source_table=table)
+    if table is not None:  # an unknown name would only ever match nothing: say so instead
+        table = inputs.table(state.registry, table).name
+    n = exceptions.resolve(open_engine(state.config, state.settings, create="never"), order_id=order_id,
+                           exception_type=type_, note=note.strip(), by=by or exceptions.current_user(),
+                           source_table=table)
     what = f"order {order_id}" if order_id is not None else f"table {table}"
     if not n:
         typer.echo(f"no open {type_} exception for {what}", err=True)

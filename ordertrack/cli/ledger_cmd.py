@@ -24,7 +24,7 @@ def show(
 ) -> None:
     """Per table and partition: the next offset to land, batches landed and batches not merged."""
     state = ctx.obj
-    engine = open_engine(state.config, state.settings)
+    engine = open_engine(state.config, state.settings, create="never")
     rows = []
     for spec in _select(state, table):
         for p, nxt, batches, unmerged in engine.query(
@@ -53,7 +53,7 @@ def reset(
     Raw rows already landed stay; the marts' newer-wins merge makes re-landed versions harmless."""
     state = ctx.obj
     spec = _select(state, [table])[0]
-    engine = open_engine(state.config, state.settings)
+    engine = open_engine(state.config, state.settings, create="never")
     ledger = f"{q(engine.raw_schema)}.{q(LEDGER_TABLE)}"
     unmerged = engine.unmerged_batches(spec.topic)
     if unmerged:  # once forgotten, their raw rows could never be found and merged

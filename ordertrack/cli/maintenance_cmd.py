@@ -77,7 +77,7 @@ def scheduler(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    engine = retry_until_ok(lambda: open_engine(state.config, state.settings), Outage("warehouse"), stop)
+    engine = retry_until_ok(lambda: open_engine(state.config, state.settings, create="always"), Outage("warehouse"), stop)
     Scheduler(scheduler_jobs(state, engine), RunStore(engine), stop=stop).serve()
 
 
@@ -94,7 +94,7 @@ def runs(
     from ordertrack.scheduler.runs import RunStore
 
     state = ctx.obj
-    rows = RunStore(open_engine(state.config, state.settings)).recent(limit, job)
+    rows = RunStore(open_engine(state.config, state.settings, create="never")).recent(limit, job)
     if as_json:
         print_json([asdict(r) for r in rows])
         return

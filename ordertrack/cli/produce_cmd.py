@@ -11,12 +11,12 @@ from typing import Optional
 import orjson
 import typer
 
+from ordertrack.cli import inputs
 from ordertrack.cli.output import print_table
 from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.log import get_logger
 from ordertrack.outage import Outage, retry_until_ok
-from ordertrack.timeparse import parse_duration, parse_utc
 from producers.outage import OutageError
 from producers.poller import StopRequested
 from producers.runner import CycleResult, Producer, sleep_until_next
@@ -45,7 +45,8 @@ def produce(
     start_time: Optional[str] = typer.Option(None, "--start", help="Publish a bounded window (a backfill) from here, first cycle only: 'YYYY-mm-dd HH:MM:SS' UTC; it never moves the live watermark."),
     end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the window end: 'YYYY-mm-dd HH:MM:SS' UTC."),
     json_output: Optional[Path] = typer.Option(None, "--json-output", help="Write status and per-table counts to this file."),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
+                                               help="Serve Prometheus metrics on this port."),
 ) -> None:
     """Publish each table's next window [watermark, end) to Kafka, with its watermark, in one transaction
     (consecutive sub-windows, one transaction each, past max_window_rows / max_window_span_minutes).
@@ -53,16 +54,11 @@ def produce(
     state = ctx.obj
     if once and every:
         raise ConfigError("Give --once or --every, not both.")
-    try:
-        interval = parse_duration(every) if every else None
-        start = parse_utc(start_time) if start_time else None
-        end = parse_utc(end_time) if end_time else None
-    except ValueError as exc:
-        raise ConfigError(f"{exc}.") from None
-    try:
-        specs = state.registry.select(table)
-    except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}.") from None
+    interval = inputs.duration("--every", every) if every else None
+    start = inputs.utc_time("--start", start_time) if start_time else None
+    end = inputs.utc_time("--end-time", end_time) if end_time else None
+    inputs.time_range(start, end)
+    specs = inputs.tables(state.registry, table)
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -7,11 +7,12 @@ from typing import Optional
 
 import typer
 
+from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.source.connection import connect
-from ordertrack.timeparse import format_utc, parse_utc
+from ordertrack.timeparse import format_utc
 from ordertrack.watermarks.model import Watermark
 from ordertrack.watermarks.s3_files import export_files, import_files, s3_client
 from producers.runner import watermark_store
@@ -90,11 +91,12 @@ def set_(
     at: str = typer.Option(..., "--at", help="'YYYY-mm-dd HH:MM:SS' UTC or unix seconds."),
 ) -> None:
     """Move one table's watermark (e.g. back, to replay a period from the source)."""
-    spec = _select(ctx, [table])[0]
-    try:
-        pos = parse_utc(at)
-    except ValueError as exc:
-        raise ConfigError(f"{exc}.") from None
+    spec = inputs.table(ctx.obj.registry, table)
+    pos = inputs.utc_time("--at", at)
+    latest = time.time() + ctx.obj.config.processing.max_clock_drift_seconds
+    if pos > latest:  # the producer would skip every row written until the clock got there
+        raise ConfigError(f"--at {format_utc(pos)} is in the future: a watermark can only be moved to a time "
+                          "that has passed.")
     _apply_moves(ctx, {spec.name: pos}, "set", True, f"set --at {at}")
 
 
@@ -118,8 +120,5 @@ def export(ctx: typer.Context, to: str = typer.Option(..., "--to", help="s3://bu
     typer.echo("\n".join(written) or "no table has a watermark yet")
 
 
-def _select(ctx: typer.Context, names):
-    try:
-        return ctx.obj.registry.select(names)
-    except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}.") from None
+def _select(ctx: typer.Context, names: list[str] | None) -> list:
+    return inputs.tables(ctx.obj.registry, names)
