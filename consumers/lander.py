@@ -4,7 +4,9 @@ Steps of `land`:
 1. stage the messages (Arrow, values still JSON);
 2. if the batch carries keys the raw table lacks, add those columns (types from the source
    catalog) before landing, so a column added in the source arrives without a restart; a key
-   that can never be a column name (`"bad-key"`, `"a;b"`) rejects its message instead;
+   that can never be a column name (`"bad-key"`, `"a;b"`) rejects its message instead; if it
+   carries values a raw column cannot take as they are (rounded, cut, out of range), widen the
+   columns the source has widened; the merge widens the marts and history tables the same way;
 3. `engine.land`: raw rows + ledger + exceptions + merge, one transaction, offsets already
    landed skipped; just before it commits, the rejected messages go to the dead-letter topic
    and must be acknowledged, so an exceptions row never exists without its dead letter;
@@ -100,6 +102,13 @@ class Lander:
                     # Keys the source catalog does not know (dropped since?): kept as text, never lost.
                     added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                     log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
+        misfits = self.engine.misfit_columns(spec, staged)
+        if misfits:
+            # Values a raw column cannot take as they are: the source may have widened it
+            # (DECIMAL scale, INT -> BIGINT, a longer VARCHAR). Follow the catalog first; what
+            # still does not fit is rejected by the landing, naming the column.
+            self._widen(spec)
+            log.info("landing.values.checked", table=spec.name, columns=sorted(misfits))
         result = self._land_merged(spec, staged)
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added

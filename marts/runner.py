@@ -33,6 +33,7 @@ from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.types import catalog_type, widened
 
 log = get_logger(__name__)
 
@@ -185,18 +186,27 @@ class MartRunner:
         self.sync_columns(execute, spec, [spec.mart_table, *self.history_tables(execute, spec)])
 
     def sync_columns(self, execute: Execute, spec: TableSpec, tables: list[str]) -> None:
-        """Columns added to the raw table are added to the mart and every history table."""
+        """Columns added to the raw table are added to the mart and every history table, and
+        columns raw has widened are widened there, before any row moves: an INSERT into a
+        narrower column would round or cut the value."""
         raw = self._columns(execute, spec.raw_schema, spec.raw_table)
         for t in tables:
             have = self._columns(execute, spec.mart_schema, t)
+            table = f"{_q(spec.mart_schema)}.{_q(t)}"
             for name, dtype in raw.items():
                 if name not in have:  # the type text comes from the engine's own catalog
-                    execute(f"ALTER TABLE {_q(spec.mart_schema)}.{_q(t)} ADD COLUMN {_q(name)} {dtype}", {})
+                    execute(f"ALTER TABLE {table} ADD COLUMN {_q(name)} {dtype}", {})
+                elif (wider := widened(have[name], dtype)) is not None:
+                    if self.dialect == "duckdb":
+                        execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} SET DATA TYPE {wider}", {})
+                    elif wider.startswith("VARCHAR("):  # Redshift alters only VARCHAR lengths in place
+                        execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} TYPE {wider}", {})
 
     def _columns(self, execute: Execute, schema: str, table: str) -> dict[str, str]:
-        rows = self._run(execute, "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s "
+        rows = self._run(execute, "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+                         "numeric_scale FROM information_schema.columns WHERE table_schema = :s "
                          "AND table_name = :t ORDER BY ordinal_position", {"s": schema, "t": table})
-        return {n: d for n, d in rows}
+        return {n: catalog_type(d, length, precision, scale) for n, d, length, precision, scale in rows}
 
     def _run(self, execute: Execute, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         """Inline SQL is written in the source dialect too, and rendered like the files."""

@@ -39,7 +39,8 @@ from ordertrack.warehouse.engine import (
     MergeFailed,
     T,
 )
-from ordertrack.warehouse.types import Column
+from ordertrack.log import get_logger
+from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, widened
 
 
 def _locked(exc: BaseException) -> bool:
@@ -70,6 +71,39 @@ _retry_on_lock = retry(
     stop=stop_after_delay(LOCK_WAIT_SECONDS),
     reraise=True,
 )
+
+
+log = get_logger(__name__)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _misfits(columns: dict[str, str], per_column: bool = False) -> list[tuple[str, str]]:
+    """(condition over `j` the JSON text and `r` its transform, reason) for every way a value can
+    fail its raw column; one combined condition per column when `per_column`. A value is never
+    changed silently: one that does not convert, would be rounded or cut, or is longer than a
+    warehouse VARCHAR holds is rejected, naming the column."""
+    out: list[tuple[str, str]] = []
+    for c, dtype in columns.items():
+        col, path = f"r.{q(c)}", f"'$.{c}'"
+        checks = [(f"({col} IS NULL AND json_type(j, {path}) IS NOT NULL AND json_type(j, {path}) <> 'NULL')",
+                   f"the value of {c} does not convert to the raw column's {dtype} (type changed in the source?)")]
+        kind = dtype.upper().split("(")[0].strip()
+        if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "NUMERIC"):
+            checks.append((f"({col} IS NOT NULL AND TRY_CAST(json_extract_string(j, {path}) AS DOUBLE) "
+                           f"IS DISTINCT FROM CAST({col} AS DOUBLE))",
+                           f"the value of {c} would change in the raw column's {dtype} (wider in the source?)"))
+        elif kind == "VARCHAR":
+            checks.append((f"(strlen({col}) > {VARCHAR_MAX_BYTES})",
+                           f"the value of {c} is longer than the {VARCHAR_MAX_BYTES} bytes a warehouse VARCHAR "
+                           "holds (Redshift's limit)"))
+        if per_column:
+            out.append(("(" + " OR ".join(cond for cond, _ in checks) + ")", c))
+        else:
+            out.extend(checks)
+    return out
 
 
 def _duck_type(t: str) -> str:
@@ -162,6 +196,11 @@ class DuckDBEngine:
                 if c.name not in existing:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {q(c.name)} {_duck_type(c.type)}")
                     added.append(c.name)
+                elif (wider := widened(existing[c.name], _duck_type(c.type))) is not None:
+                    # The source widened the column: raw follows, and the merge widens the marts.
+                    con.execute(f"ALTER TABLE {table} ALTER COLUMN {q(c.name)} SET DATA TYPE {wider}")
+                    log.info("warehouse.column.widened", table=spec.raw_table, column=c.name,
+                             was=existing[c.name], now=wider)
             return [a for a in added if not a.startswith("_")]
 
     def next_offsets(self, topic: str) -> dict[int, int]:
@@ -185,12 +224,8 @@ class DuckDBEngine:
         ledger = f"{q(self.raw_schema)}.{q(LEDGER_TABLE)}"
         key_null = " OR ".join(f"r.{q(k)} IS NULL" for k in spec.key_columns)
         key_missing = " OR ".join(f"COALESCE(json_type(j, '$.{k}'), 'NULL') = 'NULL'" for k in spec.key_columns)
-        # A value present in the JSON that did not convert to the column's type: a type change
-        # the raw table cannot hold. Rejected, never silently NULLed.
-        drift = " OR ".join(
-            f"(r.{q(c)} IS NULL AND json_type(j, '$.{c}') NOT IN ('NULL') AND json_type(j, '$.{c}') IS NOT NULL)"
-            for c in source_cols
-        )
+        misfits = _misfits({c: columns[c] for c in source_cols})
+        misfit_reason = " ".join(f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in misfits)
         with self.connection() as con:
             con.register("staged_batch", staged)
             try:
@@ -224,8 +259,8 @@ class DuckDBEngine:
                 con.execute(
                     f"""UPDATE fresh SET reason = CASE
                           WHEN {key_missing} THEN 'key column(s) {", ".join(spec.key_columns)} missing or NULL'
-                          ELSE 'a value does not fit its raw column type (type changed in the source?)' END
-                        WHERE reason IS NULL AND ({key_null} OR {drift})"""
+                          {misfit_reason} END
+                        WHERE reason IS NULL AND ({key_null} OR {" OR ".join(cond for cond, _ in misfits)})"""
                 )
                 total, rejected = con.execute(
                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE reason IS NOT NULL) FROM fresh"
@@ -316,6 +351,25 @@ class DuckDBEngine:
                 "WHERE batch_id = $batch_id", {"batch_id": batch_id})
 
     @_retry_on_lock
+    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
+        columns = {c: t for c, t in self.raw_columns(spec).items() if not c.startswith("_")}
+        if not columns:
+            return set()
+        structure = orjson.dumps({c: _json_type(t) for c, t in columns.items()}).decode()
+        checks = ", ".join(f"bool_or({cond})" for cond, _ in _misfits(columns, per_column=True))
+        with self.connection() as con:
+            con.register("fit_batch", staged)
+            try:
+                row = con.execute(
+                    f"""SELECT {checks} FROM (
+                          SELECT txt AS j, json_transform(txt, '{structure}') AS r FROM (
+                            SELECT try(decode(value)) AS txt FROM fit_batch WHERE reject_reason IS NULL)
+                          WHERE try(json_valid(txt)))"""
+                ).fetchall()[0]
+            finally:
+                con.unregister("fit_batch")
+        return {c for c, bad in zip(columns, row) if bad}
+
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         known = set(self.raw_columns(spec))
         with self.connection() as con:

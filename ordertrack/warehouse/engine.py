@@ -89,7 +89,8 @@ class WarehouseEngine(Protocol):
         batch carries a column the table does not have yet, and at worker start."""
 
     def raw_columns(self, spec: TableSpec) -> dict[str, str]:
-        """Column name -> type of the raw table (empty when it does not exist)."""
+        """Column name -> full type of the raw table (DECIMAL(p,s), VARCHAR(n) where the engine keeps
+        them); empty when it does not exist."""
 
     def next_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> the first offset not landed yet; read on partition assignment."""
@@ -109,6 +110,11 @@ class WarehouseEngine(Protocol):
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         """JSON keys in the batch that the raw table has no column for (a column added in the source)."""
+
+    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
+        """Raw columns some value of the batch does not fit as it is (it would not convert, be
+        rounded or cut, or exceed a warehouse VARCHAR): the source may have widened them. `land`
+        rejects such rows, naming the column; the lander widens from the source catalog first."""
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run a read-only statement (CLI, checks, tests)."""

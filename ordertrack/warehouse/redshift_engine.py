@@ -23,12 +23,14 @@ from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
 from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, MergeFailed, T
-from ordertrack.warehouse.types import Column
+from ordertrack.warehouse.fit import reject_misfits
+from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, catalog_type, widened
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
 
 
 def utf8_only(staged: pa.Table) -> pa.Table:
-    """Values that are not UTF-8 become rejects here: Redshift's VARCHAR could not hold them."""
+    """Values that are not UTF-8, or longer than the stage's VARCHAR, become rejects here: one of
+    them would fail the COPY of the whole batch."""
     values, reasons = staged.column("value").to_pylist(), staged.column("reject_reason").to_pylist()
     for i, v in enumerate(values):
         if v is not None:
@@ -36,6 +38,9 @@ def utf8_only(staged: pa.Table) -> pa.Table:
                 v.decode("utf-8")
             except UnicodeDecodeError:
                 values[i], reasons[i] = None, "value is not UTF-8 text"
+                continue
+            if len(v) > VARCHAR_MAX_BYTES:
+                values[i], reasons[i] = None, f"the message is {len(v)} bytes, more than the {VARCHAR_MAX_BYTES} a Redshift VARCHAR holds"
     return staged.set_column(3, "value", pa.array(values, pa.binary())).set_column(
         4, "reject_reason", pa.array(reasons, pa.string()))
 
@@ -94,11 +99,11 @@ class RedshiftEngine:
 
     def raw_columns(self, spec: TableSpec) -> dict[str, str]:
         rows = self.query(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
             [spec.raw_schema, spec.raw_table],
         )
-        return {n: t for n, t in rows}
+        return {n: catalog_type(t, length, precision, scale) for n, t, length, precision, scale in rows}
 
     def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
         existing = self.raw_columns(spec)
@@ -108,10 +113,20 @@ class RedshiftEngine:
         added = [c for c in columns if c.name not in existing]
         for c in added:  # Redshift: one ADD COLUMN per statement
             self.query(sql.add_column(spec, c))
+        for c in columns:
+            wider = widened(existing[c.name], c.type) if c.name in existing else None
+            if wider is not None and wider.startswith("VARCHAR"):
+                # Redshift widens a VARCHAR in place; a DECIMAL or INTEGER it cannot, so values
+                # that outgrow one stay dead letters naming the column (see README, Redshift).
+                self.query(sql.alter_varchar(spec.raw_schema, spec.raw_table, c.name, wider))
         return [c.name for c in added]
 
     def next_offsets(self, topic: str) -> dict[int, int]:
         return {int(p): int(o) for p, o in self.query(sql.next_offsets(self.raw_schema, topic))}
+
+    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
+        columns = {c: t for c, t in self.raw_columns(spec).items() if not c.startswith("_")}
+        return reject_misfits(staged, columns)[1]
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         keys: set[str] = set()
@@ -155,9 +170,11 @@ class RedshiftEngine:
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
              before_commit: BeforeCommit | None = None) -> LandResult:
         batch_id = uuid.uuid4().hex
-        staged = utf8_only(staged)
-        uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         columns = self.raw_columns(spec)
+        staged = utf8_only(staged)
+        # The INSERT's casts would fail the whole batch on one bad value, or round a decimal.
+        staged, _ = reject_misfits(staged, {c: t for c, t in columns.items() if not c.startswith("_")})
+        uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         landing = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
                                          mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None)
         cur = self._connect().cursor()

@@ -65,6 +65,14 @@ def next_offsets(raw_schema: str, topic: str) -> str:
             f"WHERE topic = {_lit(topic)} GROUP BY partition")
 
 
+def alter_varchar(schema: str, table: str, column: str, wtype: str) -> str:
+    """Redshift widens a VARCHAR column in place (ALTER COLUMN ... TYPE, VARCHAR only)."""
+    validate_identifier(column)
+    if not wtype.upper().startswith("VARCHAR("):
+        raise ValueError("Redshift alters only VARCHAR lengths in place")
+    return f"ALTER TABLE {q(schema)}.{q(table)} ALTER COLUMN {q(column)} TYPE {wtype}"
+
+
 def _extract(column: str, wtype: str) -> str:
     validate_identifier(column)
     text = f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(column)}, TRUE), '')"

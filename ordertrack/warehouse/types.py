@@ -51,3 +51,79 @@ def warehouse_type(c: SourceColumn, *, max_varchar: int = 65535) -> str:
         # MySQL counts characters, Redshift bytes: utf8mb4 takes up to 4 a character.
         return f"VARCHAR({min(max_varchar, max(1, (c.char_length or 255) * 4))})"
     return f"VARCHAR({max_varchar})"  # text, json, time, year, blobs as their text
+
+
+def catalog_type(data_type: str, char_length: int | None, precision: int | None, scale: int | None) -> str:
+    """A column's full type from information_schema.columns: Redshift's `data_type` says `numeric`
+    and `character varying` without their precision or length (a CAST to bare `numeric` would
+    round to an integer); DuckDB's already carries them."""
+    t = data_type.strip().lower()
+    if t in ("numeric", "decimal") and precision is not None:
+        return f"DECIMAL({precision},{scale or 0})"
+    if t in ("character varying", "varchar") and char_length is not None:
+        return f"VARCHAR({char_length})"
+    named = {"integer": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "double precision": "DOUBLE PRECISION",
+             "boolean": "BOOLEAN", "date": "DATE", "timestamp without time zone": "TIMESTAMP"}
+    return named.get(t, data_type)
+
+
+# -- widening ------------------------------------------------------------------------------------
+VARCHAR_MAX_BYTES = 65535
+"""The most a warehouse VARCHAR holds (Redshift's limit, in bytes). A longer value is a dead letter
+on every engine, so DuckDB behaves as Redshift would instead of landing what Redshift refuses."""
+
+_INT_DIGITS = {"SMALLINT": 5, "INTEGER": 10, "BIGINT": 19}
+_MAX_PRECISION = 38
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    kind: str  # int, decimal, varchar, other
+    name: str  # SMALLINT / INTEGER / BIGINT, DECIMAL, VARCHAR, or the type text
+    precision: int = 0
+    scale: int = 0
+    length: int | None = None  # VARCHAR without a length (DuckDB) holds any
+
+
+def _parse(text: str) -> _Parsed:
+    t = " ".join(text.upper().split())
+    base, _, args = t.partition("(")
+    nums = [int(a) for a in args.rstrip(")").split(",") if a.strip().isdigit()] if args else []
+    base = {"INT": "INTEGER", "INT4": "INTEGER", "INT8": "BIGINT", "INT2": "SMALLINT", "NUMERIC": "DECIMAL",
+            "CHARACTER VARYING": "VARCHAR"}.get(base.strip(), base.strip())
+    if base in _INT_DIGITS:
+        return _Parsed("int", base)
+    if base == "DECIMAL":
+        p = nums[0] if nums else 18
+        return _Parsed("decimal", base, p, nums[1] if len(nums) > 1 else 0)
+    if base == "VARCHAR":
+        return _Parsed("varchar", base, length=nums[0] if nums else None)
+    return _Parsed("other", t)
+
+
+def _decimal(int_digits: int, scale: int) -> str:
+    scale = min(scale, _MAX_PRECISION)
+    return f"DECIMAL({min(_MAX_PRECISION, int_digits + scale)},{scale})"
+
+
+def widened(current: str, wanted: str) -> str | None:
+    """The type a warehouse column of type `current` must take to hold every value of `wanted`
+    (the source column's type now, mapped), or None when it already does. Only widening within a
+    kind (integers, decimals, integers to decimals, text lengths): a change of kind is not
+    widened, and values that do not convert become dead letters instead."""
+    c, w = _parse(current), _parse(wanted)
+    if c.kind == "int" and w.kind == "int":
+        return w.name if _INT_DIGITS[w.name] > _INT_DIGITS[c.name] else None
+    if c.kind in ("int", "decimal") and w.kind in ("int", "decimal"):
+        c_int = _INT_DIGITS[c.name] if c.kind == "int" else c.precision - c.scale
+        w_int = _INT_DIGITS[w.name] if w.kind == "int" else w.precision - w.scale
+        scale = max(c.scale, w.scale)
+        digits = max(c_int, w_int)
+        if c.kind == "decimal" and digits == c_int and scale == c.scale:
+            return None
+        return _decimal(digits, scale)
+    if c.kind == "varchar" and w.kind == "varchar":
+        if c.length is None or (w.length is not None and w.length <= c.length):
+            return None
+        return "VARCHAR" if w.length is None else f"VARCHAR({min(w.length, VARCHAR_MAX_BYTES)})"
+    return None
