@@ -76,8 +76,9 @@ def reject_misfits(staged: pa.Table, columns: dict[str, str]) -> tuple[pa.Table,
             continue  # the landing SQL rejects it as not JSON
         if not isinstance(doc, dict):
             continue
+        folded = {k.lower(): v for k, v in doc.items()}  # Redshift's catalog names are lower case
         for c, wtype in columns.items():
-            why = misfit(doc.get(c), wtype)
+            why = misfit(doc[c] if c in doc else folded.get(c.lower()), wtype)
             if why:
                 bad_columns.add(c)
                 reasons[i] = f"the value of {c} {why}"

@@ -45,6 +45,29 @@ def utf8_only(staged: pa.Table) -> pa.Table:
         4, "reject_reason", pa.array(reasons, pa.string()))
 
 
+def json_keys(staged: pa.Table) -> set[str]:
+    """Every top-level key of the batch's JSON objects."""
+    keys: set[str] = set()
+    for v in staged.column("value").to_pylist():
+        if v is None:
+            continue
+        try:
+            doc = orjson.loads(v)
+        except orjson.JSONDecodeError:  # also raised for bytes that are not UTF-8
+            continue
+        if isinstance(doc, dict):
+            keys.update(doc)
+    return keys
+
+
+def unknown_json_keys(keys: set[str], raw_columns: dict[str, str]) -> set[str]:
+    """Keys with no raw column. Redshift folds column names to lower case (`traceSeq` is stored
+    as `traceseq`), so names compare without case; the lander's check for keys that differ from
+    a column only by case then never mistakes a folded column for a poison key."""
+    folded = {c.lower() for c in raw_columns}
+    return {k for k in keys if k.lower() not in folded}
+
+
 def stage_to_s3(client, staging_url: str, topic: str, staged: pa.Table) -> str:
     """Write the staged batch as one Parquet object; return its s3:// URI."""
     bucket, prefix = parse_s3_url(staging_url)
@@ -129,17 +152,7 @@ class RedshiftEngine:
         return reject_misfits(staged, columns)[1]
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
-        keys: set[str] = set()
-        for v in staged.column("value").to_pylist():
-            if v is None:
-                continue
-            try:
-                doc = orjson.loads(v)
-            except orjson.JSONDecodeError:  # also raised for bytes that are not UTF-8
-                continue
-            if isinstance(doc, dict):
-                keys.update(doc)
-        return keys - set(self.raw_columns(spec))
+        return unknown_json_keys(json_keys(staged), self.raw_columns(spec))
 
     def _executor(self, cur) -> Execute:  # noqa: ANN001
         def execute(statement: str, params: dict[str, Any]) -> list[tuple]:
@@ -176,7 +189,8 @@ class RedshiftEngine:
         staged, _ = reject_misfits(staged, {c: t for c, t in columns.items() if not c.startswith("_")})
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         landing = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
-                                         mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None)
+                                         mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None,
+                                         json_keys={k.lower(): k for k in json_keys(staged)})
         cur = self._connect().cursor()
         try:
             for stmt in landing.writes:

@@ -73,9 +73,9 @@ def alter_varchar(schema: str, table: str, column: str, wtype: str) -> str:
     return f"ALTER TABLE {q(schema)}.{q(table)} ALTER COLUMN {q(column)} TYPE {wtype}"
 
 
-def _extract(column: str, wtype: str) -> str:
+def _extract(column: str, wtype: str, json_key: str | None = None) -> str:
     validate_identifier(column)
-    text = f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(column)}, TRUE), '')"
+    text = f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(json_key or column)}, TRUE), '')"
     if wtype.upper().startswith("VARCHAR"):
         return text
     return f"CAST({text} AS {wtype})"
@@ -109,8 +109,12 @@ def land_statements(
     batch_id: str,
     merged: bool = False,
     stage_table: str = "ordertrack_stage",
+    json_keys: dict[str, str] | None = None,
 ) -> LandingSql:
-    """The statements of one landing transaction."""
+    """The statements of one landing transaction. Redshift's catalog folds column names to lower
+    case while JSON keys keep theirs (`traceSeq`): `json_keys` maps a lower-cased column name to
+    the key the messages carry."""
+    json_keys = json_keys or {}
     validate_identifier(stage_table)
     raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
     ledger = f"{q(spec.raw_schema)}.{q(LEDGER_TABLE)}"
@@ -143,7 +147,7 @@ def land_statements(
             ) s
             WHERE s.n = 1""",
         f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
-            SELECT {", ".join(_extract(c, columns[c]) for c in source_cols)},
+            SELECT {", ".join(_extract(c, columns[c], json_keys.get(c.lower())) for c in source_cols)},
                    {_lit(topic)}, s.partition, s."offset", s.window_id, GETDATE(), {_lit(batch_id)}
             FROM {fresh} s WHERE s.reason IS NULL""",
         f"""INSERT INTO {q(mart_schema)}.{q(EXCEPTIONS_TABLE)}

@@ -42,3 +42,11 @@ def test_reject_misfits_names_the_column_and_leaves_the_rest():
     assert bad == {"amount"}
     assert out.column("reject_reason").to_pylist() == [
         None, "the value of amount would be rounded in DECIMAL(12,2) (more than 2 decimal places)", "earlier"]
+
+
+def test_lower_case_column_names_find_mixed_case_keys():
+    staged = pa.table({
+        "partition": pa.array([0], pa.int32()), "offset": pa.array([1], pa.int64()), "window_id": pa.array(["w"]),
+        "value": pa.array([orjson.dumps({"traceSeq": 12.5})], pa.binary()), "reject_reason": pa.array([None], pa.string()),
+    })
+    assert reject_misfits(staged, {"traceseq": "BIGINT"})[1] == {"traceseq"}

@@ -83,3 +83,15 @@ def test_batches_are_staged_to_s3_as_parquet():
     back = pq.read_table(io.BytesIO(body))
     assert back.equals(staged)
     assert back.column("reject_reason").to_pylist()[-1] == "value is not UTF-8 text"
+
+
+def test_mixed_case_keys_meet_redshifts_lower_case_columns():
+    """Redshift's catalog says `traceseq` for the column `traceSeq`; the messages say `traceSeq`."""
+    from ordertrack.warehouse.redshift_engine import unknown_json_keys
+
+    folded = {"order_id": "BIGINT", "traceseq": "BIGINT", "pathtime": "BIGINT"}
+    assert unknown_json_keys({"order_id", "traceSeq", "pathTime", "priority"}, folded) == {"priority"}
+    text = sql.land_statements(SPATH, folded, "t", "s3://b/x.parquet", "arn:x", mart_schema="m", batch_id="ab",
+                               json_keys={"traceseq": "traceSeq", "pathtime": "pathTime"}).statements[4]
+    assert "JSON_EXTRACT_PATH_TEXT(s.value, 'traceSeq', TRUE)" in text
+    assert "JSON_EXTRACT_PATH_TEXT(s.value, 'pathTime', TRUE)" in text
