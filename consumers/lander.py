@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, Producer
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.identifiers import validate_identifier
+from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
@@ -57,12 +58,11 @@ class Lander:
         self.after_landing = after_landing  # the mart merge, wired in by the CLI
         self.config = config
         self.settings = settings
-        self._dlq = Producer({
+        self._dlq = Producer(routed({
             "bootstrap.servers": settings.kafka.bootstrap_servers,
             "client.id": f"{config.pipeline.name}.landing.dlq",
             "enable.idempotence": True,
-            "log_level": 0,
-        })
+        }))
         self._dlq_lock = threading.Lock()
 
     def ensure_table(self, spec: TableSpec) -> list[str]:

@@ -9,8 +9,9 @@ from typing import Optional
 
 import typer
 
+from ordertrack.cli import inputs
+
 from ordertrack.cli.output import print_json, print_table
-from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.warehouse.factory import open_engine
 from consumers.drain import drain
@@ -31,7 +32,7 @@ def consume(
 
     Without --drain this is the long-running faust worker (stop it with SIGTERM or Ctrl-C)."""
     state = ctx.obj
-    specs = _specs(state, table)
+    specs = inputs.tables(state.registry, table)
     if not drain_mode:
         _run_worker(state, specs, batch_size, max_batch_age, metrics_port)
         return
@@ -88,13 +89,6 @@ def merge_hook(state, engine):
     return MartRunner(state.registry, engine.dialect).after_landing
 
 
-def _specs(state, names):
-    try:
-        return state.registry.select(names)
-    except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}.") from None
-
-
 def lag(
     ctx: typer.Context,
     table: Optional[list[str]] = typer.Option(None, "--table", "-t"),
@@ -106,7 +100,7 @@ def lag(
     state = ctx.obj
     # Where WAREHOUSE_URL names a warehouse nothing has landed in yet, everything is lag: say so.
     rows = measure_lag(state.config, state.settings, open_engine(state.config, state.settings, create="if_configured"),
-                       _specs(state, table))
+                       inputs.tables(state.registry, table))
     if as_json:
         print_json([asdict(r) for r in rows])
         return
@@ -120,7 +114,6 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     from consumers.ledger import LedgerAheadError
     from consumers.worker import build_app
     from ordertrack.outage import Outage, retry_until_ok
-    from ordertrack.cli import inputs
 
     age = inputs.duration("--max-batch-age", max_batch_age)
     if metrics_port:

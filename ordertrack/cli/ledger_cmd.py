@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from ordertrack.cli import inputs
+
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.identifiers import quote_ansi as q
@@ -26,7 +28,7 @@ def show(
     state = ctx.obj
     engine = open_engine(state.config, state.settings, create="never")
     rows = []
-    for spec in _select(state, table):
+    for spec in inputs.tables(state.registry, table):
         for p, nxt, batches, unmerged in engine.query(
             f"SELECT partition, MAX(last_offset) + 1, COUNT(DISTINCT batch_id), "
             f"COUNT(DISTINCT CASE WHEN merged_at IS NULL THEN batch_id END) "
@@ -52,7 +54,7 @@ def reset(
     earliest offset. For a topic that was deleted and created again (its offsets restarted).
     Raw rows already landed stay; the marts' newer-wins merge makes re-landed versions harmless."""
     state = ctx.obj
-    spec = _select(state, [table])[0]
+    spec = inputs.table(state.registry, table)
     engine = open_engine(state.config, state.settings, create="never")
     ledger = f"{q(engine.raw_schema)}.{q(LEDGER_TABLE)}"
     unmerged = engine.unmerged_batches(spec.topic)
@@ -65,10 +67,3 @@ def reset(
         return
     engine.query(f"DELETE FROM {ledger} WHERE topic = {engine.placeholder}", [spec.topic])
     typer.echo(f"removed {n} ledger row(s) of {spec.topic}; {spec.name} lands again from the topic's earliest offset.")
-
-
-def _select(state, names):  # noqa: ANN001, ANN202
-    try:
-        return state.registry.select(names)
-    except KeyError as exc:
-        raise ConfigError(f"{exc.args[0]}.") from None
