@@ -196,11 +196,10 @@ class MartRunner:
             for name, dtype in raw.items():
                 if name not in have:  # the type text comes from the engine's own catalog
                     execute(f"ALTER TABLE {table} ADD COLUMN {_q(name)} {dtype}", {})
-                elif (wider := widened(have[name], dtype)) is not None:
-                    if self.dialect == "duckdb":
-                        execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} SET DATA TYPE {wider}", {})
-                    elif wider.startswith("VARCHAR("):  # Redshift alters only VARCHAR lengths in place
-                        execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} TYPE {wider}", {})
+                elif self.dialect == "duckdb" and (wider := widened(have[name], dtype)) is not None:
+                    # Redshift cannot alter a column type inside a transaction block: its engine
+                    # widens the mart and history VARCHARs when it widens raw, in autocommit.
+                    execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} SET DATA TYPE {wider}", {})
 
     def _columns(self, execute: Execute, schema: str, table: str) -> dict[str, str]:
         rows = self._run(execute, "SELECT column_name, data_type, character_maximum_length, numeric_precision, "

@@ -133,16 +133,33 @@ class RedshiftEngine:
         if not existing:
             self.query(sql.create_raw_table(spec, columns))
             return [c.name for c in columns]
-        added = [c for c in columns if c.name not in existing]
+        # The catalog folds names to lower case (`traceSeq` is `traceseq`): compare without case.
+        have = {name.lower(): dtype for name, dtype in existing.items()}
+        added = [c for c in columns if c.name.lower() not in have]
         for c in added:  # Redshift: one ADD COLUMN per statement
             self.query(sql.add_column(spec, c))
         for c in columns:
-            wider = widened(existing[c.name], c.type) if c.name in existing else None
+            wider = widened(have[c.name.lower()], c.type) if c.name.lower() in have else None
             if wider is not None and wider.startswith("VARCHAR"):
-                # Redshift widens a VARCHAR in place; a DECIMAL or INTEGER it cannot, so values
-                # that outgrow one stay dead letters naming the column (see README, Redshift).
+                # Redshift widens a VARCHAR in place, outside a transaction block, so the mart and
+                # its history tables are widened here too, not in the merge; a DECIMAL or INTEGER
+                # it cannot widen in place: values that outgrow one stay dead letters naming the
+                # column (see README, Redshift).
                 self.query(sql.alter_varchar(spec.raw_schema, spec.raw_table, c.name, wider))
+                for table, dtype in self._mart_column(spec, c.name).items():
+                    if widened(dtype, wider) is not None:
+                        self.query(sql.alter_varchar(spec.mart_schema, table, c.name, wider))
         return [c.name for c in added]
+
+    def _mart_column(self, spec: TableSpec, column: str) -> dict[str, str]:
+        """Table -> type of `column` in the mart and its history tables."""
+        rows = self.query(
+            "SELECT table_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_schema = %s AND column_name = %s "
+            "AND (table_name = %s OR table_name LIKE %s)",
+            [spec.mart_schema, column.lower(), spec.mart_table, f"hist_{spec.name}_%"],
+        )
+        return {t: catalog_type(d, length, precision, scale) for t, d, length, precision, scale in rows}
 
     def next_offsets(self, topic: str) -> dict[int, int]:
         return {int(p): int(o) for p, o in self.query(sql.next_offsets(self.raw_schema, topic))}

@@ -95,3 +95,32 @@ def test_mixed_case_keys_meet_redshifts_lower_case_columns():
                                json_keys={"traceseq": "traceSeq", "pathtime": "pathTime"}).statements[4]
     assert "JSON_EXTRACT_PATH_TEXT(s.value, 'traceSeq', TRUE)" in text
     assert "JSON_EXTRACT_PATH_TEXT(s.value, 'pathTime', TRUE)" in text
+
+
+def test_ensure_raw_table_meets_folded_names_and_widens_varchars_outside_the_merge():
+    """Redshift's catalog says `traceseq` for `traceSeq`: no second ADD COLUMN; a VARCHAR the source
+    widened is widened in raw, the mart and history in autocommit (not in the merge's transaction)."""
+    from ordertrack.warehouse.redshift_engine import RedshiftEngine
+
+    engine = object.__new__(RedshiftEngine)  # no cluster: the catalog is played by the stub below
+    run: list[str] = []
+    engine.raw_columns = lambda spec: {"order_id": "BIGINT", "traceseq": "BIGINT", "location": "VARCHAR(512)"}
+
+    def query(statement, params=None):
+        run.append(statement)
+        if "information_schema.columns" in statement:
+            return [("mart_uni_tracking_spath", "character varying", 512, None, None),
+                    ("hist_uni_tracking_spath_2026_h1", "character varying", 4096, None, None)]
+        return []
+
+    engine.query = query
+    added = engine.ensure_raw_table(SPATH, [Column("order_id", "BIGINT"), Column("traceSeq", "BIGINT"),
+                                            Column("location", "VARCHAR(2048)"), Column("facility", "VARCHAR(256)")])
+    assert added == ["facility"]
+    alters = [s for s in run if "ALTER COLUMN" in s]
+    assert alters == [
+        'ALTER TABLE "settlement_public"."uni_tracking_spath_raw" ALTER COLUMN "location" TYPE VARCHAR(2048)',
+        'ALTER TABLE "settlement_ods"."mart_uni_tracking_spath" ALTER COLUMN "location" TYPE VARCHAR(2048)',
+    ]  # the history table already holds 4096
+    for s in alters:
+        parse(s)
