@@ -90,11 +90,24 @@ def _misfits(columns: dict[str, str], per_column: bool = False) -> list[tuple[st
         col, path = f"r.{q(c)}", f"'$.{c}'"
         checks = [(f"({col} IS NULL AND json_type(j, {path}) IS NOT NULL AND json_type(j, {path}) <> 'NULL')",
                    f"the value of {c} does not convert to the raw column's {dtype} (type changed in the source?)")]
-        kind = dtype.upper().split("(")[0].strip()
+        kind, _, args = dtype.upper().partition("(")
+        kind = kind.strip()
+        text = f"json_extract_string(j, {path})"
         if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "NUMERIC"):
-            checks.append((f"({col} IS NOT NULL AND TRY_CAST(json_extract_string(j, {path}) AS DOUBLE) "
-                           f"IS DISTINCT FROM CAST({col} AS DOUBLE))",
+            nums = [int(a) for a in args.rstrip(")").split(",") if a.strip().isdigit()]
+            scale = nums[1] if kind in ("DECIMAL", "NUMERIC") and len(nums) > 1 else 0
+            # A DOUBLE comparison sees a changed value, except past double precision (16 digits);
+            # a non-zero digit past the column's scale in the text sees that (plain notation).
+            checks.append((f"({col} IS NOT NULL AND (TRY_CAST({text} AS DOUBLE) IS DISTINCT FROM CAST({col} AS DOUBLE) "
+                           f"OR (NOT regexp_matches({text}, '[eE]') "
+                           f"AND regexp_matches({text}, '\\.[0-9]{{{scale}}}[0-9]*[1-9]'))))",
                            f"the value of {c} would change in the raw column's {dtype} (wider in the source?)"))
+        elif kind == "DATE":
+            checks.append((f"({col} IS NOT NULL AND TRY_CAST({text} AS TIMESTAMP) IS DISTINCT FROM CAST({col} AS TIMESTAMP))",
+                           f"the value of {c} has a time of day the raw column's DATE would drop"))
+        elif kind == "BOOLEAN":
+            checks.append((f"({col} IS NOT NULL AND lower({text}) NOT IN ('true', 'false', '0', '1'))",
+                           f"the value of {c} is not a boolean"))
         elif kind == "VARCHAR":
             checks.append((f"(strlen({col}) > {VARCHAR_MAX_BYTES})",
                            f"the value of {c} is longer than the {VARCHAR_MAX_BYTES} bytes a warehouse VARCHAR "

@@ -6,7 +6,7 @@ the column named; it is never changed silently. DuckDB checks the same rules in 
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import orjson
@@ -34,11 +34,18 @@ def misfit(value: Any, wtype: str) -> str | None:
         number = _number(value)
         if number is None:
             return f"does not convert to {t}"
-        precision, scale = (nums + [18, 0])[:2] if nums else (18, 0)
-        if number != number.quantize(Decimal(1).scaleb(-scale), rounding="ROUND_DOWN"):
-            return f"would be rounded in {t} (more than {scale} decimal places)"
-        digits = len(str(abs(int(number)))) if int(number) else 0
+        precision = nums[0] if nums else 18
+        scale = nums[1] if len(nums) > 1 else 0
+        with localcontext() as ctx:
+            ctx.prec = 100  # the default 28 digits would fail on a DECIMAL(38,10) value
+            if number != number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN):
+                return f"would be rounded in {t} (more than {scale} decimal places)"
+            digits = len(str(abs(int(number)))) if int(number) else 0
         return None if digits <= precision - scale else f"has more integer digits than {t} holds"
+    if base == "DATE":
+        text = str(value)
+        time_of_day = text[10:].strip(" T")
+        return None if not time_of_day or time_of_day.strip("0:.") == "" else f"has a time of day a {t} would drop"
     if base in ("VARCHAR", "CHARACTER VARYING", "CHAR", "TEXT"):
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         size = len(text.encode())
@@ -49,7 +56,7 @@ def misfit(value: Any, wtype: str) -> str | None:
     if base == "BOOLEAN":
         return None if isinstance(value, bool) or str(value).lower() in ("true", "false", "0", "1") \
             else f"does not convert to {t}"
-    return None  # dates and timestamps: the producer writes ISO text the engines read
+    return None  # timestamps: the producer writes ISO text the engines read
 
 
 def _number(value: Any) -> Decimal | None:

@@ -102,8 +102,11 @@ def _parse(text: str) -> _Parsed:
 
 
 def _decimal(int_digits: int, scale: int) -> str:
-    scale = min(scale, _MAX_PRECISION)
-    return f"DECIMAL({min(_MAX_PRECISION, int_digits + scale)},{scale})"
+    # At the 38-digit cap the integer digits are kept and the scale gives way: a value with more
+    # decimals than fit is a dead letter, never a column that can no longer hold what it held.
+    int_digits = min(int_digits, _MAX_PRECISION)
+    scale = min(scale, _MAX_PRECISION - int_digits)
+    return f"DECIMAL({int_digits + scale},{scale})"
 
 
 def widened(current: str, wanted: str) -> str | None:
@@ -117,11 +120,10 @@ def widened(current: str, wanted: str) -> str | None:
     if c.kind in ("int", "decimal") and w.kind in ("int", "decimal"):
         c_int = _INT_DIGITS[c.name] if c.kind == "int" else c.precision - c.scale
         w_int = _INT_DIGITS[w.name] if w.kind == "int" else w.precision - w.scale
-        scale = max(c.scale, w.scale)
-        digits = max(c_int, w_int)
-        if c.kind == "decimal" and digits == c_int and scale == c.scale:
-            return None
-        return _decimal(digits, scale)
+        wider = _decimal(max(c_int, w_int), max(c.scale, w.scale))
+        return None if c.kind == "decimal" and wider == f"DECIMAL({c.precision},{c.scale})" else wider
+    if c.name == "DATE" and w.name == "TIMESTAMP":  # a DATE the source made DATETIME
+        return "TIMESTAMP"
     if c.kind == "varchar" and w.kind == "varchar":
         if c.length is None or (w.length is not None and w.length <= c.length):
             return None

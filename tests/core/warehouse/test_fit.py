@@ -24,6 +24,11 @@ from ordertrack.warehouse.fit import misfit, reject_misfits
     ("é" * 300, "VARCHAR(512)", False),        # 600 bytes: Redshift counts bytes
     ("x" * 900_000, "VARCHAR(65535)", False),
     (True, "BOOLEAN", True),
+    ("1234567890123456789012345678.1234567891", "DECIMAL(38,10)", True),   # past Python's 28 digits
+    ("1234567890123456789012345678.12345678912", "DECIMAL(38,10)", False),
+    ("2024-01-01", "DATE", True),
+    ("2024-01-01T00:00:00", "DATE", True),
+    ("2024-01-01 12:34:56", "DATE", False),
     (None, "INTEGER", True),
 ])
 def test_misfit(value, wtype, fits):
