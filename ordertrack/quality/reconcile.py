@@ -100,8 +100,8 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
             if k not in in_target:
                 continue
             missing.remove(k)
-            if k in moved_on and now_in_source.get(k) == in_target[k]:
-                continue  # the source changed after it was read and the mart already has the change
+            if k in moved_on and (k not in now_in_source or now_in_source[k] >= until):
+                continue  # the source changed after it was read: both sides are past the bound now
             stale.append(k)
             tgt_rows[k] = in_target[k]
         for k in list(extra):

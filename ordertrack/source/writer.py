@@ -149,6 +149,8 @@ class SourceWriter:
         self.max_backoff_seconds = max_backoff_seconds
         self._lost_connection = False
         self._outage = Outage("source", WRITER_OUTAGES)  # the backoff is tenacity's, below
+        self.last_written_at = 0
+        """The newest stamp written: later live batches never stamp below it (cursors move forward)."""
 
     def write(self, batch: Batch) -> None:
         """Write `batch` once. Raises SourceStopped if stopped while the source is away (the batch
@@ -170,7 +172,7 @@ class SourceWriter:
                         self.conn.ping(reconnect=True)
                         self._lost_connection = False
                         if batch.written_at is not None:
-                            batch.written_at = source_clock(self.conn)
+                            batch.written_at = max(batch.written_at, source_clock(self.conn))
                     if not (in_doubt and batch_committed(self.conn, batch)):
                         in_doubt = True
                         write_batch(self.conn, batch)
@@ -178,6 +180,8 @@ class SourceWriter:
             if _source_away(exc) and self.should_stop():
                 raise SourceStopped("stopped while the source was away") from None
             raise
+        if batch.written_at is not None:
+            self.last_written_at = max(self.last_written_at, batch.written_at)
         self._outage.recovered()
 
     def _lost(self, state: RetryCallState) -> None:
@@ -265,7 +269,9 @@ def run_live(
             now = int(time.time() + clock_offset)
             if now > model.clock:
                 batch = model.advance(now)
-                batch.written_at = now  # a catch-up after an outage is stamped now, not over the gap
+                # A catch-up after an outage is stamped now, not over the gap; never before a batch
+                # written again after an outage (stamped by the source's own clock meanwhile).
+                batch.written_at = max(now, writer.last_written_at)
                 writer.write(batch)
                 totals.add(batch)
             time.sleep(tick_seconds)

@@ -78,3 +78,11 @@ def test_a_change_the_mart_took_while_the_source_was_being_read_is_not_stale():
     # The mart ahead of a source that did not move is a finding.
     result = reconcile("t", ("order_id",), Side("s", source_then, until=until), tgt, until=until)
     assert [k["order_id"] for k in result.stale] == [1]
+
+
+def test_a_row_changed_twice_while_reconcile_ran_is_not_stale():
+    until = 1000
+    src = Side("s", {(1,): 100}, until=until)
+    src.lookup = lambda keys: {k: 1300 for k in keys}  # the source moved on again, past the mart's 1200
+    result = reconcile("t", ("order_id",), src, Side("m", {(1,): 1200}, until=until), until=until)
+    assert result.clean
