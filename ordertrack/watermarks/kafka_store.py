@@ -17,28 +17,19 @@ transaction timeout, before it trusts what it read.
 from __future__ import annotations
 
 import time
-import uuid
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.reader import WatchfulConsumer, partitions, read_range, read_since, reader
 from ordertrack.log import get_logger
 from ordertrack.watermarks.model import Watermark
 
 log = get_logger(__name__)
 
 
-class _Reader(Consumer):
-    """A consumer that notes when librdkafka reports every broker down (its error callback)."""
-
-    def __init__(self, conf: dict) -> None:
-        self.brokers_down = False
-        super().__init__(routed({**conf, "error_cb": self._on_error}))
-
-    def _on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.brokers_down = True
+MISSING_HINT = "run `ordertrack topics create`"
 
 
 class KafkaWatermarkStore:
@@ -48,27 +39,11 @@ class KafkaWatermarkStore:
         self.wait_seconds = wait_seconds
         self.client_id = client_id
 
-    def _consumer(self, isolation: str) -> "_Reader":
-        return _Reader({
-            "bootstrap.servers": self.bootstrap,
-            "group.id": f"{self.client_id}.watermark-reader.{uuid.uuid4().hex[:8]}",
-            "client.id": f"{self.client_id}.watermarks",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        })
+    def _consumer(self, isolation: str) -> WatchfulConsumer:
+        return reader(self.bootstrap, f"{self.client_id}.watermarks", isolation)
 
-    def _partitions(self, c: _Reader) -> list[int]:
-        try:
-            md = c.list_topics(self.topic, timeout=15)
-        except KafkaException:
-            raise ServiceUnavailableError(f"Kafka at {self.bootstrap} did not answer: is it running?") from None
-        t = md.topics.get(self.topic)
-        if t is None or t.error is not None:
-            raise ServiceUnavailableError(
-                f"The watermark topic {self.topic} does not exist: run `ordertrack topics create`."
-            )
-        return sorted(t.partitions)
+    def _partitions(self, c: WatchfulConsumer) -> list[int]:
+        return partitions(c, self.bootstrap, self.topic, MISSING_HINT)
 
     def latest(self) -> dict[str, Watermark]:
         committed = self._consumer("read_committed")
@@ -100,7 +75,7 @@ class KafkaWatermarkStore:
         finally:
             c.close()
 
-    def _read_all(self, c: _Reader, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
+    def _read_all(self, c: WatchfulConsumer, parts: list[int], ends: dict[int, int]) -> dict[str, Watermark]:
         marks: dict[str, Watermark] = {}
         for wm in self._read(c, {p: 0 for p in parts}, ends):
             if wm.live:
@@ -114,39 +89,15 @@ class KafkaWatermarkStore:
         are never compacted away."""
         c = self._consumer("read_committed")
         try:
-            parts = self._partitions(c)
-            ends = {p: c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=15, cached=False)[1] for p in parts}
-            starts = c.offsets_for_times([TopicPartition(self.topic, p, int(since * 1000)) for p in parts], timeout=15)
-            # offsets_for_times answers -1 for a partition with nothing written since `since`
-            marks = self._read(c, {tp.partition: tp.offset for tp in starts if tp.offset >= 0}, ends)
+            marks = [Watermark.from_json(m.value()) for m in read_since(c, self.bootstrap, self.topic, since, MISSING_HINT)
+                     if m.value() is not None]
             return sorted((m for m in marks if include_backfill or m.live), key=lambda w: w.written_at)
         finally:
             c.close()
 
-    def _read(self, c: _Reader, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
-        """The records from each partition's start offset to its end, in offset order."""
-        todo = {p for p, o in starts.items() if o < ends[p]}
-        if not todo:
-            return []
-        c.assign([TopicPartition(self.topic, p, starts[p]) for p in todo])
-        out: list[Watermark] = []
-        deadline = time.monotonic() + 60
-        while todo:
-            if time.monotonic() > deadline:
-                raise TransientError(f"Reading the watermark topic {self.topic} took over 60s.")
-            if c.brokers_down:  # else a read cut off by an outage would wait out the whole deadline
-                raise ServiceUnavailableError(f"Kafka at {self.bootstrap} stopped answering while {self.topic} was read.")
-            for m in c.consume(num_messages=500, timeout=1.0):
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        todo.discard(m.partition())
-                        continue
-                    raise ServiceUnavailableError(f"Reading {self.topic} failed: {m.error().str()}")
-                if m.value() is not None:
-                    out.append(Watermark.from_json(m.value()))
-                if m.offset() + 1 >= ends[m.partition()]:
-                    todo.discard(m.partition())
-        return out
+    def _read(self, c: WatchfulConsumer, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
+        return [Watermark.from_json(m.value()) for m in read_range(c, self.bootstrap, self.topic, starts, ends)
+                if m.value() is not None]
 
     def write(self, marks: list[Watermark]) -> None:
         if not marks:
