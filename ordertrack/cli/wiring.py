@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ordertrack.identifiers import quote_mysql
 from ordertrack.quality.runner import DataQuality, DqInputs
 from ordertrack.scheduler.scheduler import Job
@@ -38,8 +40,33 @@ def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - Cli
             out[r.table] = (m + r.lag_messages, max(a, r.lag_minutes))
         return out
 
+    def dead_letters(spec: TableSpec, since: float) -> list[tuple[str, tuple]]:
+        from ordertrack.kafka.reader import read_since, reader
+
+        topic = config.kafka.dead_letter_topic
+        c = reader(settings.kafka.bootstrap_servers, f"{config.pipeline.name}.dq.dead-letters")
+        try:
+            records = read_since(c, settings.kafka.bootstrap_servers, topic, since, "run `ordertrack topics create`")
+        finally:
+            c.close()
+        return [v for m in records if m.key() == spec.name.encode() and (v := dead_letter_version(spec, m.value()))]
+
     return DqInputs(source_versions=source_versions, watermark_history=store.history,
-                    latest_watermarks=store.latest, lag=lag)
+                    latest_watermarks=store.latest, lag=lag, dead_letters=dead_letters)
+
+
+def dead_letter_version(spec: TableSpec, record: bytes | None) -> tuple[str, tuple] | None:
+    """(stage, (key..., cursor)) of the row a dead-letter record carries, or None when it no longer
+    tells (a value cut at 64 KiB, not JSON, a key or cursor missing)."""
+    try:
+        doc = orjson.loads(record or b"")
+        stage = doc.get("stage")
+        row = doc.get("row") if stage == "producer" else orjson.loads(doc.get("value") or "")
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return None
+    if not isinstance(row, dict) or any(row.get(c) is None for c in (*spec.key_columns, spec.cursor_column)):
+        return None
+    return stage, (*(row[c] for c in spec.key_columns), row[spec.cursor_column])
 
 
 def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001 - CliState

@@ -5,10 +5,12 @@ The comparison runs over whole published windows only, so the three counts cover
 cursor range: the newest chain of consecutive windows inside the requested range whose every row
 has landed (a window still in flight is left for the next run, not called lost). Rows compare as
 versions, (key, cursor): the source may have moved a row out of the range since (an update), which
-is not a loss; a source version the raw table lacks is one, unless it was dead-lettered: rows the
-producer could not publish (its watermark records count them) and messages rejected at landing
-(the `dead_letter` exceptions of the chain's offsets) are accounted for on their own line, so only
-true losses are blamed on a hop.
+is not a loss; a source version the raw table lacks is one, unless it was dead-lettered: the
+versions the dead-letter topic holds for the range (rows the producer could not publish, messages
+the landing rejected) are taken out of the missing ones by identity, not by count, so a dead
+letter never hides a loss and only true losses are blamed on a hop. A dead letter whose record no
+longer tells its row (a value cut at 64 KiB that is not JSON any more) is not taken out: its row
+shows as lost, beside its `dead_letter` exception.
 """
 
 from __future__ import annotations
@@ -88,34 +90,37 @@ def published_chain(marks: list[Watermark], start: int, end: int,
     return chain[::-1], in_flight
 
 
-def chain_offsets(marks: list[Watermark], chain: list[Watermark]) -> dict[int, tuple[int, int]]:
-    """Partition -> [first, end) offsets of the chain's messages: from where the windows before it
-    ended (0 when none is known) to where its last window on that partition ended."""
-    ends: dict[int, int] = {}
-    for m in chain:
-        ends.update(m.partition_end_offsets)
-    first = chain[0].window_start
-    starts: dict[int, int] = {}
-    for m in marks:
-        if m.status == "committed" and m.window_start is not None and m.window_end <= first:
-            for p, end in m.partition_end_offsets.items():
-                starts[p] = max(starts.get(p, 0), end)
-    return {p: (min(starts.get(p, 0), end), end) for p, end in ends.items()}
+@dataclass
+class DeadLetters:
+    """The dead-lettered versions of one range, by stage."""
+
+    producer: set[Version] = field(default_factory=set)
+    landing: set[Version] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, records: list[tuple[str, Version]], start: int, end: int) -> "DeadLetters":
+        out = cls()
+        for stage, version in records:
+            if start <= version[-1] < end:
+                (out.landing if stage == "landing" else out.producer).add(version)
+        return out
 
 
 def diagnose(table: str, chain: list[Watermark], in_flight: int, source: set[Version], raw: set[Version],
-             sample: int, rejected_at_landing: int = 0) -> ExtractionFigures:
-    """Counts over the chain's range, and the hop that lost rows. Dead letters are missing from raw
-    by design: they are subtracted before a hop is blamed."""
+             sample: int, dead: DeadLetters | None = None) -> ExtractionFigures:
+    """Counts over the chain's range, and the hop that lost rows. Dead-lettered versions are
+    missing from raw by design: they are taken out before a hop is blamed."""
+    dead = dead or DeadLetters()
     published = sum(m.row_count for m in chain)
-    dead_lettered = sum(m.dead_lettered for m in chain)
+    rejected = dead.landing - raw  # a version rejected once and landed later (a replay) is not missing
     missing = source - raw
-    lost_in_landing = max(0, published - rejected_at_landing - len(raw))
-    unexplained = max(0, len(missing) - dead_lettered - rejected_at_landing)
+    unexplained = missing - dead.producer - rejected
+    lost_in_landing = max(0, published - len(rejected) - len(raw))
     return ExtractionFigures(
         table=table, range_start=chain[0].window_start, range_end=chain[-1].window_end, windows=len(chain),
         windows_in_flight=in_flight, source_rows=len(source), published=published,
-        dead_lettered=dead_lettered, rejected_at_landing=rejected_at_landing, landed=len(raw), missing=len(missing),
-        lost_in_extraction=max(0, unexplained - lost_in_landing), lost_in_landing=lost_in_landing,
-        missing_sample=[list(v) for v in sorted(missing)[:sample]],
+        dead_lettered=max(sum(m.dead_lettered for m in chain), len(dead.producer)), rejected_at_landing=len(rejected),
+        landed=len(raw), missing=len(missing),
+        lost_in_extraction=max(0, len(unexplained) - lost_in_landing), lost_in_landing=lost_in_landing,
+        missing_sample=[list(v) for v in sorted(unexplained or missing)[:sample]],
     )

@@ -20,7 +20,7 @@ from ordertrack.log import get_logger
 from ordertrack.quality import catalog, exceptions, extraction, freshness
 from ordertrack.quality.results import CheckResult, DqReport
 from ordertrack.tables import TableRegistry, TableSpec
-from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, WarehouseEngine
+from ordertrack.warehouse.engine import WarehouseEngine
 from ordertrack.watermarks.model import Watermark
 
 log = get_logger(__name__)
@@ -40,6 +40,9 @@ class DqInputs:
     latest_watermarks: Callable[[], dict[str, Watermark]]
     lag: Callable[[], dict[str, tuple[int, float]]]
     """Table -> (messages not landed, age in minutes of the oldest)."""
+    dead_letters: Callable[[TableSpec, float], list[tuple[str, tuple]]] = lambda spec, since: []
+    """(stage, version) of the table's dead letters written since a unix time: `producer` or
+    `landing`, and (key..., cursor) of the row it carried, when the record still tells."""
 
 
 @dataclass(frozen=True)
@@ -153,29 +156,16 @@ class DataQuality:
                                        "note": "no fully landed window inside the range"})
                 continue
             a, b = chain[0].window_start, chain[-1].window_end
-            rejected = self._rejected_at_landing(spec, extraction.chain_offsets(table_marks, chain))
+            # Dead letters of rows in the range are written after the range's windows started.
+            dead = extraction.DeadLetters.of(inputs.dead_letters(spec, a - 3600), a, b)
             figures = extraction.diagnose(spec.name, chain, in_flight, inputs.source_versions(spec, a, b),
-                                          self._raw_versions(spec, a, b), self.cfg.sample_keys, rejected)
+                                          self._raw_versions(spec, a, b), self.cfg.sample_keys, dead)
             result.details.append({**asdict(figures), "hops": figures.hops})
             problem = figures.summary() if figures.hops else None
             self._table_finding(rel, "extraction", "extraction_gap", spec.name, problem, result)
             notes.append(f"{spec.name}: " + (", ".join(figures.hops) + " lost rows" if figures.hops else
                                              f"{figures.source_rows} rows, nothing lost"))
         result.message = "; ".join(notes) or "no fully landed window inside the range yet"
-
-    def _rejected_at_landing(self, spec: TableSpec, offsets: dict[int, tuple[int, int]]) -> int:
-        """Messages of these offsets the landing sent to the dead letters (resolved ones too: a
-        resolved dead letter is still not in raw unless it was replayed)."""
-        if not offsets:
-            return 0
-        ph = self.engine.placeholder
-        ranges = " OR ".join(f"(kafka_partition = {ph} AND kafka_offset >= {ph} AND kafka_offset < {ph})" for _ in offsets)
-        params: list = [spec.topic] + [v for p, (lo, hi) in sorted(offsets.items()) for v in (p, lo, hi)]
-        rows = self.engine.query(
-            f"SELECT COUNT(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset "
-            f"FROM {q(self.engine.mart_schema)}.{q(EXCEPTIONS_TABLE)} "
-            f"WHERE exception_type = 'dead_letter' AND kafka_topic = {ph} AND ({ranges})) AS d", params)
-        return int(rows[0][0] or 0)
 
     def _raw_versions(self, spec: TableSpec, start: int, end: int) -> set[tuple]:
         cols = ", ".join(q(c) for c in (*spec.key_columns, spec.cursor_column))

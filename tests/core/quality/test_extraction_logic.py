@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ordertrack.config import DataQualityConfig
-from ordertrack.quality.extraction import chain_offsets, diagnose, published_chain
+from ordertrack.quality.extraction import DeadLetters, diagnose, published_chain
 from ordertrack.quality.freshness import judge
 from ordertrack.watermarks.model import Watermark
 
@@ -74,19 +74,44 @@ def test_freshness_limits():
     assert out["c"].stale_watermark.startswith("no watermark") and out["c"].lagging is None
 
 
-def test_dead_letters_are_accounted_for_not_blamed_on_a_hop():
+def test_dead_letters_are_taken_out_by_identity_never_blamed_on_a_hop_and_never_hiding_a_loss():
     chain = [Watermark("t", 200, "committed", "t:100-200", 100, 3, 1, {0: 3})]  # one row dead-lettered by the producer
     source = {(1, 150), (2, 160), (3, 170), (4, 180)}
     # Row 4 never reached the topic (producer dead letter), row 3 was rejected at landing.
-    f = diagnose("t", chain, 0, source, raw={(1, 150), (2, 160)}, sample=10, rejected_at_landing=1)
+    dead = DeadLetters.of([("producer", (4, 180)), ("landing", (3, 170)), ("landing", (9, 999))], 100, 200)
+    f = diagnose("t", chain, 0, source, raw={(1, 150), (2, 160)}, sample=10, dead=dead)
     assert f.hops == [] and (f.dead_lettered, f.rejected_at_landing, f.missing) == (1, 1, 2)
     assert "nothing lost" in f.summary() and "1 rejected at landing" in f.summary()
     # A true loss beside a dead letter is still blamed on its hop.
-    f = diagnose("t", chain, 0, source, raw={(1, 150)}, sample=10, rejected_at_landing=1)
+    f = diagnose("t", chain, 0, source, raw={(1, 150)}, sample=10, dead=dead)
     assert f.hops == ["Kafka -> raw (landing)"] and f.lost_in_landing == 1 and f.lost_in_extraction == 0
 
 
-def test_the_chain_offsets_start_where_the_windows_before_it_ended():
-    marks = [w(0, 100, offsets={0: 10, 1: 4}), w(100, 200, offsets={0: 20}), w(200, 300, offsets={0: 30, 1: 9})]
-    assert chain_offsets(marks, marks[1:]) == {0: (10, 30), 1: (4, 9)}
-    assert chain_offsets(marks, marks[:1]) == {0: (0, 10), 1: (0, 4)}
+def test_a_dead_letter_superseded_by_a_later_version_does_not_hide_a_loss():
+    # Row 1's version at 120 was rejected at landing; its version at 150 landed. Row 2 was never
+    # published: a count of dead letters would have cancelled it out.
+    chain = [Watermark("t", 200, "committed", "t:100-200", 100, 2, 0, {0: 2})]
+    dead = DeadLetters.of([("landing", (1, 120))], 100, 200)
+    f = diagnose("t", chain, 0, source={(1, 150), (2, 160)}, raw={(1, 150)}, sample=10, dead=dead)
+    assert f.hops == ["source -> Kafka (producer)"] and f.lost_in_extraction == 1 and f.missing_sample == [[2, 160]]
+
+
+def test_a_dead_letter_record_tells_its_row_version_while_it_can():
+    import orjson
+
+    from consumers.lander import dead_letter_record
+    from ordertrack.cli.wiring import dead_letter_version
+    from ordertrack.config import load_pipeline_config
+    from ordertrack.tables import TableRegistry
+    from producers.rows import BadRow, dead_letter_value
+
+    spec = TableRegistry(load_pipeline_config()).get("uni_tracking_spath")
+    row = {"order_id": 7, "traceSeq": 2, "pathTime": 170, "event_code": "x"}
+    landing = dead_letter_record(spec, {"partition": 0, "offset": 5, "reason": "r", "value": orjson.dumps(row).decode()})
+    assert dead_letter_version(spec, landing) == ("landing", (7, 2, 170))
+    producer = dead_letter_value(spec, BadRow("bad", row), "w1")
+    assert dead_letter_version(spec, producer) == ("producer", (7, 2, 170))
+    cut = dead_letter_record(spec, {"partition": 0, "offset": 6, "reason": "r",
+                                    "value": orjson.dumps({**row, "event_desc": "x" * 100_000}).decode()})
+    assert dead_letter_version(spec, cut) is None  # cut at 64 KiB: it no longer tells
+    assert dead_letter_version(spec, b"not json") is None
