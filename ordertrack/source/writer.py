@@ -73,9 +73,12 @@ def tracking_rows(batch: Batch) -> list[tuple]:
 
 
 def scan_rows(batch: Batch) -> list[tuple]:
-    # pathTime is when the parcel was scanned; add_time (the cursor) is when the row was written.
+    # pathTime (the scan-event table's cursor) is when the parcel was scanned: in live mode the
+    # application records a scan as it happens, so a scan written late carries the time it is
+    # written, like add_time. (A real device uploading old scans late needs a window buffer that
+    # covers the delay; the extraction check names such rows.)
     return [
-        (e.order_id, e.trace_seq, e.path_time, e.event_code, e.event_code.replace("_", " ").lower(),
+        (e.order_id, e.trace_seq, batch.stamp(e.path_time), e.event_code, e.event_code.replace("_", " ").lower(),
          e.location, e.facility, f"op{e.order_id % 97:02d}", batch.stamp(e.path_time))
         for e in batch.scans
     ]
