@@ -38,7 +38,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, MisfitColumns, Misfits, WarehouseEngine
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
 from consumers.staging import RawMessage, reject_keys, stage
@@ -102,14 +102,15 @@ class Lander:
                     # Keys the source catalog does not know (dropped since?): kept as text, never lost.
                     added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                     log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
-        misfits = self.engine.misfit_columns(spec, staged)
-        if misfits:
-            # Values a raw column cannot take as they are: the source may have widened it
-            # (DECIMAL scale, INT -> BIGINT, a longer VARCHAR). Follow the catalog first; what
-            # still does not fit is rejected by the landing, naming the column.
+        try:
+            result = self._land_merged(spec, staged, misfits="raise")
+        except MisfitColumns as misfit:
+            # Values a raw column cannot take as they are (nothing was committed): the source may
+            # have widened the column (DECIMAL scale, INT -> BIGINT, a longer VARCHAR). Follow the
+            # catalog, then land again; what still does not fit is rejected, naming the column.
             self._widen(spec)
-            log.info("landing.values.checked", table=spec.name, columns=sorted(misfits))
-        result = self._land_merged(spec, staged)
+            log.info("landing.values.checked", table=spec.name, columns=sorted(misfit.columns))
+            result = self._land_merged(spec, staged, misfits="reject")
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         for r in result.rejected:
@@ -118,20 +119,22 @@ class Lander:
         metrics.ROWS_REJECTED.labels(spec.name).inc(len(result.rejected))
         return result
 
-    def _land_merged(self, spec: TableSpec, staged: pa.Table) -> LandResult:
+    def _land_merged(self, spec: TableSpec, staged: pa.Table, misfits: Misfits) -> LandResult:
         """One landing transaction with the merge; if the merge fails, one more without it."""
         def before_commit(rejected: list[dict[str, Any]]) -> None:
             self._dead_letter(spec, rejected)
 
         try:
-            return self.engine.land(spec, spec.topic, staged, after=self.after_landing, before_commit=before_commit)
+            return self.engine.land(spec, spec.topic, staged, after=self.after_landing, before_commit=before_commit,
+                                    misfits=misfits)
         except MergeFailed as failed:
             # The engine rolled the whole batch back (rows, ledger, exceptions; its dead letters
             # were not sent yet), so landing it again unmerged neither loses nor repeats anything.
             error = f"{type(failed.__cause__).__name__}: {failed.__cause__}"
             log.error("marts.merge.failed", table=spec.name, error=error,
                       hint="the batch lands unmerged; the sidecar's merge job or `ordertrack marts run` merges it")
-            result = self.engine.land(spec, spec.topic, staged, after=None, before_commit=before_commit)
+            result = self.engine.land(spec, spec.topic, staged, after=None, before_commit=before_commit,
+                                      misfits=misfits)
             result.merge_error = error
             return result
 

@@ -37,6 +37,8 @@ from ordertrack.warehouse.engine import (
     Execute,
     LandResult,
     MergeFailed,
+    MisfitColumns,
+    Misfits,
     T,
 )
 from ordertrack.log import get_logger
@@ -80,42 +82,38 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _misfits(columns: dict[str, str], per_column: bool = False) -> list[tuple[str, str]]:
-    """(condition over `j` the JSON text and `r` its transform, reason) for every way a value can
-    fail its raw column; one combined condition per column when `per_column`. A value is never
-    changed silently: one that does not convert, would be rounded or cut, or is longer than a
-    warehouse VARCHAR holds is rejected, naming the column."""
+def _misfits(columns: dict[str, str]) -> list[tuple[str, str]]:
+    """(condition, reason) for every way a value can fail its raw column, over `r` (the values
+    transformed to the column types) and `t` (the same values as text). A value is never changed
+    silently: one that does not convert, would be rounded or cut, or is longer than a warehouse
+    VARCHAR holds is rejected, with a reason that starts `the value of <column> `."""
     out: list[tuple[str, str]] = []
     for c, dtype in columns.items():
-        col, path = f"r.{q(c)}", f"'$.{c}'"
-        checks = [(f"({col} IS NULL AND json_type(j, {path}) IS NOT NULL AND json_type(j, {path}) <> 'NULL')",
-                   f"the value of {c} does not convert to the raw column's {dtype} (type changed in the source?)")]
+        col, text = f"r.{q(c)}", f"t.{q(c)}"
         kind, _, args = dtype.upper().partition("(")
         kind = kind.strip()
-        text = f"json_extract_string(j, {path})"
+        if kind == "VARCHAR":  # any JSON value converts to text; only its length can fail
+            out.append((f"(strlen({col}) > {VARCHAR_MAX_BYTES})",
+                        f"the value of {c} is longer than the {VARCHAR_MAX_BYTES} bytes a warehouse VARCHAR "
+                        "holds (Redshift's limit)"))
+            continue
+        out.append((f"({col} IS NULL AND {text} IS NOT NULL)",
+                    f"the value of {c} does not convert to the raw column's {dtype} (type changed in the source?)"))
         if kind in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "NUMERIC"):
             nums = [int(a) for a in args.rstrip(")").split(",") if a.strip().isdigit()]
             scale = nums[1] if kind in ("DECIMAL", "NUMERIC") and len(nums) > 1 else 0
             # A DOUBLE comparison sees a changed value, except past double precision (16 digits);
             # a non-zero digit past the column's scale in the text sees that (plain notation).
-            checks.append((f"({col} IS NOT NULL AND (TRY_CAST({text} AS DOUBLE) IS DISTINCT FROM CAST({col} AS DOUBLE) "
-                           f"OR (NOT regexp_matches({text}, '[eE]') "
-                           f"AND regexp_matches({text}, '\\.[0-9]{{{scale}}}[0-9]*[1-9]'))))",
-                           f"the value of {c} would change in the raw column's {dtype} (wider in the source?)"))
+            out.append((f"({col} IS NOT NULL AND (TRY_CAST({text} AS DOUBLE) IS DISTINCT FROM CAST({col} AS DOUBLE) "
+                        f"OR (NOT contains(lower({text}), 'e') "
+                        f"AND length(rtrim(split_part({text}, '.', 2), '0')) > {scale})))",
+                        f"the value of {c} would change in the raw column's {dtype} (wider in the source?)"))
         elif kind == "DATE":
-            checks.append((f"({col} IS NOT NULL AND TRY_CAST({text} AS TIMESTAMP) IS DISTINCT FROM CAST({col} AS TIMESTAMP))",
-                           f"the value of {c} has a time of day the raw column's DATE would drop"))
+            out.append((f"({col} IS NOT NULL AND TRY_CAST({text} AS TIMESTAMP) IS DISTINCT FROM CAST({col} AS TIMESTAMP))",
+                        f"the value of {c} has a time of day the raw column's DATE would drop"))
         elif kind == "BOOLEAN":
-            checks.append((f"({col} IS NOT NULL AND lower({text}) NOT IN ('true', 'false', '0', '1'))",
-                           f"the value of {c} is not a boolean"))
-        elif kind == "VARCHAR":
-            checks.append((f"(strlen({col}) > {VARCHAR_MAX_BYTES})",
-                           f"the value of {c} is longer than the {VARCHAR_MAX_BYTES} bytes a warehouse VARCHAR "
-                           "holds (Redshift's limit)"))
-        if per_column:
-            out.append(("(" + " OR ".join(cond for cond, _ in checks) + ")", c))
-        else:
-            out.extend(checks)
+            out.append((f"({col} IS NOT NULL AND lower({text}) NOT IN ('true', 'false', '0', '1'))",
+                        f"the value of {c} is not a boolean"))
     return out
 
 
@@ -226,19 +224,22 @@ class DuckDBEngine:
 
     @_retry_on_lock
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None) -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         source_cols = [c for c in columns if not c.startswith("_")]
         if not source_cols:
             raise ConfigError(f"Raw table {spec.raw_schema}.{spec.raw_table} does not exist yet.")
         structure = orjson.dumps({c: _json_type(columns[c]) for c in source_cols}).decode()
+        # The values as text, for the checks of the columns that are not text already.
+        as_text = orjson.dumps({c: "VARCHAR" for c in source_cols if not columns[c].upper().startswith("VARCHAR")}
+                               or {source_cols[0]: "VARCHAR"}).decode()
         raw = f"{q(spec.raw_schema)}.{q(spec.raw_table)}"
         ledger = f"{q(self.raw_schema)}.{q(LEDGER_TABLE)}"
         key_null = " OR ".join(f"r.{q(k)} IS NULL" for k in spec.key_columns)
         key_missing = " OR ".join(f"COALESCE(json_type(j, '$.{k}'), 'NULL') = 'NULL'" for k in spec.key_columns)
-        misfits = _misfits({c: columns[c] for c in source_cols})
-        misfit_reason = " ".join(f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in misfits)
+        checks = _misfits({c: columns[c] for c in source_cols})
+        misfit_reason = " ".join(f"WHEN {cond} THEN {_lit(reason)}" for cond, reason in checks)
         with self.connection() as con:
             con.register("staged_batch", staged)
             try:
@@ -264,6 +265,7 @@ class DuckDBEngine:
                     )
                     SELECT partition, "offset", window_id, value, CASE WHEN ok THEN txt END AS j,
                            CASE WHEN ok THEN json_transform(txt, '{structure}') END AS r,
+                           CASE WHEN ok THEN json_transform(txt, '{as_text}') END AS t,
                            COALESCE(early_reason, CASE WHEN NOT ok THEN 'value is not valid JSON' END) AS reason
                     FROM parsed
                     """,
@@ -273,8 +275,13 @@ class DuckDBEngine:
                     f"""UPDATE fresh SET reason = CASE
                           WHEN {key_missing} THEN 'key column(s) {", ".join(spec.key_columns)} missing or NULL'
                           {misfit_reason} END
-                        WHERE reason IS NULL AND ({key_null} OR {" OR ".join(cond for cond, _ in misfits)})"""
+                        WHERE reason IS NULL AND ({key_null} OR {" OR ".join(cond for cond, _ in checks)})"""
                 )
+                if misfits == "raise":
+                    found = con.execute("SELECT DISTINCT split_part(reason, ' ', 4) FROM fresh "
+                                        "WHERE starts_with(reason, 'the value of ')").fetchall()
+                    if found:
+                        raise MisfitColumns({c for (c,) in found})
                 total, rejected = con.execute(
                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE reason IS NOT NULL) FROM fresh"
                 ).fetchone()
@@ -364,25 +371,6 @@ class DuckDBEngine:
                 "WHERE batch_id = $batch_id", {"batch_id": batch_id})
 
     @_retry_on_lock
-    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
-        columns = {c: t for c, t in self.raw_columns(spec).items() if not c.startswith("_")}
-        if not columns:
-            return set()
-        structure = orjson.dumps({c: _json_type(t) for c, t in columns.items()}).decode()
-        checks = ", ".join(f"bool_or({cond})" for cond, _ in _misfits(columns, per_column=True))
-        with self.connection() as con:
-            con.register("fit_batch", staged)
-            try:
-                row = con.execute(
-                    f"""SELECT {checks} FROM (
-                          SELECT txt AS j, json_transform(txt, '{structure}') AS r FROM (
-                            SELECT try(decode(value)) AS txt FROM fit_batch WHERE reject_reason IS NULL)
-                          WHERE try(json_valid(txt)))"""
-                ).fetchall()[0]
-            finally:
-                con.unregister("fit_batch")
-        return {c for c, bad in zip(columns, row) if bad}
-
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         known = set(self.raw_columns(spec))
         with self.connection() as con:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -63,6 +63,20 @@ class MergeFailed(Exception):
     the hook, marked unmerged, so a merge bug never stops landing."""
 
 
+Misfits = Literal["reject", "raise"]
+"""What `land` does with values a raw column cannot take as they are: reject them to the dead
+letters, or roll back and raise `MisfitColumns` (so the caller can widen the columns first)."""
+
+
+class MisfitColumns(Exception):
+    """Raised by `land(misfits="raise")`, with nothing committed: some values of these raw columns
+    would not convert, be rounded or cut, or exceed a warehouse VARCHAR."""
+
+    def __init__(self, columns: set[str]) -> None:
+        super().__init__(f"values that do not fit raw columns {', '.join(sorted(columns))}")
+        self.columns = columns
+
+
 @dataclass
 class LandResult:
     landed: int = 0
@@ -96,11 +110,13 @@ class WarehouseEngine(Protocol):
         """Partition -> the first offset not landed yet; read on partition assignment."""
 
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None) -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
         """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
         it in the ledger, run `after` (the merge) and `before_commit` (the dead letters), in one
         transaction. Any failure rolls the whole batch back and raises; a failure of the merge
-        raises `MergeFailed`."""
+        raises `MergeFailed`; values a raw column cannot take as they are raise `MisfitColumns`
+        under `misfits="raise"` (the lander widens, then lands again rejecting what still does
+        not fit)."""
 
     def in_transaction(self, fn: Callable[[Execute], T]) -> T:
         """Run `fn` with an executor inside one transaction (`marts run`, archival)."""
@@ -110,11 +126,6 @@ class WarehouseEngine(Protocol):
 
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         """JSON keys in the batch that the raw table has no column for (a column added in the source)."""
-
-    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
-        """Raw columns some value of the batch does not fit as it is (it would not convert, be
-        rounded or cut, or exceed a warehouse VARCHAR): the source may have widened them. `land`
-        rejects such rows, naming the column; the lander widens from the source catalog first."""
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
         """Run a read-only statement (CLI, checks, tests)."""

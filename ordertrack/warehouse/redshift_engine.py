@@ -22,7 +22,7 @@ from ordertrack.errors import ConfigError, ServiceUnavailableError
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
-from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, MergeFailed, T
+from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, MergeFailed, MisfitColumns, Misfits, T
 from ordertrack.warehouse.fit import reject_misfits
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, catalog_type, widened
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
@@ -164,10 +164,6 @@ class RedshiftEngine:
     def next_offsets(self, topic: str) -> dict[int, int]:
         return {int(p): int(o) for p, o in self.query(sql.next_offsets(self.raw_schema, topic))}
 
-    def misfit_columns(self, spec: TableSpec, staged: pa.Table) -> set[str]:
-        columns = {c: t for c, t in self.raw_columns(spec).items() if not c.startswith("_")}
-        return reject_misfits(staged, columns)[1]
-
     def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
         return unknown_json_keys(json_keys(staged), self.raw_columns(spec))
 
@@ -198,12 +194,14 @@ class RedshiftEngine:
         execute(sql.mark_merged(self.raw_schema), {"batch_id": batch_id})
 
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None) -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         staged = utf8_only(staged)
         # The INSERT's casts would fail the whole batch on one bad value, or round a decimal.
-        staged, _ = reject_misfits(staged, {c: t for c, t in columns.items() if not c.startswith("_")})
+        staged, bad = reject_misfits(staged, {c: t for c, t in columns.items() if not c.startswith("_")})
+        if bad and misfits == "raise":
+            raise MisfitColumns(bad)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
         landing = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
                                          mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None,

@@ -48,6 +48,7 @@ def test_duckdb_rejects_exactly_what_would_change_and_lands_the_rest(tmp_path):
     from ordertrack.config import load_pipeline_config
     from ordertrack.tables import TableRegistry
     from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+    from ordertrack.warehouse.engine import MisfitColumns
     from ordertrack.warehouse.types import Column
 
     spec = TableRegistry(load_pipeline_config()).get("ecs_order_info")
@@ -65,7 +66,10 @@ def test_duckdb_rejects_exactly_what_would_change_and_lands_the_rest(tmp_path):
         {"order_id": 6, "goods_amount": "-0.50", "weight_kg": "1e-3", "shipping_id": "7", "paid_on": "2024-02-29T00:00:00"},
     ]
     staged = stage([RawMessage(0, i, orjson.dumps(r), "w") for i, r in enumerate(rows)])
-    assert engine.misfit_columns(spec, staged) == {"goods_amount", "weight_kg", "paid_on", "shipping_id"}
+    with pytest.raises(MisfitColumns) as raised:  # the lander's first try: widen before rejecting
+        engine.land(spec, spec.topic, staged, misfits="raise")
+    assert raised.value.columns == {"goods_amount", "weight_kg", "paid_on", "shipping_id"}
+    assert engine.next_offsets(spec.topic) == {}  # nothing committed
     result = engine.land(spec, spec.topic, staged)
     assert sorted(r["offset"] for r in result.rejected) == [1, 2, 3, 4]
     assert [r["reason"].split(" ")[3] for r in sorted(result.rejected, key=lambda r: r["offset"])] == [
