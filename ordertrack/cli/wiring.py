@@ -64,9 +64,26 @@ def dead_letter_version(spec: TableSpec, record: bytes | None) -> tuple[str, tup
         row = doc.get("row") if stage == "producer" else orjson.loads(doc.get("value") or "")
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return None
-    if not isinstance(row, dict) or any(row.get(c) is None for c in (*spec.key_columns, spec.cursor_column)):
+    if not isinstance(row, dict):
         return None
-    return stage, (*(row[c] for c in spec.key_columns), row[spec.cursor_column])
+    keys = tuple(row.get(c) for c in spec.key_columns)
+    cursor = _unix_seconds(row.get(spec.cursor_column))
+    # A row the producer could not serialise is kept as repr() strings: its keys may not compare
+    # equal to the source's (then it is not taken out, and any loss stays visible), but nothing in
+    # it may break the comparison itself.
+    if cursor is None or not all(isinstance(k, (str, int, float)) and not isinstance(k, bool) for k in keys):
+        return None
+    return stage, (*keys, cursor)
+
+
+def _unix_seconds(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001 - CliState

@@ -115,3 +115,24 @@ def test_a_dead_letter_record_tells_its_row_version_while_it_can():
                                     "value": orjson.dumps({**row, "event_desc": "x" * 100_000}).decode()})
     assert dead_letter_version(spec, cut) is None  # cut at 64 KiB: it no longer tells
     assert dead_letter_version(spec, b"not json") is None
+
+
+def test_a_dead_letter_whose_row_did_not_serialise_never_breaks_the_check():
+    """A row the producer could not serialise is kept as repr() strings; before, its string cursor
+    made the range comparison raise TypeError and every extraction check failed for hours."""
+    from ordertrack.cli.wiring import dead_letter_version
+    from ordertrack.config import load_pipeline_config
+    from ordertrack.quality.extraction import DeadLetters
+    from ordertrack.tables import TableRegistry
+    from producers.rows import BadRow, dead_letter_value
+
+    spec = TableRegistry(load_pipeline_config()).get("uni_tracking_spath")
+    unserialisable = {"order_id": 7, "traceSeq": 2, "pathTime": 170, "event_desc": b"\xff\xfe"}
+    record = dead_letter_value(spec, BadRow("not UTF-8", unserialisable), "w1")
+    stage, version = dead_letter_version(spec, record)
+    assert stage == "producer" and version == ("7", "2", 170)  # keys as repr strings, cursor an integer
+    odd = [dead_letter_version(spec, dead_letter_value(spec, BadRow("x", {**unserialisable, "pathTime": v}), "w"))
+           for v in ("soon", None, 1.5)]
+    assert odd == [None, None, None]
+    dead = DeadLetters.of([(stage, version)], 100, 200)
+    assert dead.producer == {("7", "2", 170)}
