@@ -203,11 +203,13 @@ def replica_grant(version: str) -> str:
 
 
 def grant_findings(cur, user: str, version: str) -> list[Finding]:
-    """The producer runs without these grants, with a weaker guarantee: so they are warnings."""
+    """The producer runs without these grants, but it can then pass rows it should have held back
+    (an open transaction, a lagging replica) and lose them for good: so a missing grant is an
+    error. A probe that fails for another reason is a warning: the producer retries it."""
     out: list[Finding] = []
     err = _probe(cur, (PROCESS_PROBE,))
     if err is not None and privilege_missing(err):
-        out.append(warning("source", "source.grant.process",
+        out.append(error("source", "source.grant.process",
                            f"User {user!r} lacks PROCESS, so the producer cannot see open transactions and ends "
                            "windows at the buffer alone: rows a transaction commits more than buffer_minutes after "
                            f"it started can fall behind the watermark and never be published; GRANT PROCESS ON "
@@ -220,10 +222,10 @@ def grant_findings(cur, user: str, version: str) -> list[Finding]:
     err = _probe(cur, REPLICA_PROBES)
     if err is not None and privilege_missing(err):
         first = grant.split(" (")[0]
-        out.append(warning("source", "source.grant.replica_monitor",
-                           f"User {user!r} lacks {grant}, so the producer cannot hold windows back while a replica "
-                           f"source lags and may pass rows not applied yet; GRANT {first} ON *.* TO {user!r} "
-                           "(harmless to skip when the source is no replica)."))
+        out.append(error("source", "source.grant.replica_monitor",
+                           f"User {user!r} lacks {grant}, so the producer cannot tell whether the source is a "
+                           f"lagging replica and may pass rows not applied yet; GRANT {first} ON *.* TO {user!r} "
+                           "(read-only; needed even when the source is no replica, since only it can tell)."))
     elif err is not None and not syntax_error(err):
         out.append(warning("source", "source.grant.replica_monitor",
                            f"The replica-status probe failed ({error_text(err)}): windows will not be held for "

@@ -126,20 +126,22 @@ def source_user(mariadb_admin) -> Iterator[tuple[str, str]]:
             cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
-def test_missing_process_and_replica_monitor_grants_are_warnings(make_env, mariadb_admin, source_user):
+def test_missing_process_and_replica_monitor_grants_are_errors(make_env, mariadb_admin, source_user):
+    """Without them the producer runs but can pass rows an open transaction or a lagging replica
+    has not committed yet, and lose them: the pipeline does not work as promised."""
     env = make_env()
     user, password = source_user
     with mariadb_admin.cursor() as cur:
         cur.execute(f"GRANT SELECT ON `{env.db}`.* TO '{user}'@'%'")
     r, report = check(env, MYSQL_USER=user, MYSQL_PASSWORD=password, MYSQL_DATABASE=env.db)
-    assert r.returncode == 0, report
+    assert r.returncode == 2, report
     found = {p["check"]: p for p in problems(report)}
     assert set(found) == {"source.grant.process", "source.grant.replica_monitor"}
-    assert all(p["severity"] == "warning" for p in found.values())
+    assert all(p["severity"] == "error" for p in found.values())
     assert f"GRANT PROCESS ON *.* TO '{user}'" in found["source.grant.process"]["message"]
     assert f"GRANT SLAVE MONITOR ON *.* TO '{user}'" in found["source.grant.replica_monitor"]["message"]
     human = env.cli("config", "check", MYSQL_USER=user, MYSQL_PASSWORD=password, MYSQL_DATABASE=env.db)
-    assert human.returncode == 0 and "ok (3 tables; 2 warnings)" in human.stdout, human.stdout
+    assert human.returncode == 2 and "ok (" not in human.stdout, human.stdout
     assert password not in human.stdout + human.stderr + r.stdout
 
 
