@@ -33,6 +33,13 @@ class ServiceUnavailableError(OrdertrackError):
     exit_code = 4
 
 
+class NotCheckableYet(OrdertrackError):
+    """A check has nothing to judge yet (nothing carried, nothing landed): not a data problem and
+    not bad input; the same exit code as a check a service kept from running."""
+
+    exit_code = 4
+
+
 class TransientError(OrdertrackError):
     """A failure a retry may cure."""
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ordertrack.cli.output import print_json, print_table
-from ordertrack.errors import ConfigError
+from ordertrack.errors import ConfigError, NotCheckableYet
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import quote_mysql
 from ordertrack.quality.runner import CHECKS, DataQuality
@@ -85,7 +85,7 @@ def reconcile(
         raise ConfigError("--until must be later than --since.")
     engine = open_engine(state.config, state.settings, create="never")
     if not table_exists(engine, spec.mart_schema, spec.mart_table):
-        raise ConfigError(f"The mart {spec.mart_schema}.{spec.mart_table} does not exist yet: nothing has landed.")
+        raise NotCheckableYet(f"The mart {spec.mart_schema}.{spec.mart_table} does not exist yet: nothing has landed.")
     bound = "--until" if until_ts is not None else "carried"
     if until_ts is None:
         until_ts = _carried_until(state, engine, spec)
@@ -134,6 +134,6 @@ def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # n
         marks = [latest]
     carried = carried_until(marks, merged)
     if carried is None:
-        raise ConfigError(f"No window of {spec.name} of the last day is wholly in the mart yet, so there is no "
+        raise NotCheckableYet(f"No window of {spec.name} of the last day is wholly in the mart yet, so there is no "
                           "carried range to compare; pass --until TS to compare up to a time of your choosing.")
     return carried

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -214,7 +215,20 @@ def test_a_healthy_live_pipeline_reconciles_clean_while_the_workload_keeps_writi
             with mariadb_admin.cursor() as cur:  # the workload is writing above the bound all along
                 cur.execute(f"SELECT MAX(`{spec.cursor_column}`) FROM `{env.db}`.`{table}`")
                 assert cur.fetchone()[0] >= out["until"]
+                # ... and the bound is a recent one that really compared rows, not an early one
+                cur.execute(f"SELECT COUNT(*) FROM `{env.db}`.`{table}` WHERE `{spec.cursor_column}` < %s",
+                            (out["until"],))
+                assert cur.fetchone()[0] > 0, out
+            assert out["until"] > time.time() - 600, out
         assert all(p.poll() is None for p in started)  # nothing gave up meanwhile
     finally:
         for proc in started:
             stop(proc)
+
+
+def test_reconcile_before_anything_landed_could_not_compare_exit_4(make_env):
+    """Nothing landed (or nothing carried) is not bad input: the comparison could not run yet."""
+    env = make_env()
+    r = env.cli("dq", "reconcile", "--table", "ecs_order_info")
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stderr.count("error:") == 1, r.stderr
