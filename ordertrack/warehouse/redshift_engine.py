@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ordertrack.errors import ConfigError, ServiceUnavailableError
+from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
@@ -26,6 +27,8 @@ from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, Lan
 from ordertrack.warehouse.fit import reject_misfits
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, catalog_type, widened
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
+
+log = get_logger(__name__)
 
 
 def utf8_only(staged: pa.Table) -> pa.Table:
@@ -140,16 +143,29 @@ class RedshiftEngine:
             self.query(sql.add_column(spec, c))
         for c in columns:
             wider = widened(have[c.name.lower()], c.type) if c.name.lower() in have else None
-            if wider is not None and wider.startswith("VARCHAR"):
-                # Redshift widens a VARCHAR in place, outside a transaction block, so the mart and
-                # its history tables are widened here too, not in the merge; a DECIMAL or INTEGER
-                # it cannot widen in place: values that outgrow one stay dead letters naming the
-                # column (see README, Redshift).
-                self.query(sql.alter_varchar(spec.raw_schema, spec.raw_table, c.name, wider))
-                for table, dtype in self._mart_column(spec, c.name).items():
-                    if widened(dtype, wider) is not None:
-                        self.query(sql.alter_varchar(spec.mart_schema, table, c.name, wider))
+            if wider is None:
+                continue
+            # The mart and its history tables are widened here with raw, not in the merge: Redshift
+            # refuses ALTER COLUMN TYPE inside a transaction block, and the merge runs in one.
+            targets = [(spec.raw_schema, spec.raw_table)] + [
+                (spec.mart_schema, table) for table, dtype in self._mart_column(spec, c.name).items()
+                if widened(dtype, wider) is not None]
+            for schema, table in targets:
+                self._widen(schema, table, c.name, wider)
         return [c.name for c in added]
+
+    def _widen(self, schema: str, table: str, column: str, wider: str) -> None:
+        if wider.startswith("VARCHAR"):  # in place, in autocommit
+            self.query(sql.alter_varchar(schema, table, column, wider))
+            return
+        keys = {r[0] for r in self.query(sql.key_columns(), [schema, table])}
+        if column.lower() in keys:
+            # A DISTKEY or SORTKEY column cannot be dropped, so not copied either: its values that
+            # outgrow it stay dead letters naming the column (see README, Redshift).
+            log.warning("redshift.widen.key_column", table=f"{schema}.{table}", column=column, to=wider)
+            return
+        self.in_transaction(lambda execute: [execute(stmt, {}) for stmt in
+                                             sql.widen_by_copy(schema, table, column, wider)])
 
     def _mart_column(self, spec: TableSpec, column: str) -> dict[str, str]:
         """Table -> type of `column` in the mart and its history tables."""

@@ -73,6 +73,29 @@ def alter_varchar(schema: str, table: str, column: str, wtype: str) -> str:
     return f"ALTER TABLE {q(schema)}.{q(table)} ALTER COLUMN {q(column)} TYPE {wtype}"
 
 
+def widen_by_copy(schema: str, table: str, column: str, wtype: str) -> list[str]:
+    """Redshift cannot alter a DECIMAL's or an INTEGER's type: the values move to a new column of
+    the wider type, which takes the old one's name. Run as one transaction, so no reader and no
+    crash ever sees the column missing. A DISTKEY or SORTKEY column cannot be dropped: the caller
+    leaves those to the dead letters."""
+    validate_identifier(column)
+    target, new = f"{q(schema)}.{q(table)}", q(f"{column}__widened")
+    return [
+        f"ALTER TABLE {target} ADD COLUMN {new} {wtype}",
+        f"UPDATE {target} SET {new} = {q(column)}",
+        f"ALTER TABLE {target} DROP COLUMN {q(column)}",
+        f"ALTER TABLE {target} RENAME COLUMN {new} TO {q(column)}",
+    ]
+
+
+def key_columns() -> str:
+    """The DISTKEY and SORTKEY columns of one table (params: schema, table). From pg_attribute, not
+    pg_table_def, which shows only the schemas on the session's search_path."""
+    return ("SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND (a.attisdistkey OR a.attsortkeyord <> 0)")
+
+
 def _extract(column: str, wtype: str, json_key: str | None = None) -> str:
     validate_identifier(column)
     text = f"NULLIF(JSON_EXTRACT_PATH_TEXT(s.value, {_lit(json_key or column)}, TRUE), '')"

@@ -124,3 +124,50 @@ def test_ensure_raw_table_meets_folded_names_and_widens_varchars_outside_the_mer
     ]  # the history table already holds 4096
     for s in alters:
         parse(s)
+
+
+def test_a_decimal_or_integer_the_source_widened_is_widened_by_copy_in_one_transaction():
+    """Redshift alters only VARCHAR lengths in place: a wider DECIMAL or INT -> BIGINT moves the
+    values to a new column that takes the old name, raw, mart and history alike, each table in one
+    transaction; a DISTKEY/SORTKEY column (which cannot be dropped) is left to the dead letters."""
+    from ordertrack.warehouse.redshift_engine import RedshiftEngine
+
+    orders = REGISTRY.get("ecs_order_info")
+    engine = object.__new__(RedshiftEngine)  # no cluster: the catalog is played by the stub below
+    autocommit: list[str] = []
+    transactions: list[list[str]] = []
+    engine.raw_columns = lambda spec: {"order_id": "INTEGER", "order_amount": "DECIMAL(12,2)", "note": "VARCHAR(64)"}
+
+    def query(statement, params=None):
+        autocommit.append(statement)
+        if "information_schema.columns" in statement:
+            column = params[1]
+            if column == "order_amount":
+                return [("mart_ecs_order_info", "numeric", None, 12, 2),
+                        ("hist_ecs_order_info_2026_h1", "numeric", None, 14, 3)]  # already wide enough
+            return [("mart_ecs_order_info", "integer", None, 32, 0)]
+        if "pg_attribute" in statement:
+            return [("order_id",)]  # the DISTKEY of raw and of the mart
+        return []
+
+    def in_transaction(fn):
+        run: list[str] = []
+        transactions.append(run)
+        return fn(lambda statement, params: run.append(statement))
+
+    engine.query, engine.in_transaction = query, in_transaction
+    added = engine.ensure_raw_table(orders, [Column("order_id", "BIGINT"), Column("order_amount", "DECIMAL(14,3)"),
+                                             Column("note", "VARCHAR(64)")])
+    assert added == []
+    raw, mart = '"settlement_public"."ecs_order_info_raw"', '"settlement_ods"."mart_ecs_order_info"'
+    assert transactions == [[
+        f'ALTER TABLE {t} ADD COLUMN "order_amount__widened" DECIMAL(14,3)',
+        f'UPDATE {t} SET "order_amount__widened" = "order_amount"',
+        f'ALTER TABLE {t} DROP COLUMN "order_amount"',
+        f'ALTER TABLE {t} RENAME COLUMN "order_amount__widened" TO "order_amount"',
+    ] for t in (raw, mart)]
+    assert not any("ALTER COLUMN" in s or "order_id" in s and "ALTER" in s for s in autocommit)  # the DISTKEY stays
+    for run in transactions:
+        for s in run:
+            parse(s)
+    parse(sql.key_columns().replace("%s", "'x'"))
