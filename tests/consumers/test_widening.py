@@ -31,6 +31,11 @@ def test_widened_source_columns_widen_the_warehouse_and_what_cannot_fit_is_a_dea
     spec = env.spec("ecs_order_info")
     t = db_now(mariadb_admin)
     publish_and_land(env, mariadb_admin, [(1, "SN1", 7, 1, t, "12.34", 3, "Main St 1")])
+    # A half-year history table, as archival makes them (the same columns as the mart).
+    history = f"{spec.mart_schema}.hist_{spec.name}_2026_h1"
+    engine = env.engine()
+    engine.query(f"CREATE TABLE {history} AS SELECT * FROM {spec.mart_schema}.{spec.mart_table} WHERE false")
+    engine.close()  # DuckDB: one writer at a time, and the next landing is another process
 
     with mariadb_admin.cursor() as cur:
         cur.execute(f"ALTER TABLE `{env.db}`.ecs_order_info MODIFY goods_amount DECIMAL(12,3) NOT NULL DEFAULT 0, "
@@ -46,6 +51,9 @@ def test_widened_source_columns_widen_the_warehouse_and_what_cannot_fit_is_a_dea
     types = dict(engine.query("SELECT column_name, data_type FROM information_schema.columns "
                               "WHERE table_schema = ? AND table_name = ?", [spec.mart_schema, spec.mart_table]))
     assert (types["goods_amount"], types["shipping_id"]) == ("DECIMAL(13,3)", "BIGINT")
+    hist_types = dict(engine.query("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_schema = ? AND table_name = ?", [spec.mart_schema, history.split(".")[1]]))
+    assert (hist_types["goods_amount"], hist_types["shipping_id"]) == ("DECIMAL(13,3)", "BIGINT")
     assert engine.raw_columns(spec)["goods_amount"] == "DECIMAL(13,3)"
     mart = {r[0]: r[1:] for r in engine.query(
         f"SELECT order_id, CAST(goods_amount AS VARCHAR), shipping_id FROM {spec.mart_schema}.{spec.mart_table}")}
