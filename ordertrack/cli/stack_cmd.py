@@ -10,7 +10,7 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.stack import Stack
 from ordertrack.stack.service import ServiceStatus
 
-app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB) under .stack/.", no_args_is_help=True)
+app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB, moto S3; Kafka Connect on request) under .stack/.", no_args_is_help=True)
 
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
 
@@ -27,10 +27,14 @@ def _show(statuses: list[ServiceStatus], as_json: bool, env_file: str) -> None:
 
 
 @app.command()
-def up(as_json: bool = JsonOpt) -> None:
+def up(
+    connect: bool = typer.Option(False, "--connect", envvar="ORDERTRACK_STACK_CONNECT",
+                                 help="Also run Kafka Connect with Debezium (binlog CDC)."),
+    as_json: bool = JsonOpt,
+) -> None:
     """Fetch what is missing, start what is stopped, wait until every service is healthy."""
     stack = Stack()
-    statuses = stack.up()
+    statuses = stack.up(connect=connect)
     _show(statuses, as_json, str(stack.layout.env_file))
     if not as_json:
         typer.echo(f"connection settings written to {stack.layout.env_file}")
@@ -49,5 +53,5 @@ def status(as_json: bool = JsonOpt) -> None:
     stack = Stack()
     statuses = stack.status()
     _show(statuses, as_json, str(stack.layout.env_file))
-    if any(s.state != "running" for s in statuses):
+    if any(s.state not in ("running", "off") for s in statuses):
         raise typer.Exit(1)

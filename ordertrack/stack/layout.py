@@ -34,6 +34,7 @@ class StackLayout:
     kafka_controller_port: int
     mariadb_port: int
     moto_port: int
+    connect_port: int
 
     @classmethod
     def from_env(cls) -> "StackLayout":
@@ -49,6 +50,7 @@ class StackLayout:
             kafka_controller_port=_port("ORDERTRACK_KAFKA_CONTROLLER_PORT", 9093),
             mariadb_port=_port("ORDERTRACK_MARIADB_PORT", 3307),
             moto_port=_port("ORDERTRACK_MOTO_PORT", 5055),
+            connect_port=_port("ORDERTRACK_CONNECT_PORT", 8083),
         )
 
     @property
@@ -70,6 +72,10 @@ class StackLayout:
     @property
     def moto_dir(self) -> Path:
         return self.root / "moto"
+
+    @property
+    def connect_dir(self) -> Path:
+        return self.root / "connect"
 
     @property
     def warehouse_path(self) -> Path:

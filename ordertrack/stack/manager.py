@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ordertrack.stack.connect import ConnectService
 from ordertrack.stack.envfile import read_env, write_env
 from ordertrack.stack.kafka import KafkaService
 from ordertrack.stack.layout import StackLayout
@@ -16,22 +17,32 @@ class Stack:
         self.kafka = KafkaService(self.layout)
         self.mariadb = MariaDBService(self.layout)
         self.s3 = MotoService(self.layout)
-        self.services = (self.mariadb, self.kafka, self.s3)
+        self.connect = ConnectService(self.layout)
+        self.services = (self.mariadb, self.kafka, self.s3, self.connect)
 
-    def up(self) -> list[ServiceStatus]:
-        """Start what is not running and wait for health; running services are left alone."""
+    def up(self, connect: bool = False) -> list[ServiceStatus]:
+        """Start what is not running and wait for health; running services are left alone. The
+        Kafka Connect worker only with `connect` (binlog CDC), or when it already runs."""
+        with_connect = connect or self.connect.running_pid() is not None
         for s in self.services:
-            s.check_tools()
+            if s is not self.connect or with_connect:
+                s.check_tools()
         self.layout.root.mkdir(parents=True, exist_ok=True)
         env = self.env()
         write_env(self.layout.env_file, env)
-        return [self.mariadb.up(env), self.kafka.up(), self.s3.up()]
+        statuses = [self.mariadb.up(env), self.kafka.up(), self.s3.up()]
+        return statuses + [self.connect.up(env) if with_connect else self._connect_off()]
 
     def down(self) -> list[ServiceStatus]:
         return [s.down() for s in reversed(self.services)]
 
     def status(self) -> list[ServiceStatus]:
-        return [s.status() for s in self.services]
+        return [s.status() for s in self.services[:-1]] + [
+            self.connect.status() if self.connect.pid_file.exists() else self._connect_off()]
+
+    def _connect_off(self) -> ServiceStatus:
+        return ServiceStatus(self.connect.name, self.connect.url, "off", None,
+                             "not started: only binlog CDC needs it (stack up --connect)")
 
     def env(self) -> dict[str, str]:
         values = dict(read_env(self.layout.env_file))

@@ -5,7 +5,8 @@ Binlog is on (ROW format, FULL row image, a server id) so Debezium's binlog CDC 
 
 * the pipeline user (`MYSQL_USER`): SELECT on the source, PROCESS to see open transactions in
   `information_schema.innodb_trx`, SLAVE MONITOR to read replica lag: what the poller needs;
-* the workload user (`WORKLOAD_MYSQL_USER`): writes the synthetic workload, nothing more.
+* the workload user (`WORKLOAD_MYSQL_USER`): writes the synthetic workload, nothing more;
+* the binlog CDC user (`CONNECT_MYSQL_USER`): what Debezium needs to snapshot and stream (CDC_GRANTS).
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ PIPELINE_GRANTS = (
     "GRANT PROCESS, SLAVE MONITOR ON *.* TO {user}",
 )
 WORKLOAD_GRANTS = (f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SOURCE_DATABASE}`.* TO {{user}}",)
+CDC_USER = "ordertrack_cdc"
+# What Debezium's binlog reader needs on MariaDB, and why (README, "Choosing a source"):
+# SELECT to snapshot the tables; RELOAD for the snapshot's short FLUSH TABLES WITH READ LOCK (a
+# consistent binlog position); REPLICATION SLAVE to stream the binlog; BINLOG MONITOR for SHOW
+# MASTER STATUS / SHOW BINARY LOGS (where the binlog stands and which files exist).
+CDC_GRANTS = (
+    f"GRANT SELECT ON `{SOURCE_DATABASE}`.* TO {{user}}",
+    "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO {user}",
+)
 
 
 class MariaDBService(PidTracked):
@@ -73,6 +83,9 @@ class MariaDBService(PidTracked):
             "WORKLOAD_MYSQL_USER": WORKLOAD_USER,
             "WORKLOAD_MYSQL_PASSWORD": old.get("WORKLOAD_MYSQL_PASSWORD") or secrets.token_urlsafe(18),
             "MARIADB_ADMIN_SOCKET": str(self.socket),
+            # The binlog CDC account Kafka Connect's Debezium connector logs in with.
+            "CONNECT_MYSQL_USER": CDC_USER,
+            "CDC_MYSQL_PASSWORD": old.get("CDC_MYSQL_PASSWORD") or secrets.token_urlsafe(18),
         }
 
     # -- up ---------------------------------------------------------------------------------
@@ -161,6 +174,7 @@ class MariaDBService(PidTracked):
             for user, pw_var, grants in (
                 (env["MYSQL_USER"], "MYSQL_PASSWORD", PIPELINE_GRANTS),
                 (env["WORKLOAD_MYSQL_USER"], "WORKLOAD_MYSQL_PASSWORD", WORKLOAD_GRANTS),
+                (env["CONNECT_MYSQL_USER"], "CDC_MYSQL_PASSWORD", CDC_GRANTS),
             ):
                 account = f"'{user}'@'%'"
                 # With bound parameters pymysql %-formats the statement, so the host '%' is doubled.

@@ -60,7 +60,8 @@ def running_pid(pid_file: Path, marker: str) -> int | None:
     return pid if pid is not None and is_ours(pid, marker) else None
 
 
-def start_detached(argv: list[str], *, log_file: Path, pid_file: Path, cwd: Path | None = None) -> int:
+def start_detached(argv: list[str], *, log_file: Path, pid_file: Path, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> int:
     """Start `argv` in its own session, output appended to `log_file`; record and return its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
@@ -70,6 +71,7 @@ def start_detached(argv: list[str], *, log_file: Path, pid_file: Path, cwd: Path
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
+            env=env,
             start_new_session=True,
             close_fds=True,
         )

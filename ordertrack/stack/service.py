@@ -14,7 +14,8 @@ from ordertrack.stack.process import running_pid, stop_pid
 
 log = get_logger(__name__)
 
-ServiceState = Literal["running", "unhealthy", "stopped"]
+ServiceState = Literal["running", "unhealthy", "stopped", "off"]
+"""`off`: an optional service nothing asked for (not a failure, unlike `stopped`)."""
 
 
 @dataclass(frozen=True)
