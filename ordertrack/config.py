@@ -20,9 +20,13 @@ from ordertrack.resources import resource_path
 
 CONFIG_ENV_VAR = "ORDERTRACK_CONFIG"
 
-CdcStrategy = Literal["hybrid", "timestamp_only"]
+CdcStrategy = Literal["hybrid", "timestamp_only", "debezium"]
 """`hybrid`: pages by (timestamp, cdc_id_column); `timestamp_only`: the same keyset, but the
-cdc_id_column must be the single primary key (the cursor alone is not unique)."""
+cdc_id_column must be the single primary key (the cursor alone is not unique); `debezium`: binlog
+CDC through Kafka Connect (`ordertrack connectors apply`), every change including deletes, newest
+by binlog position. The first two are the timestamp poller's."""
+
+POLLER_STRATEGIES = ("hybrid", "timestamp_only")
 
 TargetType = Literal["duckdb", "redshift"]
 
@@ -147,6 +151,32 @@ class DataQualityConfig(_Strict):
     sample_keys: int = Field(20, ge=1, le=10_000, description="Keys listed per finding in notes and --json.")
 
 
+class CdcConfig(_Strict):
+    """The Debezium connector that carries the `cdc_strategy: debezium` tables (one per source)."""
+
+    connector: str = Field("ordertrack-cdc", description="Connector name in Kafka Connect.")
+    server_id: int = Field(
+        5400, ge=1, le=4_294_967_295,
+        description="database.server.id: the connector joins the source as a replica under this id; it "
+        "must differ from the server's and every other replica's.",
+    )
+    adapter: Literal["mariadb", "mysql"] = Field(
+        "mariadb", description="The source's flavour: MariaDB (Debezium 2.6.2 with its MariaDB adapter) or "
+        "MySQL 8.x (Debezium 3.x; not testable on this project's machine).",
+    )
+    snapshot_mode: Literal["initial", "no_data", "when_needed"] = Field(
+        "initial", description="`initial`: copy the tables' rows first, then stream; `no_data`: stream "
+        "only (switching a table over from the poller, which has carried the rows so far).",
+    )
+
+    @field_validator("connector")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or len(v) > 100 or not all(c.isalnum() or c in "._-" for c in v):
+            raise ValueError(f"{v!r} is not a connector name (letters, digits, '.', '_', '-')")
+        return v
+
+
 class TableConfig(_Strict):
     full_name: str = Field(description="`<database>.<table>` in the source.")
     cdc_strategy: CdcStrategy = "hybrid"
@@ -157,6 +187,10 @@ class TableConfig(_Strict):
     target_schema: str = Field("settlement_public", description="Schema of the raw table.")
     mart_name: str | None = Field(None, description="Mart table; defaults to `mart_<table>`.")
     batch_size: int | None = Field(None, ge=1, le=1_000_000, description="Rows per page.")
+    deletes: Literal["hard", "soft"] = Field(
+        "hard", description="Debezium tables: a source delete removes the key from the mart and its history "
+        "(`hard`) or keeps the row marked `cdc_op = 'd'` (`soft`).",
+    )
 
     @field_validator("full_name")
     @classmethod
@@ -207,6 +241,7 @@ class PipelineConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     retention: RetentionConfig = RetentionConfig()
     dq: DataQualityConfig = DataQualityConfig()
+    cdc: CdcConfig = CdcConfig()
     tables: tuple[TableConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

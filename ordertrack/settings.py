@@ -62,6 +62,27 @@ class S3Settings(BaseSettings):
     secret_access_key: SecretStr | None = Field(None, description="Secret access key.")
 
 
+class ConnectSettings(BaseSettings):
+    """Kafka Connect's REST API and what the Debezium connector is told about the source."""
+
+    model_config = SettingsConfigDict(env_prefix="CONNECT_", extra="ignore")
+
+    url: str = Field("http://127.0.0.1:8083", description="Kafka Connect REST API.")
+    schema_history_dir: str | None = Field(
+        None, description="Folder on the Connect worker's host for Debezium's schema history files.")
+    mysql_host: str | None = Field(None, description="The source's host as the Connect worker sees it (default MYSQL_HOST).")
+    mysql_port: int | None = Field(None, description="Its port (default MYSQL_PORT).")
+    mysql_user: str = Field("ordertrack_cdc", description="The binlog CDC account.")
+    mysql_password_ref: str = Field(
+        "${env:CDC_MYSQL_PASSWORD}",
+        description="How the connector config names the CDC account's password: a Connect config provider "
+        "reference the worker resolves (the password itself never goes to Connect's config topic).")
+    mysql_password: SecretStr | None = Field(
+        None, validation_alias="CDC_MYSQL_PASSWORD",
+        description="The CDC account's password where `connectors apply` runs too (optional): then it checks "
+        "the account's login, grants and the binlog settings itself before Connect does.")
+
+
 class WarehouseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAREHOUSE_", extra="ignore")
 
@@ -94,6 +115,7 @@ class Settings(BaseModel):
     kafka: KafkaSettings
     warehouse: WarehouseSettings
     s3: S3Settings
+    connect: ConnectSettings = ConnectSettings.model_construct()
     env_files: tuple[str, ...] = ()
     """The `.env` files that were read (absolute paths)."""
     defaulted: frozenset[Fallback] = frozenset()
@@ -144,6 +166,7 @@ def load_settings() -> Settings:
         "kafka": _load(KafkaSettings, files),
         "warehouse": _load(WarehouseSettings, files),
         "s3": _load(S3Settings, files),
+        "connect": _load(ConnectSettings, files),
     }
     defaulted = frozenset(g for g, fields in _ADDRESS_FIELDS.items()
                           if not set(fields) & groups[g].model_fields_set)

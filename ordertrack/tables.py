@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ordertrack.config import PipelineConfig, TableConfig
+from ordertrack.config import POLLER_STRATEGIES, PipelineConfig, TableConfig
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class TableSpec:
     mart_schema: str
     mart_table: str
     batch_size: int
+    strategy: str = "hybrid"
+    deletes: str = "hard"
+
+    @property
+    def binlog(self) -> bool:
+        """Carried by Debezium's binlog CDC (change envelopes), not by the timestamp poller."""
+        return self.strategy == "debezium"
 
     @property
     def source_full_name(self) -> str:
@@ -63,6 +70,14 @@ class TableRegistry:
             known = ", ".join(self._specs)
             raise KeyError(f"unknown table {name!r}; configured tables: {known}") from None
 
+    def polled(self) -> list[TableSpec]:
+        """The tables the timestamp poller carries."""
+        return [s for s in self if not s.binlog]
+
+    def binlog(self) -> list[TableSpec]:
+        """The tables Debezium carries."""
+        return [s for s in self if s.binlog]
+
     def select(self, names: list[str] | None) -> list[TableSpec]:
         """The named tables (all of them when `names` is empty), in config order."""
         if not names:
@@ -78,10 +93,20 @@ def _spec(config: PipelineConfig, t: TableConfig) -> TableSpec:
         cursor_column=t.timestamp_column,
         key_columns=t.primary_key,
         id_column=t.cdc_id_column,
-        topic=f"{config.kafka.topic_prefix}.{t.name}",
+        # A Debezium table has its own topic: its messages are change envelopes, not rows, and a
+        # table switched between the two never mixes them in one log.
+        topic=(f"{cdc_topic_prefix(config)}.{t.name}" if t.cdc_strategy not in POLLER_STRATEGIES
+               else f"{config.kafka.topic_prefix}.{t.name}"),
         raw_schema=t.target_schema,
         raw_table=t.target_name,
         mart_schema=config.target.mart_schema,
         mart_table=t.mart_name or f"mart_{t.name}",
         batch_size=t.batch_size or config.processing.batch_size,
+        strategy=t.cdc_strategy,
+        deletes=t.deletes,
     )
+
+
+def cdc_topic_prefix(config: PipelineConfig) -> str:
+    """Debezium's `topic.prefix`: its table topics are `<kafka.topic_prefix>.cdc.<table>`."""
+    return f"{config.kafka.topic_prefix}.cdc"

@@ -54,7 +54,7 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     state = ctx.obj
     specs = list(state.registry)
     KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
-    with Producer(state.config, state.settings, specs) as producer:
+    with Producer(state.config, state.settings, state.registry.polled()) as producer:
         produced = producer.cycle()
     engine = open_engine(state.config, state.settings, create="always")
     landed = {r.table: r for r in drain(state.config, state.settings, engine, specs, after_landing=merge_hook(state, engine))}

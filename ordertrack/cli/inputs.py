@@ -42,6 +42,17 @@ def tables(registry: TableRegistry, names: list[str] | None) -> list[TableSpec]:
         raise ConfigError(f"{exc.args[0]}.") from None
 
 
+def polled_tables(registry: TableRegistry, names: list[str] | None) -> list[TableSpec]:
+    """The tables named (all when none is) that the timestamp poller carries; naming a Debezium
+    table is a mistake worth a sentence, not a silent skip."""
+    specs = tables(registry, names)
+    named_binlog = [s.name for s in specs if s.binlog] if names else []
+    if named_binlog:
+        raise ConfigError(f"{', '.join(named_binlog)} is carried by binlog CDC (cdc_strategy: debezium), not "
+                          "by the poller: see `ordertrack connectors status`.")
+    return [s for s in specs if not s.binlog]
+
+
 def table(registry: TableRegistry, name: str) -> TableSpec:
     try:
         return registry.get(name)

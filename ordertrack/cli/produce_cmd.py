@@ -58,7 +58,7 @@ def produce(
     start = inputs.utc_time("--start", start_time) if start_time else None
     end = inputs.utc_time("--end-time", end_time) if end_time else None
     inputs.time_range(start, end)
-    specs = inputs.tables(state.registry, table)
+    specs = inputs.polled_tables(state.registry, table)
     if metrics_port:
         from prometheus_client import start_http_server
 
