@@ -17,6 +17,7 @@ import typer
 from ordertrack import __version__
 from ordertrack.cli import (
     config_cmd,
+    connectors_cmd,
     consume_cmd,
     dq_cmd,
     exceptions_cmd,
@@ -50,6 +51,7 @@ app.add_typer(marts_cmd.app, name="marts")
 app.add_typer(dq_cmd.app, name="dq")
 app.add_typer(exceptions_cmd.app, name="exceptions")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(connectors_cmd.app, name="connectors")
 app.add_typer(maintenance_cmd.scheduler_app, name="scheduler")
 app.command("vacuum")(maintenance_cmd.vacuum)
 app.command("retention")(maintenance_cmd.retention)

@@ -1,0 +1,143 @@
+"""Kafka Connect's REST API: the few calls `ordertrack connectors` makes, each failing with one sentence."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordertrack.errors import OrdertrackError, ServiceUnavailableError
+
+
+class ConnectError(OrdertrackError):
+    """Kafka Connect refused a request (a bad config, an unknown connector)."""
+
+    exit_code = 2
+
+
+@dataclass
+class ConnectorState:
+    name: str
+    exists: bool
+    state: str | None = None  # RUNNING, PAUSED, FAILED, UNASSIGNED, STOPPED
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    trace: str | None = None  # the first line of the first failure, connector or task
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "FAILED" or any(t.get("state") == "FAILED" for t in self.tasks)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING" and bool(self.tasks) and all(t.get("state") == "RUNNING" for t in self.tasks)
+
+
+class ConnectApi:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                doc = json.loads(raw) if raw else None
+            except ValueError:
+                doc = {"message": raw.decode(errors="replace")[:300]}
+            return exc.code, doc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceUnavailableError(f"Kafka Connect at {self.url} did not answer ({reason}); start it "
+                                          "(`ordertrack stack up --connect` locally) or set CONNECT_URL.") from None
+
+    def _ok(self, method: str, path: str, body: object | None = None, allow: tuple[int, ...] = ()) -> Any:
+        status, doc = self._call(method, path, body)
+        if status >= 400 and status not in allow:
+            message = doc.get("message") if isinstance(doc, dict) else doc
+            raise ConnectError(f"Kafka Connect refused {method} {path}: {message}")
+        return doc
+
+    def config(self, name: str) -> dict[str, str] | None:
+        status, doc = self._call("GET", f"/connectors/{_q(name)}/config")
+        if status == 404:
+            return None
+        if status >= 400:
+            raise ConnectError(f"Kafka Connect refused GET config of {name}: {doc}")
+        return doc
+
+    def validate(self, connector_class: str, config: dict[str, str]) -> list[tuple[str, str]]:
+        """(setting, message) for every setting the connector refuses, its own checks included
+        (Debezium logs in to the source here)."""
+        plugin = connector_class.rsplit(".", 1)[-1]
+        doc = self._ok("PUT", f"/connector-plugins/{_q(plugin)}/config/validate", config)
+        out = []
+        for item in doc.get("configs", []):
+            value = item.get("value", {})
+            for message in value.get("errors", []):
+                out.append((value.get("name", "?"), message))
+        return out
+
+    def put_config(self, name: str, config: dict[str, str]) -> bool:
+        """Create or update; True when it was created."""
+        status, doc = self._call("PUT", f"/connectors/{_q(name)}/config", config)
+        if status >= 400:
+            message = doc.get("message") if isinstance(doc, dict) else doc
+            raise ConnectError(f"Kafka Connect refused the configuration of {name}: {message}")
+        return status == 201
+
+    def status(self, name: str) -> ConnectorState:
+        status, doc = self._call("GET", f"/connectors/{_q(name)}/status")
+        if status == 404:
+            return ConnectorState(name, exists=False)
+        if status >= 400:
+            raise ConnectError(f"Kafka Connect refused GET status of {name}: {doc}")
+        connector = doc.get("connector", {})
+        tasks = sorted(doc.get("tasks", []), key=lambda t: t.get("id", 0))
+        traces = [connector.get("trace")] + [t.get("trace") for t in tasks]
+        trace = next((t for t in traces if t), None)
+        return ConnectorState(name, True, connector.get("state"), tasks, _first_cause(trace) if trace else None)
+
+    def pause(self, name: str) -> None:
+        self._ok("PUT", f"/connectors/{_q(name)}/pause")
+
+    def resume(self, name: str) -> None:
+        self._ok("PUT", f"/connectors/{_q(name)}/resume")
+
+    def restart(self, name: str) -> None:
+        self._ok("POST", f"/connectors/{_q(name)}/restart?includeTasks=true&onlyFailed=false")
+
+    def delete(self, name: str) -> bool:
+        status, _ = self._call("DELETE", f"/connectors/{_q(name)}")
+        if status == 404:
+            return False
+        if status >= 400:
+            raise ConnectError(f"Kafka Connect refused to delete {name} (HTTP {status}).")
+        return True
+
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        """The connector's committed source offsets (Kafka Connect 3.5+)."""
+        doc = self._ok("GET", f"/connectors/{_q(name)}/offsets")
+        return list(doc.get("offsets", [])) if isinstance(doc, dict) else []
+
+
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def _first_cause(trace: str) -> str:
+    """The most telling line of a Java stack trace: the last `Caused by:` (the root cause), else
+    the first line; cut to one sentence's length."""
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
+    line = causes[-1] if causes else lines[0]
+    return line[:400]

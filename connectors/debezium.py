@@ -1,0 +1,78 @@
+"""The Debezium connector configuration, generated from the pipeline YAML and the environment.
+
+One connector per source database carries every `cdc_strategy: debezium` table. What each
+setting is for is said next to it; `ordertrack connectors render` prints the result and
+`connectors/examples/` keeps one rendered for the shipped config with every table on Debezium.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from ordertrack.config import PipelineConfig
+from ordertrack.errors import ConfigError
+from ordertrack.settings import Settings
+from ordertrack.tables import TableRegistry, cdc_topic_prefix
+
+MYSQL_CONNECTOR_CLASS = "io.debezium.connector.mysql.MySqlConnector"
+
+
+def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, str]:
+    """Every setting of the connector, as Kafka Connect's REST API takes them (all strings)."""
+    specs = TableRegistry(config).binlog()
+    if not specs:
+        raise ConfigError("No table has `cdc_strategy: debezium` in the pipeline YAML: there is no connector to apply.")
+    connect, mysql = settings.connect, settings.mysql
+    prefix = cdc_topic_prefix(config)
+    database = config.source.database
+    history_dir = connect.schema_history_dir
+    if not history_dir:
+        raise ConfigError("CONNECT_SCHEMA_HISTORY_DIR is not set: Debezium needs a folder on the Connect worker's "
+                          "host for its schema history (the local stack sets it).")
+    out: dict[str, str] = {
+        "connector.class": MYSQL_CONNECTOR_CLASS,
+        "tasks.max": "1",  # a binlog is one ordered stream: one task reads it
+        "database.hostname": connect.mysql_host or mysql.host,
+        "database.port": str(connect.mysql_port or mysql.port),
+        "database.user": connect.mysql_user,
+        # A config-provider reference the worker resolves: the secret never enters Connect's config topic.
+        "database.password": connect.mysql_password_ref,
+        "database.server.id": str(config.cdc.server_id),
+        "topic.prefix": prefix,
+        "database.include.list": database,
+        "table.include.list": ",".join(re.escape(f"{database}.{s.name}") for s in specs),
+        "snapshot.mode": config.cdc.snapshot_mode,
+        # Values as the poller publishes them: decimals as exact strings, not base64 bytes.
+        "decimal.handling.mode": "string",
+        "bigint.unsigned.handling.mode": "long",
+        # Our table topics use retention, not compaction: a tombstone after each delete would be a
+        # message with no row. The delete event itself carries the row's last image.
+        "tombstones.on.delete": "false",
+        "include.schema.changes": "false",
+        # Kafka 4 clients lack the poll(long) the Kafka-backed history and signal channel call.
+        "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
+        "schema.history.internal.file.filename": str(PurePosixPath(history_dir) / f"{config.cdc.connector}.dat"),
+        "signal.enabled.channels": "source",
+        # `<prefix>.<database>.<table>` becomes `<prefix>.<table>`, the topic the registry names.
+        "transforms": "route",
+        "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.route.regex": f"{re.escape(prefix)}\\.{re.escape(database)}\\.(.*)",
+        "transforms.route.replacement": f"{prefix}.$1",
+        # `ordertrack topics create` makes the table topics; these only cover a topic it did not.
+        "topic.creation.default.replication.factor": "-1",  # the broker's default
+        "topic.creation.default.partitions": str(config.kafka.partitions),
+        # Debezium 2.6 does not declare exactly-once support to Connect's preflight check; with the
+        # worker's exactly.once.source.support on, its events and offsets still commit in one
+        # transaction (measured: SIGKILL of the worker, 0 duplicates; docs/RUNTIME.md).
+        "exactly.once.support": "requested",
+    }
+    if config.cdc.adapter == "mariadb":
+        out.update({
+            "connector.adapter": "mariadb",
+            "database.protocol": "jdbc:mariadb",
+            "database.jdbc.driver": "org.mariadb.jdbc.Driver",
+            # The MariaDB driver rejects Debezium's default `preferred`.
+            "database.ssl.mode": "disabled",
+        })
+    return out

@@ -1,0 +1,70 @@
+"""What `connectors apply` checks on the source before Connect does, when it can log in as the
+CDC account: the login, the grants Debezium needs, the binlog settings. Each problem is one
+sentence with the fix; Connect's own messages (a Java stack trace) are the fallback."""
+
+from __future__ import annotations
+
+import re
+
+import pymysql
+
+from ordertrack.settings import Settings
+
+# Privilege -> why Debezium needs it (the README's table says the same).
+NEEDED = {
+    "SELECT": "to snapshot the tables",
+    "RELOAD": "for the snapshot's brief FLUSH TABLES WITH READ LOCK (a consistent binlog position)",
+    "REPLICATION SLAVE": "to stream the binlog",
+    "BINLOG MONITOR": "to read where the binlog stands (SHOW MASTER STATUS)",
+}
+# MySQL names the last one differently; MariaDB 10.5+ accepts REPLICATION CLIENT as an alias.
+ALIASES = {"BINLOG MONITOR": ("BINLOG MONITOR", "REPLICATION CLIENT"), "REPLICATION SLAVE": ("REPLICATION SLAVE", "REPLICATION REPLICA")}
+BINLOG_SETTINGS = {"log_bin": "1", "binlog_format": "ROW", "binlog_row_image": "FULL"}
+
+
+def source_problems(settings: Settings, database: str, mariadb: bool) -> list[str]:
+    """Sentences naming what to fix on the source; empty when Debezium can read it."""
+    c, m = settings.connect, settings.mysql
+    host, port = c.mysql_host or m.host, c.mysql_port or m.port
+    try:
+        conn = pymysql.connect(host=host, port=port, user=c.mysql_user,
+                               password=c.mysql_password.get_secret_value() if c.mysql_password else "",
+                               connect_timeout=10)
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else None
+        if code in (1045, 1044):
+            return [f"The CDC account {c.mysql_user!r} cannot log in to the source at {host}:{port}: wrong password "
+                    "(CDC_MYSQL_PASSWORD, which the Connect worker reads too) or no such account."]
+        return [f"The source at {host}:{port} did not answer the CDC account's login (MySQL error {code})."]
+    problems: list[str] = []
+    with conn, conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        grants = " ".join(r[0].upper() for r in cur.fetchall())
+        missing = [p for p in NEEDED if not _granted(grants, p, database)]
+        if missing:
+            names = ", ".join(p if mariadb or p != "BINLOG MONITOR" else "REPLICATION CLIENT" for p in missing)
+            why = "; ".join(f"{p}: {NEEDED[p]}" for p in missing)
+            problems.append(f"The CDC account {c.mysql_user!r} lacks {names} ({why}): GRANT {names} ON "
+                            f"{'`' + database + '`.*' if missing == ['SELECT'] else '*.*'} TO {c.mysql_user!r}.")
+        cur.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')")
+        have = {k: str(v).upper() for k, v in cur.fetchall()}
+        for name, want in BINLOG_SETTINGS.items():
+            value = have.get(name)
+            if name == "log_bin" and value in ("ON", "1"):
+                continue
+            if value != want:
+                problems.append(f"The source runs with {name}={value}; binlog CDC needs {name}={want if name != 'log_bin' else 'ON'} "
+                                "(server option, then restart the server).")
+    return problems
+
+
+def _granted(grants: str, privilege: str, database: str) -> bool:
+    if "ALL PRIVILEGES ON *.*" in grants:
+        return True
+    names = ALIASES.get(privilege, (privilege,))
+    for g in re.findall(r"GRANT (.+?) ON (\S+) TO", grants):
+        privileges, on = g
+        scope_ok = on == "*.*" or (privilege == "SELECT" and on.strip("`").split("`.")[0].strip("`") == database.upper())
+        if scope_ok and any(re.search(rf"(^|, ){re.escape(n)}(,|$)", privileges) for n in names):
+            return True
+    return False
