@@ -41,6 +41,7 @@ from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, MisfitColumns, Misfits, WarehouseEngine
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
+from consumers.envelopes import CDC_COLUMNS, unwrap
 from consumers.staging import RawMessage, reject_keys, stage
 
 log = get_logger(__name__)
@@ -72,6 +73,8 @@ class Lander:
     def _widen(self, spec: TableSpec) -> tuple[list[str], set[str]]:
         """`ensure_table`, also returning the source catalog's column names (all in the raw table now)."""
         cols = [Column(c.name, warehouse_type(c)) for c in source_columns(self.settings.mysql, spec)]
+        if spec.binlog:
+            cols += CDC_COLUMNS
         added = self.engine.ensure_raw_table(spec, cols)
         if added:
             log.info("landing.columns.added", table=spec.raw_table, columns=added)
@@ -80,7 +83,7 @@ class Lander:
     def land(self, spec: TableSpec, messages: Sequence[RawMessage]) -> LandResult:
         if not messages:
             return LandResult()
-        staged = stage(messages)
+        staged = stage(unwrap(messages) if spec.binlog else messages)
         added: list[str] = []
         unknown = self.engine.unknown_keys(spec, staged)
         if unknown:

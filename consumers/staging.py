@@ -24,6 +24,8 @@ class RawMessage:
     value: bytes | None
     window_id: str | None = None
     timestamp_ms: int | None = None
+    reason: str | None = None
+    """Why the message is rejected before the engine parses it (e.g. a tombstone), if it is."""
 
 
 def stage(messages: Sequence[RawMessage]) -> pa.Table:
@@ -36,7 +38,8 @@ def stage(messages: Sequence[RawMessage]) -> pa.Table:
             pa.array([m.offset for m in unique], pa.int64()),
             pa.array([m.window_id for m in unique], pa.string()),
             pa.array(values, pa.binary()),
-            pa.array([None if v is not None else "empty value (tombstone)" for v in values], pa.string()),
+            pa.array([m.reason or (None if m.value is not None else "empty value (tombstone)") for m in unique],
+                     pa.string()),
         ],
         schema=STAGED_SCHEMA,
     )

@@ -121,6 +121,20 @@ class MartSql:
                 a, b = (arg.name for arg in node.expressions)
                 a, b = (tables[x][1] if x in tables else x for x in (a, b))
                 return key_match(a, b)
+            if isinstance(node, exp.Anonymous) and node.name.upper() in ("NEWER", "NEWER_OR_SAME"):
+                a, b = (arg.name for arg in node.expressions)
+                a, b = (tables[x][1] if x in tables else x for x in (a, b))
+                return self._newer(a, b, or_same=node.name.upper() == "NEWER_OR_SAME")
+            if isinstance(node, exp.Anonymous) and node.name.upper() == "DELETED":
+                if not (s.binlog and s.deletes == "hard"):
+                    return exp.false()
+                return sqlglot.parse_one(f"COALESCE({_q(node.expressions[0].name)}.cdc_op, '') = 'd'", read=SOURCE_DIALECT)
+            if isinstance(node, exp.Order) and any(isinstance(o.this, exp.Anonymous) and o.this.name.upper() == "NEWEST_FIRST"
+                                                    for o in node.expressions):
+                r = node.expressions[0].this.expressions[0].name
+                columns = ["cdc_file", "cdc_pos", "cdc_row"] if s.binlog else []
+                order = ", ".join(f"{_q(r)}.{_q(c)} DESC" for c in (*columns, cursor, "_kafka_offset"))
+                return sqlglot.parse_one(f"SELECT 1 ORDER BY {order}", read=SOURCE_DIALECT).args["order"]
             if isinstance(node, exp.Anonymous) and node.name.upper() == "KEY_PRESENT":
                 m = node.expressions[0].name
                 return exp.and_(*[exp.Not(this=exp.Is(this=exp.column(k, table=m, quoted=True), expression=exp.Null()))
@@ -140,6 +154,37 @@ class MartSql:
             return node
 
         return tree.transform(transform).sql(dialect=self.dialect)
+
+    def _newer(self, a: str, b: str, or_same: bool) -> exp.Expression:
+        """`a` is a newer version of the key than `b` (or the same message, with `or_same`). Poller
+        rows: greater cursor, then later Kafka offset. Change events: later binlog position (file,
+        position, row in the event), so two updates in one second still end with the later one
+        and a snapshot read never overrides a change made after the snapshot began. A change event
+        beside a poller row (a table switched between the two) compares by cursor, and on equal
+        cursors the change event wins: it has seen every write."""
+        cmp = ">=" if or_same else ">"
+
+        def col(t: str, name: str) -> str:
+            return f"{_q(t)}.{_q(name)}"
+
+        def later(columns: list[str], last_cmp: str) -> str:
+            """(a.c1, a.c2, ...) > (b.c1, b.c2, ...) spelled out: Redshift has no row comparison."""
+            head, rest = columns[0], columns[1:]
+            if not rest:
+                return f"{col(a, head)} {last_cmp} {col(b, head)}"
+            return f"({col(a, head)} > {col(b, head)} OR ({col(a, head)} = {col(b, head)} AND {later(rest, last_cmp)}))"
+
+        cursor = self.spec.cursor_column
+        if not self.spec.binlog:
+            return exp.Paren(this=sqlglot.parse_one(later([cursor, "_kafka_offset"], cmp), read=SOURCE_DIALECT))
+        af, bf = col(a, "cdc_file"), col(b, "cdc_file")
+        by_position = later(["cdc_file", "cdc_pos", "cdc_row", "_kafka_offset"], cmp)
+        tie = (f"({af} IS NOT NULL AND {bf} IS NULL OR ({af} IS NULL AND {bf} IS NULL AND "
+               f"{col(a, '_kafka_offset')} {cmp} {col(b, '_kafka_offset')}))")
+        mixed = f"({col(a, cursor)} > {col(b, cursor)} OR ({col(a, cursor)} = {col(b, cursor)} AND {tie}))"
+        return exp.Paren(this=sqlglot.parse_one(
+            f"({af} IS NOT NULL AND {bf} IS NOT NULL AND {by_position}) OR (({af} IS NULL OR {bf} IS NULL) AND {mixed})",
+            read=SOURCE_DIALECT))
 
 
 def history_tables(execute: Execute, dialect: str, spec: TableSpec) -> list[str]:
