@@ -71,3 +71,11 @@ def mariadb_admin(stack: Stack):
         service_missing("MariaDB of the local stack")
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def connect_url(stack: Stack, kafka_bootstrap: str) -> str:
+    """Kafka Connect with the Debezium plugin (`ordertrack stack up --connect`)."""
+    if stack.connect.status().state != "running":
+        service_missing(f"Kafka Connect at {stack.connect.url}")
+    return stack.connect.url

@@ -17,7 +17,7 @@ import yaml
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.resources import resource_path, resource_text
-from ordertrack.stack.mariadb import PIPELINE_USER, split_sql
+from ordertrack.stack.mariadb import CDC_USER, PIPELINE_USER, split_sql
 
 ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
 
@@ -47,7 +47,7 @@ class Env:
         return TableRegistry(self.config).get(table)
 
     def topic(self, table: str) -> str:
-        return f"{self.config.kafka.topic_prefix}.{table}"
+        return self.spec(table).topic
 
     def cli(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -91,9 +91,17 @@ def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Cal
         )
         raw["dq"].update(overrides.pop("dq", {}))
         batch = overrides.pop("batch_size", 500)
+        strategy = overrides.pop("strategy", None)
         for t in raw["tables"]:
             t["full_name"] = f"{db}.{t['full_name'].split('.')[1]}"
             t["batch_size"] = batch
+            if strategy:
+                t["cdc_strategy"] = strategy
+        if strategy == "debezium":
+            # Its own connector, joining the source as a replica under an id no other test uses.
+            raw["cdc"] = {"connector": f"t{tag}-cdc", "server_id": 100_000 + int(tag, 16) % 1_000_000_000}
+            with mariadb_admin.cursor() as cur:
+                cur.execute(f"GRANT SELECT ON `{db}`.* TO '{CDC_USER}'@'%'")
         raw["processing"].update(overrides)
         path = tmp_path / f"pipeline_{tag}.yaml"
         path.write_text(yaml.safe_dump(raw))
@@ -107,6 +115,8 @@ def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Cal
         yield make
     finally:
         for env in made:
+            if any(t.cdc_strategy == "debezium" for t in env.config.tables):
+                env.cli("connectors", "delete", timeout=60)
             with mariadb_admin.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{env.db}`")
             KafkaAdmin(kafka_bootstrap).delete_topics([t.name for t in pipeline_topics(env.config)])
