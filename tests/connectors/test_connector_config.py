@@ -1,0 +1,45 @@
+"""The connector configuration generated from the pipeline YAML (pure: nothing is sent)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from connectors.debezium import connector_config
+from ordertrack.config import PipelineConfig
+from ordertrack.errors import ConfigError
+from ordertrack.resources import resource_path
+from ordertrack.settings import ConnectSettings, MySQLSettings, Settings
+
+
+def config(strategies: dict[str, str]) -> PipelineConfig:
+    raw = yaml.safe_load(resource_path("pipeline.yaml").read_text())
+    for t in raw["tables"]:
+        t["cdc_strategy"] = strategies.get(t["full_name"].split(".")[1], t["cdc_strategy"])
+    return PipelineConfig.model_validate(raw)
+
+
+def settings(**connect) -> Settings:
+    return Settings.model_construct(
+        mysql=MySQLSettings.model_construct(host="db.internal", port=3306),
+        connect=ConnectSettings.model_construct(**{"url": "http://c:8083", "schema_history_dir": "/var/lib/cdc",
+                                                   "mysql_host": None, "mysql_port": None,
+                                                   "mysql_user": "ordertrack_cdc",
+                                                   "mysql_password_ref": "${env:CDC_MYSQL_PASSWORD}", **connect}))
+
+
+def test_only_the_debezium_tables_with_the_secret_as_a_reference():
+    out = connector_config(config({"uni_tracking_spath": "debezium"}), settings(mysql_password="s3cret-value"))
+    assert out["table.include.list"] == r"kuaisong\.uni_tracking_spath"
+    assert out["database.password"] == "${env:CDC_MYSQL_PASSWORD}" and "s3cret-value" not in str(out)
+    assert (out["database.hostname"], out["database.port"], out["connector.adapter"]) == ("db.internal", "3306", "mariadb")
+    assert out["tombstones.on.delete"] == "false" and out["decimal.handling.mode"] == "string"
+    assert out["transforms.route.replacement"] == "kuaisong.cdc.$1"  # the topic the registry names
+    assert out["schema.history.internal.file.filename"] == "/var/lib/cdc/ordertrack-cdc.dat"
+
+
+def test_no_debezium_table_or_no_history_folder_is_one_sentence():
+    with pytest.raises(ConfigError, match="No table has `cdc_strategy: debezium`"):
+        connector_config(config({}), settings())
+    with pytest.raises(ConfigError, match="CONNECT_SCHEMA_HISTORY_DIR"):
+        connector_config(config({"ecs_order_info": "debezium"}), settings(schema_history_dir=None))

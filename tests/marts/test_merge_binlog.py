@@ -1,0 +1,143 @@
+"""Marts of Debezium tables on a real (embedded) DuckDB: newest by binlog position, deletes,
+snapshot reads, and a table switched over from the poller (issue 12)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+import yaml
+
+from consumers.envelopes import CDC_COLUMNS, unwrap
+from consumers.staging import RawMessage, stage
+from marts.maintenance import archive_all
+from marts.runner import MartRunner
+from ordertrack.config import PipelineConfig
+from ordertrack.resources import resource_path
+from ordertrack.tables import TableRegistry
+from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from ordertrack.warehouse.types import Column
+
+T0 = int(datetime(2026, 1, 10, tzinfo=timezone.utc).timestamp())
+DAY = 86400
+COLUMNS = [Column("order_id", "BIGINT"), Column("update_time", "BIGINT"), Column("state", "INTEGER")]
+ORDER_COLUMNS = [Column("order_id", "BIGINT"), Column("add_time", "BIGINT"), Column("partner_id", "BIGINT")]
+
+
+def warehouse(path, reg: TableRegistry) -> DuckDBEngine:
+    """Raw tables of tracking (the table under test) and orders (its merge heals reactivated orders)."""
+    engine = DuckDBEngine(path)
+    engine.ensure_raw_table(reg.get("uni_tracking_info"), [*COLUMNS, *CDC_COLUMNS])
+    engine.ensure_raw_table(reg.get("ecs_order_info"), [*ORDER_COLUMNS, *CDC_COLUMNS])
+    return engine
+
+
+def registry(deletes: str = "hard") -> TableRegistry:
+    raw = yaml.safe_load(resource_path("pipeline.yaml").read_text())
+    for t in raw["tables"]:
+        t["cdc_strategy"] = "debezium"
+        t["deletes"] = deletes
+    return TableRegistry(PipelineConfig.model_validate(raw))
+
+
+class Binlog:
+    """Change events of the tracking table as Debezium writes them: one partition, positions rising."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.pos = 1000
+
+    def event(self, op: str, order_id: int, update_time: int, state: int, snapshot: str = "false",
+              pos: int | None = None) -> RawMessage:
+        row = {"order_id": order_id, "update_time": update_time, "state": state}
+        if pos is None:
+            self.pos += 100
+        value = {"before": row if op == "d" else None, "after": None if op == "d" else row, "op": op,
+                 "source": {"file": "binlog.000001", "pos": pos or self.pos, "row": 0, "ts_ms": 0, "snapshot": snapshot}}
+        self.offset += 1
+        return RawMessage(0, self.offset - 1, orjson.dumps(value))
+
+
+@pytest.fixture
+def setup(tmp_path):
+    reg = registry()
+    spec = reg.get("uni_tracking_info")
+    engine = warehouse(tmp_path / "w.duckdb", reg)
+    runner = MartRunner(reg, "duckdb")
+
+    def land(*messages: RawMessage) -> None:
+        result = engine.land(spec, spec.topic, stage(unwrap(messages)), after=runner.after_landing)
+        assert result.merge_error is None and not result.rejected, result
+        archive_all(engine, reg)
+
+    def mart() -> dict[int, tuple]:
+        tables = [spec.mart_table] + [r[0] for r in engine.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE ?",
+            [spec.mart_schema, f"hist_{spec.name}_%"])]
+        out = {}
+        for t in tables:
+            for order_id, update_time, state, op in engine.query(
+                    f'SELECT order_id, update_time, state, cdc_op FROM "{spec.mart_schema}"."{t}"'):
+                assert order_id not in out, f"key {order_id} twice in mart + history"
+                out[order_id] = (update_time, state, op)
+        return out
+
+    return engine, spec, land, mart
+
+
+def test_the_later_change_wins_even_with_an_older_cursor_in_one_batch_or_two(setup):
+    engine, spec, land, mart = setup
+    log = Binlog()
+    # A writer's clock went back: the second update carries an older update_time.
+    land(log.event("c", 1, T0, 1), log.event("u", 1, T0 + 5, 2), log.event("u", 1, T0 + 4, 3))
+    assert mart()[1] == (T0 + 4, 3, "u")
+    land(log.event("u", 1, T0 + 9, 4))
+    land(log.event("u", 1, T0 + 8, 5))
+    assert mart()[1] == (T0 + 8, 5, "u")
+
+
+def test_a_delete_removes_the_key_from_the_mart_and_from_history_and_it_does_not_come_back(setup):
+    engine, spec, land, mart = setup
+    log = Binlog()
+    land(log.event("c", 1, T0, 1), log.event("c", 2, T0 + 400 * DAY, 1))  # key 1 goes to history
+    assert set(mart()) == {1, 2}
+    assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0] == 1
+    land(log.event("d", 1, T0, 1), log.event("u", 2, T0 + 400 * DAY + 1, 2), log.event("d", 2, T0 + 400 * DAY + 1, 2))
+    assert mart() == {}
+    land(log.event("c", 2, T0 + 401 * DAY, 7))  # inserted again later: a new row
+    assert mart() == {2: (T0 + 401 * DAY, 7, "c")}
+
+
+def test_a_snapshot_read_never_overrides_a_change_made_after_the_snapshot_began(setup):
+    engine, spec, land, mart = setup
+    log = Binlog()
+    land(log.event("u", 1, T0 + 10, 2, pos=5000))
+    land(log.event("r", 1, T0 + 20, 1, snapshot="true", pos=4000))  # read at an older position
+    assert mart()[1] == (T0 + 10, 2, "u")
+
+
+def test_a_table_switched_from_the_poller_keeps_one_row_per_key(setup):
+    """Poller rows (no binlog position) in the mart, then change events: compared by cursor, and
+    on an equal cursor the change event wins; an older change event never moves a key back."""
+    engine, spec, land, mart = setup
+    poller = {"order_id": 1, "update_time": T0 + 10, "state": 1}
+    other = {"order_id": 2, "update_time": T0 + 50, "state": 1}
+    # The poller's rows, landed from its own topic into the same raw table (cdc_* columns NULL).
+    runner = MartRunner(registry(), "duckdb")
+    engine.land(spec, "kuaisong.uni_tracking_info",
+                stage([RawMessage(0, 0, orjson.dumps(poller)), RawMessage(0, 1, orjson.dumps(other))]),
+                after=runner.after_landing)
+    log = Binlog()
+    land(log.event("r", 1, T0 + 10, 9, snapshot="true"), log.event("u", 2, T0 + 40, 9))
+    assert mart() == {1: (T0 + 10, 9, "r"), 2: (T0 + 50, 1, None)}
+
+
+def test_soft_deletes_keep_the_row_marked(tmp_path):
+    reg = registry("soft")
+    spec = reg.get("uni_tracking_info")
+    engine = warehouse(tmp_path / "w.duckdb", reg)
+    log = Binlog()
+    for batch in ([log.event("c", 1, T0, 1)], [log.event("d", 1, T0, 1)]):
+        engine.land(spec, spec.topic, stage(unwrap(batch)), after=MartRunner(reg, "duckdb").after_landing)
+    assert engine.query(f'SELECT order_id, cdc_op FROM "{spec.mart_schema}"."{spec.mart_table}"') == [(1, "d")]
