@@ -123,6 +123,9 @@ def reconcile(
 def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # noqa: ANN001 - CliState
     """The cursor below which every version of `spec` has had its chance to reach the mart."""
     from ordertrack.quality.carried import carried_until, merged_next_offsets
+
+    if spec.binlog:
+        return _binlog_carried_until(state, engine, spec)
     from producers.runner import watermark_store
 
     store = watermark_store(state.config, state.settings)
@@ -137,3 +140,20 @@ def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # n
         raise NotCheckableYet(f"No window of {spec.name} of the last day is wholly in the mart yet, so there is no "
                           "carried range to compare; pass --until TS to compare up to a time of your choosing.")
     return carried
+
+
+def _binlog_carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # noqa: ANN001
+    """A Debezium table has no windows: what is merged reaches as far as the source commit time
+    of its newest merged change; the window buffer below it covers cursors stamped before their
+    transaction committed, as for the poller."""
+    from ordertrack.warehouse.engine import LEDGER_TABLE
+
+    ph = engine.placeholder
+    newest_ms = engine.query(
+        f"SELECT MAX(r.cdc_ts_ms) FROM {q(spec.raw_schema)}.{q(spec.raw_table)} r "
+        f"JOIN {q(state.config.target.raw_schema)}.{q(LEDGER_TABLE)} l ON l.batch_id = r._batch_id "
+        f"WHERE l.merged_at IS NOT NULL AND r._kafka_topic = {ph}", [spec.topic])[0][0]
+    if newest_ms is None:
+        raise NotCheckableYet(f"No change event of {spec.name} is merged into the mart yet, so there is no carried "
+                              "range to compare; pass --until TS to compare up to a time of your choosing.")
+    return int(newest_ms) // 1000 - state.config.window_settings.buffer_minutes * 60

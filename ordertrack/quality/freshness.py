@@ -22,14 +22,18 @@ class TableFreshness:
 
 
 def judge(tables: list[str], now: float, latest: dict[str, Watermark], lag: dict[str, tuple[int, float]],
-          cfg: DataQualityConfig) -> list[TableFreshness]:
+          cfg: DataQualityConfig, binlog: frozenset[str] = frozenset()) -> list[TableFreshness]:
+    """`binlog`: tables Debezium carries, which have no watermark; only their lag is judged (how far
+    the connector is behind the binlog is `ordertrack connectors status`)."""
     out = []
     for t in tables:
         mark = latest.get(t)
         age = None if mark is None else round((now - mark.position) / 60, 1)
         messages, minutes = lag.get(t, (0, 0.0))
         f = TableFreshness(t, age, messages, minutes)
-        if mark is None:
+        if t in binlog:
+            pass
+        elif mark is None:
             f.stale_watermark = "no watermark: the producer has never published this table"
         elif age > cfg.max_watermark_age_minutes:
             f.stale_watermark = f"watermark {age} minutes behind now (limit {cfg.max_watermark_age_minutes})"

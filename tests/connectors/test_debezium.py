@@ -85,6 +85,12 @@ def test_snapshot_inserts_updates_and_deletes_reach_the_marts_by_binlog_order(ma
     for table in ("ecs_order_info", "uni_tracking_info"):
         rec = env.cli("dq", "reconcile", "--table", table, "--until", "2100-01-01T00:00:00Z", "--json")
         assert rec.returncode == 0, (table, rec.stdout, rec.stderr)  # a key deleted in both is consistent
+        carried = env.cli("dq", "reconcile", "--table", table, "--json")  # bound: the newest merged change
+        assert carried.returncode == 0 and json.loads(carried.stdout)["until_from"] == "carried", carried.stdout
+    dq = env.cli("dq", "run", "--json")  # no watermark is not stale for a Debezium table; extraction says so
+    assert dq.returncode == 0, dq.stdout + dq.stderr
+    extraction = next(c for c in json.loads(dq.stdout)["checks"] if c["check"] == "extraction")
+    assert all("binlog CDC" in d["note"] for d in extraction["details"]), extraction
 
     status = env.cli("connectors", "status", "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["binlog_position"]["file"], status.stdout
