@@ -50,6 +50,9 @@ def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, st
         # message with no row. The delete event itself carries the row's last image.
         "tombstones.on.delete": "false",
         "include.schema.changes": "false",
+        # Without heartbeats the committed position moves only with events of our tables, so a
+        # busy binlog of other databases would look like lag (`connectors status`).
+        "heartbeat.interval.ms": "10000",
         # Kafka 4 clients lack the poll(long) the Kafka-backed history and signal channel call.
         "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
         "schema.history.internal.file.filename": str(PurePosixPath(history_dir) / f"{config.cdc.connector}.dat"),

@@ -58,6 +58,43 @@ def source_problems(settings: Settings, database: str, mariadb: bool) -> list[st
     return problems
 
 
+def binlog_head(settings: Settings) -> tuple[str, int] | None:
+    """Where the source's binlog ends (SHOW MASTER STATUS as the CDC account), or None when the
+    CDC password is not known here or the source does not answer."""
+    c, m = settings.connect, settings.mysql
+    if not (c.mysql_password and c.mysql_password.get_secret_value()):
+        return None
+    try:
+        conn = pymysql.connect(host=c.mysql_host or m.host, port=c.mysql_port or m.port, user=c.mysql_user,
+                               password=c.mysql_password.get_secret_value(), connect_timeout=10)
+    except pymysql.err.MySQLError:
+        return None
+    with conn, conn.cursor() as cur:
+        for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):  # MySQL 8.4+, then the rest
+            try:
+                cur.execute(statement)
+            except pymysql.err.MySQLError:
+                continue
+            row = cur.fetchone()
+            return (row[0], int(row[1])) if row else None
+    return None
+
+
+def behind(head: tuple[str, int] | None, position: dict | None) -> dict | None:
+    """How far the connector's committed position is behind the binlog's end: bytes when both are
+    in the same file, else the number of files between them."""
+    if head is None or not position or "file" not in position:
+        return None
+    file, pos = position["file"], int(position.get("pos") or 0)
+    if file == head[0]:
+        return {"files": 0, "bytes": max(0, head[1] - pos)}
+    try:
+        files = int(head[0].rsplit(".", 1)[1]) - int(file.rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        files = None
+    return {"files": files, "bytes": None}
+
+
 def _granted(grants: str, privilege: str, database: str) -> bool:
     if "ALL PRIVILEGES ON *.*" in grants:
         return True

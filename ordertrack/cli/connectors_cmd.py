@@ -125,13 +125,23 @@ def status(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     st = api.status(name)
     offsets = api.offsets(name) if st.exists else []
     position = next((o.get("offset") for o in offsets if isinstance(o.get("offset"), dict)), None)
+    from connectors.preflight import behind, binlog_head
+
+    head = binlog_head(state.settings) if st.exists else None
+    lag = behind(head, position)
     if as_json:
-        print_json({**asdict(st), "failed": st.failed, "running": st.running, "binlog_position": position})
+        print_json({**asdict(st), "failed": st.failed, "running": st.running, "binlog_position": position,
+                    "binlog_head": None if head is None else {"file": head[0], "pos": head[1]}, "behind": lag})
     else:
         tasks = ", ".join(f"{t.get('id')}: {t.get('state')}" for t in st.tasks) or "-"
         where = f"{position.get('file')}:{position.get('pos')}" if position else "-"
-        print_table(f"connector {name}", ["state", "tasks", "binlog position", "error"],
-                    [(st.state if st.exists else "missing (ordertrack connectors apply)", tasks, where, st.trace or "")])
+        if lag is None:
+            gap = "unknown (needs CDC_MYSQL_PASSWORD here)" if st.exists and head is None else "-"
+        else:
+            gap = f"{lag['bytes']:,} bytes" if lag["files"] == 0 else f"{lag['files']} binlog file(s)"
+        print_table(f"connector {name}", ["state", "tasks", "binlog position", "behind the binlog", "error"],
+                    [(st.state if st.exists else "missing (ordertrack connectors apply)", tasks, where, gap,
+                      st.trace or "")])
     if not st.exists or st.failed:
         raise typer.Exit(1)
 

@@ -124,7 +124,7 @@ class ConnectService(PidTracked):
             "value.converter.schemas.enable=false",
             f"plugin.path={self.plugins}",
             # 5-6 s to a listening worker, against 11-22 s for the default class-path scan.
-            "plugin.discovery=hybrid_warn",
+            "plugin.discovery=service_load",
             # Connector configs name secrets as ${env:VAR}; the worker resolves them at start-up.
             "config.providers=env",
             "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
