@@ -194,3 +194,32 @@ def test_sigkill_of_the_connect_worker_under_live_writes_loses_and_repeats_no_ch
             f"SELECT COUNT(*), COUNT(DISTINCT (cdc_file, cdc_pos, cdc_row, {keys})) FROM {s.raw_schema}.{s.raw_table}")[0]
         assert total == changes, f"{table}: {total - changes} change(s) landed twice after the SIGKILL"
     engine.close()
+
+
+def test_a_column_added_while_streaming_and_a_primary_key_change(make_env, mariadb_admin, connect_url):
+    env = make_env(strategy="debezium")
+    orders = f"`{env.db}`.ecs_order_info"
+    t = db_now(mariadb_admin)
+    insert(mariadb_admin, orders, ORDER_COLS, [(i, f"SN{i}", 7, 1, t, "1.00", "a") for i in range(1, 4)])
+    assert env.cli("connectors", "apply").returncode == 0
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"ALTER TABLE {orders} ADD COLUMN coupon VARCHAR(16) NULL")
+        cur.execute(f"INSERT INTO {orders} (order_id, order_sn, partner_id, user_id, add_time, goods_amount, address, coupon) "
+                    f"VALUES (4, 'SN4', 7, 1, {t}, 4.00, 'b', 'WINTER')")
+        # A key change is a delete of the old key and a create of the new one.
+        cur.execute(f"UPDATE {orders} SET order_id = 30 WHERE order_id = 3")
+    want = source_rows(mariadb_admin, env.db, "ecs_order_info", ("order_id", "address", "coupon"))
+    assert set(want) == {1, 2, 4, 30}
+
+    def landed() -> bool:
+        r = env.cli("consume", "--drain")
+        assert r.returncode == 0, r.stderr
+        return mart_rows(env, "ecs_order_info", ("order_id", "address", "coupon")) == want
+
+    wait_until("the new column and the moved key in the mart", landed, timeout=180, every=2)
+    spec = env.spec("ecs_order_info")
+    engine = env.engine()
+    ops = engine.query(f"SELECT order_id, cdc_op FROM {spec.raw_schema}.{spec.raw_table} "
+                       "WHERE order_id IN (3, 30) AND cdc_op <> 'r' ORDER BY _kafka_offset")
+    engine.close()
+    assert sorted(ops) == [(3, "d"), (30, "c")], ops
