@@ -223,3 +223,76 @@ def test_a_column_added_while_streaming_and_a_primary_key_change(make_env, maria
                        "WHERE order_id IN (3, 30) AND cdc_op <> 'r' ORDER BY _kafka_offset")
     engine.close()
     assert sorted(ops) == [(3, "d"), (30, "c")], ops
+
+
+def test_switching_from_the_poller_to_debezium_under_load_loses_and_repeats_nothing(
+        make_env, mariadb_admin, connect_url, settings, tmp_path):
+    """The documented switch (README, "Choosing a source"): apply the connector with the tables
+    set to `cdc_strategy: debezium` (its snapshot copies every row at a binlog position, then it
+    streams), then restart the producer and the worker on the new config. The poller's last
+    windows and the change events overlap; the marts keep one row per key either way."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from tests.consumers.test_worker import stop
+    from tests.support.pipeline_env import ORDERTRACK
+
+    env = make_env(buffer_minutes=1)
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO '{settings.workload.user}'@'%'")
+        cur.execute(f"GRANT SELECT ON `{env.db}`.* TO 'ordertrack_cdc'@'%'")
+    raw = yaml.safe_load(env.config_path.read_text())
+    for t in raw["tables"]:
+        t["cdc_strategy"] = "debezium"
+    raw["cdc"] = {"connector": f"{env.db}-cdc", "server_id": 200_000 + int(env.db[3:], 16) % 1_000_000_000}
+    switched = tmp_path / "switched.yaml"
+    switched.write_text(yaml.safe_dump(raw))
+    env_vars = {**os.environ, **env.env_vars, "MYSQL_DATABASE": env.db}
+    procs: list[subprocess.Popen] = []
+
+    def start(config, name: str, *args: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "a")
+        proc = subprocess.Popen([ORDERTRACK, "--config", str(config), *args], stdout=log, stderr=log, env=env_vars)
+        procs.append(proc)
+        return proc
+
+    def cli(config, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([ORDERTRACK, "--config", str(config), *args], capture_output=True, text=True,
+                              timeout=300, env=env_vars)
+
+    writer = start(env.config_path, "generate", "generate", "--live", "--duration", "10m", "--orders-per-minute", "1200",
+                   "--scan-interval-minutes", "0.2")
+    producer = start(env.config_path, "producer", "produce", "--every", "2s")
+    worker = start(env.config_path, "worker", "consume")
+    try:
+        wait_until("the poller's rows in the marts", lambda: mart_rows(env, "ecs_order_info", ("order_id", "address")),
+                   timeout=180, every=2)
+        assert cli(switched, "topics", "create").returncode == 0
+        r = cli(switched, "connectors", "apply")
+        assert r.returncode == 0, r.stdout + r.stderr
+        for proc in (producer, worker):
+            stop(proc)
+        start(switched, "worker", "consume")
+        wait_until("change events landing", lambda: cli(switched, "lag").returncode == 0 and mart_rows(
+            env, "ecs_order_info", ("order_id", "address")), timeout=120, every=2)
+    finally:
+        stop(writer)
+        for proc in procs[1:]:
+            if proc.poll() is None:
+                stop(proc)
+    try:
+        def clean() -> bool:
+            assert cli(switched, "consume", "--drain").returncode == 0
+            return all(cli(switched, "dq", "reconcile", "--table", t, "--until", "2100-01-01T00:00:00Z").returncode == 0
+                       for t in ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath"))
+
+        wait_until("every table to reconcile clean after the switch", clean, timeout=300, every=3)
+    finally:
+        from ordertrack.config import load_pipeline_config
+        from ordertrack.kafka.admin import KafkaAdmin
+        from ordertrack.tables import TableRegistry
+
+        cli(switched, "connectors", "delete")
+        KafkaAdmin(env.bootstrap).delete_topics([s.topic for s in TableRegistry(load_pipeline_config(switched))])
