@@ -19,9 +19,9 @@ def config(strategies: dict[str, str]) -> PipelineConfig:
     return PipelineConfig.model_validate(raw)
 
 
-def settings(**connect) -> Settings:
+def settings(mysql: str | None = "db.internal", **connect) -> Settings:
     return Settings.model_construct(
-        mysql=MySQLSettings.model_construct(host="db.internal", port=3306),
+        mysql=MySQLSettings.model_construct(host=mysql or "mysql.internal", port=3306),
         connect=ConnectSettings.model_construct(**{"url": "http://c:8083", "schema_history_dir": "/var/lib/cdc",
                                                    "mysql_host": None, "mysql_port": None,
                                                    "mysql_user": "ordertrack_cdc",
@@ -43,3 +43,15 @@ def test_no_debezium_table_or_no_history_folder_is_one_sentence():
         connector_config(config({}), settings())
     with pytest.raises(ConfigError, match="CONNECT_SCHEMA_HISTORY_DIR"):
         connector_config(config({"ecs_order_info": "debezium"}), settings(schema_history_dir=None))
+
+
+def test_the_example_in_the_repository_is_what_render_makes():
+    """connectors/examples/ shows a reader the connector the shipped YAML makes with every table on
+    Debezium; this keeps it true."""
+    import json
+    from pathlib import Path
+
+    example = json.loads((Path(__file__).parents[2] / "connectors" / "examples" / "ordertrack-cdc.mariadb.json").read_text())
+    cfg = config({"ecs_order_info": "debezium", "uni_tracking_info": "debezium", "uni_tracking_spath": "debezium"})
+    rendered = connector_config(cfg, settings(mysql=None, schema_history_dir="/var/lib/kafka-connect/history"))
+    assert example == {"name": cfg.cdc.connector, "config": rendered}
