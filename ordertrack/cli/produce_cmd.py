@@ -59,6 +59,9 @@ def produce(
     end = inputs.utc_time("--end-time", end_time) if end_time else None
     inputs.time_range(start, end)
     specs = inputs.polled_tables(state.registry, table)
+    if not specs:
+        raise ConfigError("Every table has cdc_strategy: debezium, so the poller has nothing to publish; Debezium "
+                          "carries them (`ordertrack connectors status`).")
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -94,6 +94,13 @@ def test_snapshot_inserts_updates_and_deletes_reach_the_marts_by_binlog_order(ma
 
     status = env.cli("connectors", "status", "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["binlog_position"]["file"], status.stdout
+    # The poller has nothing to publish: `produce` says so, `run-once` only lands.
+    produce = env.cli("produce", "--once")
+    assert produce.returncode == 2 and "cdc_strategy: debezium" in produce.stderr, produce.stderr
+    once = env.cli("run-once", "--json")
+    assert once.returncode == 0, once.stderr
+    assert {t["table"]: t["produce_status"] for t in json.loads(once.stdout)["tables"]} == dict.fromkeys(
+        ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath"), "binlog CDC")
 
 
 @pytest.fixture
