@@ -12,6 +12,10 @@ from typing import Any
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 
 
+MISSING = object()
+"""What `_ok` returns for a 404 the caller expects (no such connector)."""
+
+
 class ConnectError(OrdertrackError):
     """Kafka Connect refused a request (a bad config, an unknown connector)."""
 
@@ -60,20 +64,19 @@ class ConnectApi:
             raise ServiceUnavailableError(f"Kafka Connect at {self.url} did not answer ({reason}); start it "
                                           "(`ordertrack stack up --connect` locally) or set CONNECT_URL.") from None
 
-    def _ok(self, method: str, path: str, body: object | None = None, allow: tuple[int, ...] = ()) -> Any:
+    def _ok(self, method: str, path: str, body: object | None = None, missing_ok: bool = False) -> Any:
+        """The answer's body; `MISSING` for a 404 when `missing_ok`; any other refusal is one sentence."""
         status, doc = self._call(method, path, body)
-        if status >= 400 and status not in allow:
+        if status == 404 and missing_ok:
+            return MISSING
+        if status >= 400:
             message = doc.get("message") if isinstance(doc, dict) else doc
-            raise ConnectError(f"Kafka Connect refused {method} {path}: {message}")
+            raise ConnectError(f"Kafka Connect refused {method} {path} (HTTP {status}): {message}")
         return doc
 
     def config(self, name: str) -> dict[str, str] | None:
-        status, doc = self._call("GET", f"/connectors/{_q(name)}/config")
-        if status == 404:
-            return None
-        if status >= 400:
-            raise ConnectError(f"Kafka Connect refused GET config of {name}: {doc}")
-        return doc
+        doc = self._ok("GET", f"/connectors/{_q(name)}/config", missing_ok=True)
+        return None if doc is MISSING else doc
 
     def validate(self, connector_class: str, config: dict[str, str]) -> list[tuple[str, str]]:
         """(setting, message) for every setting the connector refuses, its own checks included
@@ -92,15 +95,13 @@ class ConnectApi:
         status, doc = self._call("PUT", f"/connectors/{_q(name)}/config", config)
         if status >= 400:
             message = doc.get("message") if isinstance(doc, dict) else doc
-            raise ConnectError(f"Kafka Connect refused the configuration of {name}: {message}")
+            raise ConnectError(f"Kafka Connect refused the configuration of {name} (HTTP {status}): {message}")
         return status == 201
 
     def status(self, name: str) -> ConnectorState:
-        status, doc = self._call("GET", f"/connectors/{_q(name)}/status")
-        if status == 404:
+        doc = self._ok("GET", f"/connectors/{_q(name)}/status", missing_ok=True)
+        if doc is MISSING:
             return ConnectorState(name, exists=False)
-        if status >= 400:
-            raise ConnectError(f"Kafka Connect refused GET status of {name}: {doc}")
         connector = doc.get("connector", {})
         tasks = sorted(doc.get("tasks", []), key=lambda t: t.get("id", 0))
         traces = [connector.get("trace")] + [t.get("trace") for t in tasks]
@@ -117,12 +118,7 @@ class ConnectApi:
         self._ok("POST", f"/connectors/{_q(name)}/restart?includeTasks=true&onlyFailed=false")
 
     def delete(self, name: str) -> bool:
-        status, _ = self._call("DELETE", f"/connectors/{_q(name)}")
-        if status == 404:
-            return False
-        if status >= 400:
-            raise ConnectError(f"Kafka Connect refused to delete {name} (HTTP {status}).")
-        return True
+        return self._ok("DELETE", f"/connectors/{_q(name)}", missing_ok=True) is not MISSING
 
     def offsets(self, name: str) -> list[dict[str, Any]]:
         """The connector's committed source offsets (Kafka Connect 3.5+)."""

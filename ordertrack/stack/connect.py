@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_path
 from ordertrack.stack.kafka import JVM_FLAGS, KAFKA_VERSION
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
 from ordertrack.stack.service import PidTracked, ServiceStatus
-from ordertrack.stack.tools import require, require_java
+from ordertrack.stack.tools import MAVEN_HINT, fetch_with_maven, require, require_java
 
 log = get_logger(__name__)
 
@@ -55,7 +52,7 @@ class ConnectService(PidTracked):
     def check_tools(self) -> None:
         require_java(17)
         if not ((self.lib / ".complete").exists() and (self.plugins / ".complete").exists()):
-            require("mvn", "install Maven (apt-get install maven) so the Kafka Connect jars can be fetched")
+            require("mvn", MAVEN_HINT)
 
     def env(self) -> dict[str, str]:
         return {"CONNECT_URL": self.url, "CONNECT_SCHEMA_HISTORY_DIR": str(self.dir / "history")}
@@ -65,9 +62,9 @@ class ConnectService(PidTracked):
         """`env` is the stack's `.env`: the broker's address and the CDC account's password,
         which the worker reads from its environment when it resolves a connector's config."""
         if self.running_pid() is None:
-            self._fetch("connect-pom.xml", self.lib, f"Kafka Connect {KAFKA_VERSION}")
-            self._fetch("debezium-pom.xml", self.plugins / "debezium-connector-mysql", f"Debezium {DEBEZIUM_VERSION}",
-                        marker=self.plugins / ".complete")
+            fetch_with_maven(resource_path("connect-pom.xml"), self.lib, f"Kafka Connect {KAFKA_VERSION}")
+            fetch_with_maven(resource_path("debezium-pom.xml"), self.plugins / "debezium-connector-mysql",
+                             f"Debezium {DEBEZIUM_VERSION}", marker=self.plugins / ".complete")
             self._configure(env["KAFKA_BOOTSTRAP_SERVERS"])
             start_detached(
                 [require_java(17), *JVM_FLAGS,
@@ -83,21 +80,6 @@ class ConnectService(PidTracked):
         self.wait_healthy(self._ready, timeout=120, interval=1.0, log_file=self.dir / "logs" / "server.log",
                           not_ready=f"Kafka Connect did not list the Debezium plugin on {self.url}")
         return self.status()
-
-    def _fetch(self, pom: str, into: Path, what: str, marker: Path | None = None) -> None:
-        marker = marker or into / ".complete"
-        if marker.exists():
-            return
-        into.mkdir(parents=True, exist_ok=True)
-        log.info("stack.connect.fetching", what=what, into=str(into))
-        argv = [require("mvn", "install Maven (apt-get install maven) so the Kafka Connect jars can be fetched"),
-                "-q", "-B", "-f", str(resource_path(pom)), "dependency:copy-dependencies",
-                f"-DoutputDirectory={into}", "-DincludeScope=runtime"]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-        if out.returncode != 0:
-            tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
-            raise OrdertrackError(f"Maven could not fetch {what} from Maven Central: {' / '.join(tail)}")
-        marker.write_text(what + "\n")
 
     def _configure(self, bootstrap: str) -> None:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from ordertrack.resources import resource_path
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
 from ordertrack.stack.service import PidTracked, ServiceStatus
-from ordertrack.stack.tools import require, require_java
+from ordertrack.stack.tools import MAVEN_HINT, fetch_with_maven, require, require_java
 
 log = get_logger(__name__)
 
@@ -49,7 +49,7 @@ class KafkaService(PidTracked):
     def check_tools(self) -> None:
         require_java(17)
         if not (self.lib / ".complete").exists():
-            require("mvn", "install Maven (apt-get install maven) so the Kafka jars can be fetched")
+            require("mvn", MAVEN_HINT)
 
     def env(self) -> dict[str, str]:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
@@ -71,24 +71,7 @@ class KafkaService(PidTracked):
         return self.status()
 
     def _fetch(self) -> None:
-        if (self.lib / ".complete").exists():
-            return
-        self.lib.mkdir(parents=True, exist_ok=True)
-        log.info("stack.kafka.fetching", version=KAFKA_VERSION, into=str(self.lib))
-        argv = [
-            require("mvn", "install Maven (apt-get install maven) so the Kafka jars can be fetched"),
-            "-q", "-B", "-f", str(resource_path("kafka-pom.xml")),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={self.lib}",
-            "-DincludeScope=runtime",
-        ]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-        if out.returncode != 0:
-            tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
-            raise OrdertrackError(
-                f"Maven could not fetch Kafka {KAFKA_VERSION} from Maven Central: {' / '.join(tail)}"
-            )
-        (self.lib / ".complete").write_text(KAFKA_VERSION + "\n")
+        fetch_with_maven(resource_path("kafka-pom.xml"), self.lib, f"Kafka {KAFKA_VERSION}")
 
     def _configure(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ import functools
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
-from ordertrack.errors import MissingToolError
+from ordertrack.errors import MissingToolError, OrdertrackError
 
 
 def require(program: str, install_hint: str) -> str:
@@ -30,3 +31,25 @@ def require_java(minimum: int = 17) -> str:
     if major < minimum:
         raise MissingToolError(f"Kafka 4 needs Java {minimum} or newer, but {java} is Java {major}.")
     return java
+
+
+MAVEN_HINT = "install Maven (apt-get install maven) so the jars can be fetched from Maven Central"
+
+
+def fetch_with_maven(pom: Path, into: Path, what: str, marker: Path | None = None) -> None:
+    """Resolve `pom`'s runtime dependencies from Maven Central into `into` (copy-dependencies),
+    once: a marker file says the folder is complete, so an interrupted fetch is done again."""
+    marker = marker or into / ".complete"
+    if marker.exists():
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    from ordertrack.log import get_logger
+
+    get_logger(__name__).info("stack.fetching", what=what, into=str(into))
+    argv = [require("mvn", MAVEN_HINT), "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            f"-DoutputDirectory={into}", "-DincludeScope=runtime"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
+        raise OrdertrackError(f"Maven could not fetch {what} from Maven Central: {' / '.join(tail)}")
+    marker.write_text(what + "\n")
