@@ -147,14 +147,17 @@ def status(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
 
 
 def _action(verb: str):  # noqa: ANN202
-    def command(ctx: typer.Context) -> None:
+    def command(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
         state = ctx.obj
         name = state.config.cdc.connector
         api = _api(state)
         if not api.status(name).exists:
             raise ConfigError(f"There is no connector {name} in Kafka Connect at {api.url}: run `ordertrack connectors apply`.")
         getattr(api, verb)(name)
-        typer.echo(f"connector {name}: {verb} requested")
+        if as_json:
+            print_json({"connector": name, "requested": verb})
+        else:
+            typer.echo(f"connector {name}: {verb} requested")
 
     command.__doc__ = {"pause": "Pause the connector (it keeps its binlog position).",
                        "resume": "Resume a paused connector.",
@@ -168,10 +171,13 @@ app.command("restart")(_action("restart"))
 
 
 @app.command()
-def delete(ctx: typer.Context) -> None:
+def delete(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Remove the connector from Kafka Connect (its binlog position stays in Connect's offsets topic,
     so applying it again resumes where it stood)."""
     state = ctx.obj
     name = state.config.cdc.connector
     gone = _api(state).delete(name)
-    typer.echo(f"connector {name}: {'deleted' if gone else 'was not there'}")
+    if as_json:
+        print_json({"connector": name, "deleted": gone})
+    else:
+        typer.echo(f"connector {name}: {'deleted' if gone else 'was not there'}")

@@ -231,6 +231,17 @@ def test_a_column_added_while_streaming_and_a_primary_key_change(make_env, maria
     engine.close()
     assert sorted(ops) == [(3, "d"), (30, "c")], ops
 
+    def state() -> str:
+        return json.loads(env.cli("connectors", "status", "--json").stdout)["state"]
+
+    for verb, reached in (("pause", "PAUSED"), ("resume", "RUNNING"), ("restart", "RUNNING")):
+        r = env.cli("connectors", verb, "--json")
+        assert r.returncode == 0 and json.loads(r.stdout) == {"connector": env.config.cdc.connector, "requested": verb}
+        wait_until(f"the connector {reached} after {verb}", lambda reached=reached: state() == reached, timeout=60)
+    r = env.cli("connectors", "delete", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["deleted"] is True
+    assert env.cli("connectors", "pause").returncode == 2  # no connector: one sentence, exit 2
+
 
 def test_switching_from_the_poller_to_debezium_under_load_loses_and_repeats_nothing(
         make_env, mariadb_admin, connect_url, settings, tmp_path):
