@@ -125,15 +125,18 @@ class MartSql:
                 a, b = (arg.name for arg in node.expressions)
                 a, b = (tables[x][1] if x in tables else x for x in (a, b))
                 return self._newer(a, b, or_same=node.name.upper() == "NEWER_OR_SAME")
-            if isinstance(node, exp.Anonymous) and node.name.upper() == "DELETED":
-                if not (s.binlog and s.deletes == "hard"):
+            if isinstance(node, exp.Anonymous) and node.name.upper() in ("DELETE_EVENT", "HARD_DELETE"):
+                # DELETE_EVENT: the version is a source delete; HARD_DELETE: ... and it removes the key.
+                if not s.binlog or (node.name.upper() == "HARD_DELETE" and s.deletes != "hard"):
                     return exp.false()
-                return sqlglot.parse_one(f"COALESCE({_q(node.expressions[0].name)}.cdc_op, '') = 'd'", read=SOURCE_DIALECT)
+                return exp.Paren(this=sqlglot.parse_one(f"COALESCE({_q(node.expressions[0].name)}.cdc_op, '') = 'd'",
+                                                        read=SOURCE_DIALECT))
             if isinstance(node, exp.Order) and any(isinstance(o.this, exp.Anonymous) and o.this.name.upper() == "NEWEST_FIRST"
                                                     for o in node.expressions):
                 r = node.expressions[0].this.expressions[0].name
-                columns = ["cdc_file", "cdc_pos", "cdc_row"] if s.binlog else []
-                order = ", ".join(f"{_q(r)}.{_q(c)} DESC" for c in (*columns, cursor, "_kafka_offset"))
+                # The same order NEWER decides by, so a batch's latest is the one NEWER would keep.
+                columns = ["cdc_file", "cdc_pos", "cdc_row"] if s.binlog else [cursor]
+                order = ", ".join(f"{_q(r)}.{_q(c)} DESC" for c in (*columns, "_kafka_offset"))
                 return sqlglot.parse_one(f"SELECT 1 ORDER BY {order}", read=SOURCE_DIALECT).args["order"]
             if isinstance(node, exp.Anonymous) and node.name.upper() == "KEY_PRESENT":
                 m = node.expressions[0].name
@@ -179,11 +182,15 @@ class MartSql:
             return exp.Paren(this=sqlglot.parse_one(later([cursor, "_kafka_offset"], cmp), read=SOURCE_DIALECT))
         af, bf = col(a, "cdc_file"), col(b, "cdc_file")
         by_position = later(["cdc_file", "cdc_pos", "cdc_row", "_kafka_offset"], cmp)
-        tie = (f"({af} IS NOT NULL AND {bf} IS NULL OR ({af} IS NULL AND {bf} IS NULL AND "
-               f"{col(a, '_kafka_offset')} {cmp} {col(b, '_kafka_offset')}))")
-        mixed = f"({col(a, cursor)} > {col(b, cursor)} OR ({col(a, cursor)} = {col(b, cursor)} AND {tie}))"
+        ac, bc = col(a, cursor), col(b, cursor)
+        # A change event beside a poller row: the change event wins unless the poller's cursor is
+        # greater (a NULL cursor cannot say so); two poller rows: the poller's own rule.
+        event_wins = f"({ac} >= {bc} OR {ac} IS NULL OR {bc} IS NULL)"
         return exp.Paren(this=sqlglot.parse_one(
-            f"({af} IS NOT NULL AND {bf} IS NOT NULL AND {by_position}) OR (({af} IS NULL OR {bf} IS NULL) AND {mixed})",
+            f"({af} IS NOT NULL AND {bf} IS NOT NULL AND {by_position}) "
+            f"OR ({af} IS NOT NULL AND {bf} IS NULL AND {event_wins}) "
+            f"OR ({af} IS NULL AND {bf} IS NOT NULL AND {ac} > {bc}) "
+            f"OR ({af} IS NULL AND {bf} IS NULL AND {later([cursor, '_kafka_offset'], cmp)})",
             read=SOURCE_DIALECT))
 
 
