@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -22,6 +23,10 @@ class ConnectError(OrdertrackError):
     exit_code = 2
 
 
+class ConnectBusy(ServiceUnavailableError):
+    """Kafka Connect could not take the request now (a rebalance, a server error): try again."""
+
+
 @dataclass
 class ConnectorState:
     name: str
@@ -40,7 +45,9 @@ class ConnectorState:
 
 
 class ConnectApi:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 90.0) -> None:
+        # Longer than Debezium's own 30 s JDBC connect timeout, which validation waits out when
+        # the source does not answer: that is then Debezium's message, not "Connect did not answer".
         self.url = url.rstrip("/")
         self.timeout = timeout
 
@@ -50,19 +57,22 @@ class ConnectApi:
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                raw = r.read()
-                return r.status, json.loads(raw) if raw else None
+                status, raw = r.status, r.read()
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                doc = json.loads(raw) if raw else None
-            except ValueError:
-                doc = {"message": raw.decode(errors="replace")[:300]}
-            return exc.code, doc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
             raise ServiceUnavailableError(f"Kafka Connect at {self.url} did not answer ({reason}); start it "
                                           "(`ordertrack stack up --connect` locally) or set CONNECT_URL.") from None
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = {"message": raw.decode(errors="replace")[:300]}
+        if status == 409 or status >= 500:
+            message = doc.get("message") if isinstance(doc, dict) else doc
+            raise ConnectBusy(f"Kafka Connect at {self.url} could not take {method} {path} now (HTTP {status}: "
+                              f"{message}); try again.")
+        return status, doc
 
     def _ok(self, method: str, path: str, body: object | None = None, missing_ok: bool = False) -> Any:
         """The answer's body; `MISSING` for a 404 when `missing_ok`; any other refusal is one sentence."""
@@ -84,8 +94,8 @@ class ConnectApi:
         plugin = connector_class.rsplit(".", 1)[-1]
         doc = self._ok("PUT", f"/connector-plugins/{_q(plugin)}/config/validate", config)
         out = []
-        for item in doc.get("configs", []):
-            value = item.get("value", {})
+        for item in (doc.get("configs", []) if isinstance(doc, dict) else []):
+            value = item.get("value", {}) if isinstance(item, dict) else {}
             for message in value.get("errors", []):
                 out.append((value.get("name", "?"), message))
         return out
@@ -102,6 +112,9 @@ class ConnectApi:
         doc = self._ok("GET", f"/connectors/{_q(name)}/status", missing_ok=True)
         if doc is MISSING:
             return ConnectorState(name, exists=False)
+        if not isinstance(doc, dict):
+            raise ConnectError(f"Kafka Connect at {self.url} answered the status of {name} with something else than "
+                               "a status; is CONNECT_URL the Connect REST API?")
         connector = doc.get("connector", {})
         tasks = sorted(doc.get("tasks", []), key=lambda t: t.get("id", 0))
         traces = [connector.get("trace")] + [t.get("trace") for t in tasks]

@@ -24,6 +24,10 @@ def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, st
     if not specs:
         raise ConfigError("No table has `cdc_strategy: debezium` in the pipeline YAML: there is no connector to apply.")
     connect, mysql = settings.connect, settings.mysql
+    if not re.fullmatch(r"\$\{[A-Za-z0-9_.-]+:[^}]*\}", connect.mysql_password_ref):
+        # A literal would be stored in Connect's config topic and shown by its REST API.
+        raise ConfigError("CONNECT_MYSQL_PASSWORD_REF must be a Kafka Connect config provider reference such as "
+                          "${env:CDC_MYSQL_PASSWORD} or ${file:/path:key}, never the password itself.")
     prefix = cdc_topic_prefix(config)
     database = config.source.database
     history_dir = connect.schema_history_dir

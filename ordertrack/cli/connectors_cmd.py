@@ -71,7 +71,8 @@ def apply(
     removed = sorted(set(current) - set(desired))
     created = False
     if changed or removed:
-        created = api.put_config(name, desired)
+        created = _when_not_busy(lambda: api.put_config(name, desired))
+    changed = {k: _masked(k, v) for k, v in changed.items()}
     status = _settle(api, name, wait) if wait else api.status(name)
     out = {"connector": name, "created": created, "changed": changed, "removed": removed,
            "source_checked": checked_source, "state": status.state,
@@ -89,6 +90,27 @@ def apply(
             typer.echo(f"  {k}: removed")
     if status.failed:
         raise ConnectorFailed(f"The connector {name} failed: {status.trace}")
+    if wait and not status.running:
+        raise ConnectorFailed(f"The connector {name} was applied but did not settle within {wait:.0f}s (state "
+                              f"{status.state or 'unknown'}); see `ordertrack connectors status`.")
+
+
+def _when_not_busy(fn):  # noqa: ANN001, ANN202
+    """Connect answers 409 while its workers rebalance: a few tries, then the sentence (exit 4)."""
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    from connectors.connect_api import ConnectBusy
+
+    return retry(retry=retry_if_exception_type(ConnectBusy), stop=stop_after_attempt(5),
+                 wait=wait_exponential(min=1, max=8), reraise=True)(fn)()
+
+
+def _masked(key: str, change: dict) -> dict:
+    """A password setting is a provider reference by design; should it ever hold a value, the
+    diff never shows it."""
+    if "password" not in key:
+        return change
+    return {k: (v if v is None or str(v).startswith("${") else "(hidden)") for k, v in change.items()}
 
 
 def _settle(api, name: str, wait: float):  # noqa: ANN001

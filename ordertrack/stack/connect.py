@@ -74,7 +74,9 @@ class ConnectService(PidTracked):
                  "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props)],
                 log_file=self.dir / "logs" / "stdout.log",
                 pid_file=self.pid_file,
-                env={**os.environ, CDC_PASSWORD_VAR: env.get(CDC_PASSWORD_VAR, "")},
+                # Only what the JVM needs and the one secret: the env provider resolves nothing else.
+                env={**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "JAVA_HOME", "TZ")},
+                     CDC_PASSWORD_VAR: env.get(CDC_PASSWORD_VAR, "")},
             )
             log.info("stack.connect.started", address=self.url)
         self.wait_healthy(self._ready, timeout=120, interval=1.0, log_file=self.dir / "logs" / "server.log",
@@ -108,8 +110,10 @@ class ConnectService(PidTracked):
             # 5-6 s to a listening worker, against 11-22 s for the default class-path scan.
             "plugin.discovery=service_load",
             # Connector configs name secrets as ${env:VAR}; the worker resolves them at start-up.
-            "config.providers=env",
+            "config.providers=env,file",
             "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            f"config.providers.env.param.allowlist.pattern=^{CDC_PASSWORD_VAR}$",
+            "config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider",
             "offset.flush.interval.ms=5000",
             "",
         ]))

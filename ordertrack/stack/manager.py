@@ -23,7 +23,7 @@ class Stack:
     def up(self, connect: bool = False) -> list[ServiceStatus]:
         """Start what is not running and wait for health; running services are left alone. The
         Kafka Connect worker only with `connect` (binlog CDC), or when it already runs."""
-        with_connect = connect or self.connect.running_pid() is not None
+        with_connect = connect or self.connect.pid_file.exists()  # asked for once: kept up, restarted if it died
         for s in self.services:
             if s is not self.connect or with_connect:
                 s.check_tools()
@@ -37,8 +37,8 @@ class Stack:
         return [s.down() for s in reversed(self.services)]
 
     def status(self) -> list[ServiceStatus]:
-        return [s.status() for s in self.services[:-1]] + [
-            self.connect.status() if self.connect.pid_file.exists() else self._connect_off()]
+        return [s.status() if s is not self.connect or s.pid_file.exists() else self._connect_off()
+                for s in self.services]
 
     def _connect_off(self) -> ServiceStatus:
         return ServiceStatus(self.connect.name, self.connect.url, "off", None,

@@ -55,3 +55,11 @@ def test_the_example_in_the_repository_is_what_render_makes():
     cfg = config({"ecs_order_info": "debezium", "uni_tracking_info": "debezium", "uni_tracking_spath": "debezium"})
     rendered = connector_config(cfg, settings(mysql=None, schema_history_dir="/var/lib/kafka-connect/history"))
     assert example == {"name": cfg.cdc.connector, "config": rendered}
+
+
+def test_a_password_where_a_reference_belongs_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as err:
+        connector_config(config({"ecs_order_info": "debezium"}), settings(mysql_password_ref="hunter2-literal"))
+    assert "hunter2" not in str(err.value) and "${env:CDC_MYSQL_PASSWORD}" in str(err.value)
+    ok = connector_config(config({"ecs_order_info": "debezium"}), settings(mysql_password_ref="${file:/etc/cdc.properties:pw}"))
+    assert ok["database.password"] == "${file:/etc/cdc.properties:pw}"
