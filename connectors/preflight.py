@@ -8,6 +8,7 @@ import re
 
 import pymysql
 
+from ordertrack.errors import ServiceUnavailableError
 from ordertrack.settings import Settings
 
 # Privilege -> why Debezium needs it (the README's table says the same).
@@ -35,7 +36,8 @@ def source_problems(settings: Settings, database: str, mariadb: bool) -> list[st
         if code in (1045, 1044):
             return [f"The CDC account {c.mysql_user!r} cannot log in to the source at {host}:{port}: wrong password "
                     "(CDC_MYSQL_PASSWORD, which the Connect worker reads too) or no such account."]
-        return [f"The source at {host}:{port} did not answer the CDC account's login (MySQL error {code})."]
+        raise ServiceUnavailableError(f"The source at {host}:{port} did not answer the CDC account's login "
+                                      f"(MySQL error {code}).") from None
     problems: list[str] = []
     with conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")

@@ -91,7 +91,9 @@ def reconcile(
         until_ts = _carried_until(state, engine, spec)
     tables = mart_with_history(engine, spec)
     cols = ", ".join(q(c) for c in (*spec.key_columns, spec.cursor_column))
-    union = " UNION ALL ".join(f"SELECT {cols} FROM {q(s)}.{q(t)}" for s, t in tables)
+    # A soft-deleted row stays in the mart, marked: it is gone from the source, so not compared.
+    live = " WHERE COALESCE(cdc_op, '') <> 'd'" if spec.binlog and spec.deletes == "soft" else ""
+    union = " UNION ALL ".join(f"SELECT {cols} FROM {q(s)}.{q(t)}{live}" for s, t in tables)
     started = datetime.now(timezone.utc)
     with connect(state.settings.mysql, database=spec.database) as conn:
         def mysql_query(sql: str, params: list) -> list[tuple]:
@@ -125,7 +127,14 @@ def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # n
     from ordertrack.quality.carried import carried_until, merged_next_offsets
 
     if spec.binlog:
-        return _binlog_carried_until(state, engine, spec)
+        from ordertrack.quality.carried import binlog_carried_until
+        from ordertrack.quality.catalog import mart_with_history
+
+        carried = binlog_carried_until(engine, mart_with_history(engine, spec), spec.topic)
+        if carried is None:
+            raise NotCheckableYet(f"No change event of {spec.name} is merged into the mart yet, so there is no "
+                                  "carried range to compare; pass --until TS to compare up to a time of your choosing.")
+        return carried - state.config.window_settings.buffer_minutes * 60
     from producers.runner import watermark_store
 
     store = watermark_store(state.config, state.settings)
@@ -140,20 +149,3 @@ def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # n
         raise NotCheckableYet(f"No window of {spec.name} of the last day is wholly in the mart yet, so there is no "
                           "carried range to compare; pass --until TS to compare up to a time of your choosing.")
     return carried
-
-
-def _binlog_carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # noqa: ANN001
-    """A Debezium table has no windows: what is merged reaches as far as the source commit time
-    of its newest merged change; the window buffer below it covers cursors stamped before their
-    transaction committed, as for the poller."""
-    from ordertrack.warehouse.engine import LEDGER_TABLE
-
-    ph = engine.placeholder
-    newest_ms = engine.query(
-        f"SELECT MAX(r.cdc_ts_ms) FROM {q(spec.raw_schema)}.{q(spec.raw_table)} r "
-        f"JOIN {q(state.config.target.raw_schema)}.{q(LEDGER_TABLE)} l ON l.batch_id = r._batch_id "
-        f"WHERE l.merged_at IS NOT NULL AND r._kafka_topic = {ph}", [spec.topic])[0][0]
-    if newest_ms is None:
-        raise NotCheckableYet(f"No change event of {spec.name} is merged into the mart yet, so there is no carried "
-                              "range to compare; pass --until TS to compare up to a time of your choosing.")
-    return int(newest_ms) // 1000 - state.config.window_settings.buffer_minutes * 60

@@ -97,7 +97,8 @@ def table_findings(spec: TableSpec, position: int, table: SourceTable | None, us
                          "compares it with unix seconds, so set timestamp_column to an integer column holding "
                          "them.", spec.name))
     out += _key_findings(spec, where, table)
-    out += _tie_breaker_findings(spec, where, table, cursor_known=cursor is not None)
+    if not spec.binlog:  # keyset pages are the poller's; Debezium reads the binlog
+        out += _tie_breaker_findings(spec, where, table, cursor_known=cursor is not None)
     return out
 
 
@@ -283,7 +284,8 @@ def check_source(config: PipelineConfig, settings: Settings) -> list[Finding]:
             out += table_findings(spec, position, table, mysql.user)
             if table is not None and (f := select_finding(cur, spec, mysql.user)) is not None:
                 out.append(f)
-        out += grant_findings(cur, mysql.user, version)
+        if registry.polled():  # what the poller needs; the CDC account is `connectors apply`'s to check
+            out += grant_findings(cur, mysql.user, version)
         if (f := clock_finding(cur, config.processing.max_clock_drift_seconds)) is not None:
             out.append(f)
     return out

@@ -37,3 +37,14 @@ def carried_until(marks: Iterable[Watermark], merged: dict[int, int]) -> int | N
             break
         carried = m.position if carried is None else max(carried, m.position)
     return carried
+
+
+def binlog_carried_until(engine: WarehouseEngine, tables: list[tuple[str, str]], topic: str) -> int | None:
+    """A Debezium table has no windows: what is merged reaches as far as the source commit time of
+    its newest merged change (read from the mart and history, which retention never trims), in
+    unix seconds; None when nothing is merged yet. The caller takes the window buffer off, for
+    cursors stamped before their transaction committed, as for the poller."""
+    union = " UNION ALL ".join(f"SELECT MAX(cdc_ts_ms) AS ts FROM {q(s)}.{q(t)} WHERE _kafka_topic = {engine.placeholder}"
+                               for s, t in tables)
+    newest = engine.query(f"SELECT MAX(ts) FROM ({union}) AS m", [topic] * len(tables))[0][0]
+    return None if newest is None else int(newest) // 1000

@@ -145,6 +145,18 @@ def test_missing_process_and_replica_monitor_grants_are_errors(make_env, mariadb
     assert password not in human.stdout + human.stderr + r.stdout
 
 
+def test_a_pipeline_of_debezium_tables_needs_none_of_the_pollers_grants(make_env, mariadb_admin, source_user):
+    """PROCESS, the replica-monitor grant and the keyset index are the poller's needs; binlog CDC
+    has its own account, which `connectors apply` checks."""
+    env = make_env(strategy="debezium")
+    user, password = source_user
+    with mariadb_admin.cursor() as cur:
+        cur.execute(f"GRANT SELECT ON `{env.db}`.* TO '{user}'@'%'")
+    r, report = check(env, MYSQL_USER=user, MYSQL_PASSWORD=password, MYSQL_DATABASE=env.db)
+    assert r.returncode == 0, report
+    assert not any(p["check"].startswith("source.grant.") for p in problems(report)), report
+
+
 def test_a_missing_select_grant_is_an_error(make_env, mariadb_admin, source_user):
     env = make_env()
     user, password = source_user
