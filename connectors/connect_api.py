@@ -23,6 +23,12 @@ class ConnectError(OrdertrackError):
     exit_code = 2
 
 
+class ConnectorFailed(OrdertrackError):
+    """The connector or its task failed (or never settled): the message is Connect's root cause."""
+
+    exit_code = 1
+
+
 class ConnectBusy(ServiceUnavailableError):
     """Kafka Connect could not take the request now (a rebalance, a server error): try again."""
 

@@ -13,9 +13,10 @@ from pathlib import PurePosixPath
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ConfigError
 from ordertrack.settings import Settings
+from ordertrack.stack.connect import MYSQL_CONNECTOR_CLASS  # the connector class the stack's plugin holds
 from ordertrack.tables import TableRegistry, cdc_topic_prefix
 
-MYSQL_CONNECTOR_CLASS = "io.debezium.connector.mysql.MySqlConnector"
+__all__ = ["MYSQL_CONNECTOR_CLASS", "connector_config"]
 
 
 def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, str]:

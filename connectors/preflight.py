@@ -10,14 +10,8 @@ import pymysql
 
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.settings import Settings
+from ordertrack.source.cdc_account import CDC_PRIVILEGES
 
-# Privilege -> why Debezium needs it (the README's table says the same).
-NEEDED = {
-    "SELECT": "to snapshot the tables",
-    "RELOAD": "for the snapshot's brief FLUSH TABLES WITH READ LOCK (a consistent binlog position)",
-    "REPLICATION SLAVE": "to stream the binlog",
-    "BINLOG MONITOR": "to read where the binlog stands (SHOW MASTER STATUS)",
-}
 # MySQL names the last one differently; MariaDB 10.5+ accepts REPLICATION CLIENT as an alias.
 ALIASES = {"BINLOG MONITOR": ("BINLOG MONITOR", "REPLICATION CLIENT"), "REPLICATION SLAVE": ("REPLICATION SLAVE", "REPLICATION REPLICA")}
 BINLOG_SETTINGS = {"log_bin": "1", "binlog_format": "ROW", "binlog_row_image": "FULL"}
@@ -42,10 +36,10 @@ def source_problems(settings: Settings, database: str, mariadb: bool) -> list[st
     with conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
         grants = " ".join(r[0].upper() for r in cur.fetchall())
-        missing = [p for p in NEEDED if not _granted(grants, p, database)]
+        missing = [p for p in CDC_PRIVILEGES if not _granted(grants, p, database)]
         if missing:
             names = ", ".join(p if mariadb or p != "BINLOG MONITOR" else "REPLICATION CLIENT" for p in missing)
-            why = "; ".join(f"{p}: {NEEDED[p]}" for p in missing)
+            why = "; ".join(f"{p}: {CDC_PRIVILEGES[p]}" for p in missing)
             problems.append(f"The CDC account {c.mysql_user!r} lacks {names} ({why}): GRANT {names} ON "
                             f"{'`' + database + '`.*' if missing == ['SELECT'] else '*.*'} TO {c.mysql_user!r}.")
         cur.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')")

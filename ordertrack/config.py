@@ -28,6 +28,9 @@ by binlog position. The first two are the timestamp poller's."""
 
 POLLER_STRATEGIES = ("hybrid", "timestamp_only")
 
+Deletes = Literal["hard", "soft"]
+"""What a source delete does to a Debezium table's mart: remove the key, or keep it marked."""
+
 TargetType = Literal["duckdb", "redshift"]
 
 
@@ -187,7 +190,7 @@ class TableConfig(_Strict):
     target_schema: str = Field("settlement_public", description="Schema of the raw table.")
     mart_name: str | None = Field(None, description="Mart table; defaults to `mart_<table>`.")
     batch_size: int | None = Field(None, ge=1, le=1_000_000, description="Rows per page.")
-    deletes: Literal["hard", "soft"] = Field(
+    deletes: Deletes = Field(
         "hard", description="Debezium tables: a source delete removes the key from the mart and its history "
         "(`hard`) or keeps the row marked `cdc_op = 'd'` (`soft`).",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ordertrack.config import POLLER_STRATEGIES, PipelineConfig, TableConfig
+from ordertrack.config import POLLER_STRATEGIES, CdcStrategy, Deletes, PipelineConfig, TableConfig
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class TableSpec:
     mart_schema: str
     mart_table: str
     batch_size: int
-    strategy: str = "hybrid"
-    deletes: str = "hard"
+    strategy: CdcStrategy = "hybrid"
+    deletes: Deletes = "hard"
 
     @property
     def binlog(self) -> bool:

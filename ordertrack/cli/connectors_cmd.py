@@ -9,18 +9,13 @@ from dataclasses import asdict
 import typer
 
 from ordertrack.cli.output import print_json, print_table
-from ordertrack.errors import ConfigError, OrdertrackError
+from connectors.connect_api import ConnectorFailed
+from ordertrack.errors import ConfigError
 
 app = typer.Typer(help="The Debezium connector (binlog CDC) in Kafka Connect: apply, inspect, pause, resume, restart, delete.",
                   no_args_is_help=True)
 
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
-
-
-class ConnectorFailed(OrdertrackError):
-    """The connector or its task failed: the message is Connect's root cause."""
-
-    exit_code = 1
 
 
 def _api(state):  # noqa: ANN001 - CliState

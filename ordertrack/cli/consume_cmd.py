@@ -69,25 +69,21 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     from marts.maintenance import archive_all
 
     archive_all(engine, state.registry)  # as the batch job did at the end of each run
+    windows = {t.table: t for t in produced.tables}
     rows = []
-    for t in produced.tables:
-        spec = state.registry.get(t.table)
-        raw_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.raw_schema}"."{spec.raw_table}"')[0][0]
-        mart_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0]
+    for spec in state.registry:
+        t = windows.get(spec.name)
+        if t is None and not spec.binlog:
+            continue
+        counts = [engine.query(f'SELECT COUNT(*) FROM "{schema}"."{table}"')[0][0]
+                  for schema, table in ((spec.raw_schema, spec.raw_table), (spec.mart_schema, spec.mart_table))]
         rows.append({
-            "table": t.table, "produce_status": t.status, "window_start": t.window_start, "window_end": t.window_end,
-            "published": t.rows, "dead_lettered": t.dead_lettered, "landed": landed[t.table].landed,
-            "rejected_at_landing": landed[t.table].rejected, "raw_rows_total": raw_rows, "mart_rows": mart_rows,
-            "error": t.error,
-        })
-    for spec in state.registry.binlog():  # Debezium publishes these; run-once only lands them
-        raw_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.raw_schema}"."{spec.raw_table}"')[0][0]
-        mart_rows = engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"')[0][0]
-        rows.append({
-            "table": spec.name, "produce_status": "binlog CDC", "window_start": None, "window_end": None,
-            "published": None, "dead_lettered": 0, "landed": landed[spec.name].landed,
-            "rejected_at_landing": landed[spec.name].rejected, "raw_rows_total": raw_rows, "mart_rows": mart_rows,
-            "error": None,
+            # Debezium publishes a binlog table's changes; run-once only lands them.
+            "table": spec.name, "produce_status": t.status if t else "binlog CDC",
+            "window_start": t.window_start if t else None, "window_end": t.window_end if t else None,
+            "published": t.rows if t else None, "dead_lettered": t.dead_lettered if t else 0,
+            "landed": landed[spec.name].landed, "rejected_at_landing": landed[spec.name].rejected,
+            "raw_rows_total": counts[0], "mart_rows": counts[1], "error": t.error if t else None,
         })
     if as_json:
         print_json({"status": produced.status, "tables": rows})

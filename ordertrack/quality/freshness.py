@@ -31,11 +31,9 @@ def judge(tables: list[str], now: float, latest: dict[str, Watermark], lag: dict
         age = None if mark is None else round((now - mark.position) / 60, 1)
         messages, minutes = lag.get(t, (0, 0.0))
         f = TableFreshness(t, age, messages, minutes)
-        if t in binlog:
-            pass
-        elif mark is None:
+        if t not in binlog and mark is None:
             f.stale_watermark = "no watermark: the producer has never published this table"
-        elif age > cfg.max_watermark_age_minutes:
+        elif t not in binlog and age > cfg.max_watermark_age_minutes:
             f.stale_watermark = f"watermark {age} minutes behind now (limit {cfg.max_watermark_age_minutes})"
         if messages > cfg.max_lag_messages or minutes > cfg.max_lag_minutes:
             f.lagging = (f"consumer lag {messages} messages, oldest {minutes} minutes "

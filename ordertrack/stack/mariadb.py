@@ -22,6 +22,7 @@ import pymysql
 from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_text
+from ordertrack.source.cdc_account import GLOBAL_PRIVILEGES
 from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
@@ -41,13 +42,10 @@ PIPELINE_GRANTS = (
 )
 WORKLOAD_GRANTS = (f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SOURCE_DATABASE}`.* TO {{user}}",)
 CDC_USER = "ordertrack_cdc"
-# What Debezium's binlog reader needs on MariaDB, and why (README, "Choosing a source"):
-# SELECT to snapshot the tables; RELOAD for the snapshot's short FLUSH TABLES WITH READ LOCK (a
-# consistent binlog position); REPLICATION SLAVE to stream the binlog; BINLOG MONITOR for SHOW
-# MASTER STATUS / SHOW BINARY LOGS (where the binlog stands and which files exist).
+# What Debezium's binlog reader needs, and why: ordertrack/source/cdc_account.py.
 CDC_GRANTS = (
     f"GRANT SELECT ON `{SOURCE_DATABASE}`.* TO {{user}}",
-    "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO {user}",
+    f"GRANT {', '.join(GLOBAL_PRIVILEGES)} ON *.* TO {{user}}",
 )
 
 
