@@ -168,8 +168,9 @@ class CdcConfig(_Strict):
         "MySQL 8.x (Debezium 3.x; not testable on this project's machine).",
     )
     snapshot_mode: Literal["initial", "no_data", "when_needed"] = Field(
-        "initial", description="`initial`: copy the tables' rows first, then stream; `no_data`: stream "
-        "only (switching a table over from the poller, which has carried the rows so far).",
+        "initial", description="`initial`: copy the tables' rows first (at one binlog position), then stream; "
+        "`no_data`: stream only, from the binlog's end (rows written before are never carried: not for "
+        "switching a table over); `when_needed`: snapshot again when the stored position is gone.",
     )
 
     @field_validator("connector")
