@@ -247,8 +247,9 @@ def test_switching_from_the_poller_to_debezium_under_load_loses_and_repeats_noth
         make_env, mariadb_admin, connect_url, settings, tmp_path):
     """The documented switch (README, "Choosing a source"): apply the connector with the tables
     set to `cdc_strategy: debezium` (its snapshot copies every row at a binlog position, then it
-    streams), then restart the producer and the worker on the new config. The poller's last
-    windows and the change events overlap; the marts keep one row per key either way."""
+    streams), stop the producer, land what it published on the old config, then run the worker on
+    the new config. The poller's last windows and the change events overlap; the marts keep one
+    row per key either way."""
     import os
     import subprocess
 
@@ -292,6 +293,9 @@ def test_switching_from_the_poller_to_debezium_under_load_loses_and_repeats_noth
         assert r.returncode == 0, r.stdout + r.stderr
         for proc in (producer, worker):
             stop(proc)
+        # What the poller published is landed on the old YAML: the new worker reads only the new topics.
+        assert cli(env.config_path, "consume", "--drain").returncode == 0
+        assert cli(env.config_path, "marts", "run").returncode == 0
         start(switched, "worker", "consume")
         wait_until("change events landing", lambda: cli(switched, "lag").returncode == 0 and mart_rows(
             env, "ecs_order_info", ("order_id", "address")), timeout=120, every=2)
