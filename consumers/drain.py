@@ -35,6 +35,7 @@ class TableDrain:
     landed: int = 0
     skipped: int = 0
     rejected: int = 0
+    deletes: int = 0  # of `landed`: source deletes (binlog CDC)
     batches: int = 0
     added_columns: list[str] = field(default_factory=list)
 
@@ -117,6 +118,7 @@ def drain(
             r.landed += res.landed
             r.skipped += res.skipped
             r.rejected += len(res.rejected)
+            r.deletes += res.deletes
             r.batches += 1
             r.added_columns += res.added_columns
             # Only now, after the warehouse commit: tell the group where we are (for lag tools).
@@ -125,7 +127,7 @@ def drain(
                 last[m.partition] = max(last.get(m.partition, -1), m.offset)
             commit_for_lag_tools(c, [TopicPartition(topic, p, o + 1) for p, o in last.items()])
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
-                     skipped=res.skipped, rejected=len(res.rejected))
+                     skipped=res.skipped, rejected=len(res.rejected), deletes=res.deletes)
             pending[topic] = []
 
         while open_parts and not stop.is_set():

@@ -32,6 +32,7 @@ from confluent_kafka import KafkaError, Producer
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
+from ordertrack.identifiers import quote_ansi as quote
 from ordertrack.identifiers import validate_identifier
 from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
@@ -116,6 +117,11 @@ class Lander:
             result = self._land_merged(spec, staged, misfits="reject")
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
+        if spec.binlog and result.landed and result.batch_id:
+            result.deletes = self.engine.query(
+                f"SELECT COUNT(*) FROM {quote(spec.raw_schema)}.{quote(spec.raw_table)} "
+                f"WHERE _batch_id = {self.engine.placeholder} AND cdc_op = 'd'", [result.batch_id])[0][0]
+            metrics.ROWS_DELETED.labels(spec.name).inc(result.deletes)
         for r in result.rejected:
             log.warning("landing.rejected", table=spec.name, partition=r["partition"], offset=r["offset"], reason=r["reason"])
         metrics.ROWS_LANDED.labels(spec.name).inc(result.landed)

@@ -205,7 +205,7 @@ def build_app(
                 buf.caught_up = False
             metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
-                     skipped=res.skipped, rejected=len(res.rejected))
+                     skipped=res.skipped, rejected=len(res.rejected), deletes=res.deletes)
 
     lag_outage = Outage("lag probe")
 

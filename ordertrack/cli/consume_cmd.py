@@ -46,8 +46,9 @@ def consume(
     if as_json:
         print_json([asdict(r) for r in results])
     else:
-        print_table("landed", ["table", "messages", "landed", "skipped (already landed)", "rejected", "batches"],
-                    [(r.table, r.messages, r.landed, r.skipped, r.rejected, r.batches) for r in results])
+        print_table("landed", ["table", "messages", "landed", "of them deletes", "skipped (already landed)",
+                               "rejected", "batches"],
+                    [(r.table, r.messages, r.landed, r.deletes, r.skipped, r.rejected, r.batches) for r in results])
     raise typer.Exit(130 if stop.is_set() else 0)
 
 

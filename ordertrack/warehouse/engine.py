@@ -86,6 +86,7 @@ class LandResult:
     batch_id: str | None = None
     merged: bool = False
     merge_error: str | None = None
+    deletes: int = 0  # of `landed`: source deletes (binlog CDC tables)
 
 
 class WarehouseEngine(Protocol):
