@@ -40,6 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _interrupt(*_: Any) -> None:
+    # Once: a second SIGTERM (a whole process group signalled) must not cut the cleanup short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         emit("harness.interrupted")
+        if not args.keep_stack:  # whatever an interrupted finally block left: stopped by pid
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            cleanup(args.state_dir.absolute())
         return 130
     layout.result.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, indent=2, default=str) if args.json else render(result))
