@@ -51,8 +51,22 @@ def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - Cli
             c.close()
         return [v for m in records if m.key() == spec.name.encode() and (v := dead_letter_version(spec, m.value()))]
 
+    def connector_down() -> str | None:
+        from connectors.connect_api import ConnectApi
+
+        name = config.cdc.connector
+        st = ConnectApi(settings.connect.url, timeout=30).status(name)
+        if not st.exists:
+            return f"connector {name} is not in Kafka Connect: run `ordertrack connectors apply`"
+        if st.failed:
+            return f"connector {name} failed: {st.trace} (fix it, then `ordertrack connectors restart`)"
+        if not st.running:
+            tasks = ", ".join(str(t.get("state")) for t in st.tasks) or "none"
+            return f"connector {name} is {st.state} (tasks: {tasks}): it carries no changes"
+        return None
+
     return DqInputs(source_versions=source_versions, watermark_history=store.history,
-                    latest_watermarks=store.latest, lag=lag, dead_letters=dead_letters)
+                    latest_watermarks=store.latest, lag=lag, dead_letters=dead_letters, connector_down=connector_down)
 
 
 def dead_letter_version(spec: TableSpec, record: bytes | None) -> tuple[str, tuple] | None:

@@ -40,6 +40,8 @@ class DqInputs:
     latest_watermarks: Callable[[], dict[str, Watermark]]
     lag: Callable[[], dict[str, tuple[int, float]]]
     """Table -> (messages not landed, age in minutes of the oldest)."""
+    connector_down: Callable[[], str | None] = lambda: None
+    """Why the Debezium connector carries no changes (missing, failed, paused), or None."""
     dead_letters: Callable[[TableSpec, float], list[tuple[str, tuple]]] = lambda spec, since: []
     """(stage, version) of the table's dead letters written since a unix time: `producer` or
     `landing`, and (key..., cursor) of the row it carried, when the record still tells."""
@@ -183,11 +185,13 @@ class DataQuality:
 
     def _freshness(self, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
         inputs = self._needs_inputs()
+        binlog = frozenset(s.name for s in self.registry.binlog())
         judged = freshness.judge(self.registry.names(), now, inputs.latest_watermarks(), inputs.lag(), self.cfg,
-                                 binlog=frozenset(s.name for s in self.registry.binlog()))
+                                 binlog=binlog, connector_down=inputs.connector_down() if binlog else None)
         for f in judged:
             self._table_finding(rel, "freshness", "stale_watermark", f.table, f.stale_watermark, result)
             self._table_finding(rel, "freshness", "consumer_lag", f.table, f.lagging, result)
+            self._table_finding(rel, "freshness", "connector_down", f.table, f.connector_down, result)
             result.details.append(asdict(f))
-        problems = [f"{f.table}: {p}" for f in judged for p in (f.stale_watermark, f.lagging) if p]
+        problems = [f"{f.table}: {p}" for f in judged for p in (f.stale_watermark, f.lagging, f.connector_down) if p]
         result.message = "; ".join(problems) or "watermarks and lag within limits"

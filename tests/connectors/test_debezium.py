@@ -240,10 +240,19 @@ def test_a_column_added_while_streaming_and_a_primary_key_change(make_env, maria
     def state() -> str:
         return json.loads(env.cli("connectors", "status", "--json").stdout)["state"]
 
+    def connector_finding() -> tuple[int, list]:
+        dq = env.cli("dq", "run", "--check", "freshness", "--json")
+        found = [d.get("connector_down") for c in json.loads(dq.stdout)["checks"] for d in c["details"]]
+        return dq.returncode, found
+
     for verb, reached in (("pause", "PAUSED"), ("resume", "RUNNING"), ("restart", "RUNNING")):
         r = env.cli("connectors", verb, "--json")
         assert r.returncode == 0 and json.loads(r.stdout) == {"connector": env.config.cdc.connector, "requested": verb}
         wait_until(f"the connector {reached} after {verb}", lambda reached=reached: state() == reached, timeout=60)
+        if reached == "PAUSED":  # dq sees a connector that carries nothing, for every Debezium table
+            code, found = connector_finding()
+            assert code == 1 and len(found) == 3 and all("PAUSED" in (f or "") for f in found), found
+    assert connector_finding() == (0, [None, None, None])  # running again: the findings resolve themselves
     r = env.cli("connectors", "delete", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["deleted"] is True
     assert env.cli("connectors", "pause").returncode == 2  # no connector: one sentence, exit 2

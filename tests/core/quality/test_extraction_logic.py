@@ -74,6 +74,15 @@ def test_freshness_limits():
     assert out["c"].stale_watermark.startswith("no watermark") and out["c"].lagging is None
 
 
+def test_freshness_of_a_debezium_table_is_its_lag_and_its_connector_not_a_watermark():
+    cfg = DataQualityConfig(max_lag_messages=100)
+    out = {f.table: f for f in judge(["polled", "cdc"], 10_000, {}, {"cdc": (101, 1.0)}, cfg,
+                                     binlog=frozenset({"cdc"}), connector_down="connector x is PAUSED")}
+    assert out["cdc"].stale_watermark is None and "101 messages" in out["cdc"].lagging
+    assert out["cdc"].connector_down == "connector x is PAUSED"
+    assert out["polled"].stale_watermark.startswith("no watermark") and out["polled"].connector_down is None
+
+
 def test_dead_letters_are_taken_out_by_identity_never_blamed_on_a_hop_and_never_hiding_a_loss():
     chain = [Watermark("t", 200, "committed", "t:100-200", 100, 3, 1, {0: 3})]  # one row dead-lettered by the producer
     source = {(1, 150), (2, 160), (3, 170), (4, 180)}
