@@ -187,3 +187,35 @@ def test_a_change_event_with_no_cursor_still_replaces_a_poller_row(setup):
                 after=runner.after_landing)
     land(Binlog().event("u", 1, None, 9))
     assert mart() == {1: (None, 9, "u")}
+
+
+def test_the_checks_leave_soft_deleted_rows_out(tmp_path):
+    """With `deletes: soft` the mart keeps a deleted order, marked: the source no longer has it, so
+    an order without scan events that was deleted is no finding."""
+    from ordertrack.config import DataQualityConfig
+    from ordertrack.quality import exceptions
+    from ordertrack.quality.runner import DataQuality
+
+    reg = registry("soft")
+    engine = warehouse(tmp_path / "w.duckdb", reg)
+    engine.ensure_raw_table(reg.get("uni_tracking_spath"), [Column("order_id", "BIGINT"), Column("traceSeq", "BIGINT"),
+                                                           Column("pathTime", "BIGINT"), *CDC_COLUMNS])
+    runner = MartRunner(reg, "duckdb")
+    orders = reg.get("ecs_order_info")
+
+    def event(op: str, order_id: int, pos: int) -> RawMessage:
+        row = {"order_id": order_id, "add_time": T0, "partner_id": 1}
+        value = {"before": row if op == "d" else None, "after": None if op == "d" else row, "op": op,
+                 "source": {"file": "binlog.000001", "pos": pos, "row": 0, "ts_ms": 0, "snapshot": "false"}}
+        return RawMessage(0, pos, orjson.dumps(value))
+
+    engine.land(orders, orders.topic, stage(unwrap([event("c", 1, 0), event("c", 2, 1)])), after=runner.after_landing)
+    engine.land(orders, orders.topic, stage(unwrap([event("d", 1, 2)])), after=runner.after_landing)
+    assert sorted(engine.query(f'SELECT order_id, cdc_op FROM "{orders.mart_schema}"."{orders.mart_table}"')) == [
+        (1, "d"), (2, "c")]
+    for spec in (reg.get("uni_tracking_info"), reg.get("uni_tracking_spath")):
+        engine.in_transaction(lambda execute, spec=spec: runner.ensure_mart(execute, spec))
+    now = datetime.fromtimestamp(T0 + 3 * DAY, timezone.utc)
+    DataQuality(engine, reg, DataQualityConfig()).run(["no_scan_events"], now=now)
+    open_ = sorted(r["order_id"] for r in exceptions.list_exceptions(engine, exception_type="order_without_scan_events"))
+    assert open_ == [2]
