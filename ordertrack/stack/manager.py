@@ -34,7 +34,8 @@ class Stack:
         return statuses + [self.connect.up(env) if with_connect else self._connect_off()]
 
     def down(self) -> list[ServiceStatus]:
-        return [s.down() for s in reversed(self.services)]
+        return [self._connect_off() if s is self.connect and not s.pid_file.exists() else s.down()
+                for s in reversed(self.services)]
 
     def status(self) -> list[ServiceStatus]:
         return [s.status() if s is not self.connect or s.pid_file.exists() else self._connect_off()
