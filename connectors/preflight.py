@@ -10,6 +10,7 @@ import pymysql
 
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.settings import Settings
+from ordertrack.source.connection import SourceUnreachableError, connect
 from ordertrack.source.cdc_account import CDC_PRIVILEGES
 
 # MySQL names the last one differently; MariaDB 10.5+ accepts REPLICATION CLIENT as an alias.
@@ -17,21 +18,28 @@ ALIASES = {"BINLOG MONITOR": ("BINLOG MONITOR", "REPLICATION CLIENT"), "REPLICAT
 BINLOG_SETTINGS = {"log_bin": "1", "binlog_format": "ROW", "binlog_row_image": "FULL"}
 
 
+def _cdc_session(settings: Settings) -> pymysql.connections.Connection:
+    """A session as the CDC account, where the Connect worker reaches the source, through the
+    project's one MySQL connect (a refused login is a ServiceUnavailableError, an unanswered
+    one a SourceUnreachableError, neither showing the password)."""
+    c, m = settings.connect, settings.mysql
+    where = m.model_copy(update={"host": c.mysql_host or m.host, "port": c.mysql_port or m.port, "unix_socket": None,
+                                 "init_command": None})
+    return connect(where, user=c.mysql_user, database="",
+                   password=c.mysql_password.get_secret_value() if c.mysql_password else "")
+
+
 def source_problems(settings: Settings, database: str, mariadb: bool) -> list[str]:
     """Sentences naming what to fix on the source; empty when Debezium can read it."""
-    c, m = settings.connect, settings.mysql
-    host, port = c.mysql_host or m.host, c.mysql_port or m.port
+    c = settings.connect
     try:
-        conn = pymysql.connect(host=host, port=port, user=c.mysql_user,
-                               password=c.mysql_password.get_secret_value() if c.mysql_password else "",
-                               connect_timeout=10)
-    except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else None
-        if code in (1045, 1044):
-            return [f"The CDC account {c.mysql_user!r} cannot log in to the source at {host}:{port}: wrong password "
-                    "(CDC_MYSQL_PASSWORD, which the Connect worker reads too) or no such account."]
-        raise ServiceUnavailableError(f"The source at {host}:{port} did not answer the CDC account's login "
-                                      f"(MySQL error {code}).") from None
+        conn = _cdc_session(settings)
+    except SourceUnreachableError:
+        raise
+    except ServiceUnavailableError:  # the login was refused: something to fix, not to wait for
+        host, port = c.mysql_host or settings.mysql.host, c.mysql_port or settings.mysql.port
+        return [f"The CDC account {c.mysql_user!r} cannot log in to the source at {host}:{port}: wrong password "
+                "(CDC_MYSQL_PASSWORD, which the Connect worker reads too) or no such account."]
     problems: list[str] = []
     with conn, conn.cursor() as cur:
         cur.execute("SHOW GRANTS")
@@ -56,14 +64,13 @@ def source_problems(settings: Settings, database: str, mariadb: bool) -> list[st
 
 def binlog_head(settings: Settings) -> tuple[str, int] | None:
     """Where the source's binlog ends (SHOW MASTER STATUS as the CDC account), or None when the
-    CDC password is not known here or the source does not answer."""
-    c, m = settings.connect, settings.mysql
+    CDC password is not known here or the source does not let it in."""
+    c = settings.connect
     if not (c.mysql_password and c.mysql_password.get_secret_value()):
         return None
     try:
-        conn = pymysql.connect(host=c.mysql_host or m.host, port=c.mysql_port or m.port, user=c.mysql_user,
-                               password=c.mysql_password.get_secret_value(), connect_timeout=10)
-    except pymysql.err.MySQLError:
+        conn = _cdc_session(settings)
+    except ServiceUnavailableError:
         return None
     with conn, conn.cursor() as cur:
         for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):  # MySQL 8.4+, then the rest
