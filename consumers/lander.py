@@ -40,6 +40,7 @@ from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, MisfitColumns, Misfits, WarehouseEngine
+from ordertrack.warehouse.pending import merge_pending
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
 from consumers.envelopes import CDC_COLUMNS, unwrap
@@ -118,9 +119,14 @@ class Lander:
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         if spec.binlog and result.landed and result.batch_id:
+            # `_ingested_at` is raw's sort key (Redshift) and rises with every append (DuckDB zone
+            # maps): bounded to the last hour, the count reads the newest blocks, not all of raw.
+            # The hour is slack for the clocks of this host and the warehouse.
+            recent = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+            ph = self.engine.placeholder
             result.deletes = self.engine.query(
                 f"SELECT COUNT(*) FROM {quote(spec.raw_schema)}.{quote(spec.raw_table)} "
-                f"WHERE _batch_id = {self.engine.placeholder} AND cdc_op = 'd'", [result.batch_id])[0][0]
+                f"WHERE _ingested_at >= {ph} AND _batch_id = {ph} AND cdc_op = 'd'", [recent, result.batch_id])[0][0]
             metrics.ROWS_DELETED.labels(spec.name).inc(result.deletes)
         for r in result.rejected:
             log.warning("landing.rejected", table=spec.name, partition=r["partition"], offset=r["offset"], reason=r["reason"])
@@ -154,17 +160,12 @@ class Lander:
         """Merge a Debezium table's unmerged batches (a merge that failed earlier), oldest first;
         True when none is left. Merged out of order, an older batch would meet a key a later delete
         had removed, and put its old version back."""
-        for batch_id in self.engine.unmerged_batches(spec.topic):
-            def step(execute, batch_id: str = batch_id) -> None:  # noqa: ANN001 - the engine's Execute
-                self.after_landing(execute, spec, batch_id)
-                self.engine.mark_merged(execute, batch_id)
-
-            try:
-                self.engine.in_transaction(step)
-            except Exception as exc:  # the merge still fails: keep landing, unmerged, in order
-                log.error("marts.merge.failed", table=spec.name, batch_id=batch_id, error=f"{type(exc).__name__}: {exc}",
-                          hint="later batches land unmerged until it merges (sidecar merge job, `ordertrack marts run`)")
-                return False
+        try:
+            merge_pending(self.engine, spec, self.after_landing)
+        except Exception as exc:  # the merge still fails: keep landing, unmerged, in order
+            log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
+                      hint="later batches land unmerged until it merges (sidecar merge job, `ordertrack marts run`)")
+            return False
         return True
 
     def _dead_letter(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:

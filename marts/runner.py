@@ -333,19 +333,14 @@ def merge_unmerged(engine: WarehouseEngine, registry: TableRegistry) -> dict[str
     """Merge every batch that landed unmerged (its merge failed), oldest first, each in its own
     transaction with its ledger mark; returns batches merged per table. Newer wins, so merging an
     old batch after newer ones never moves a mart back."""
+    from ordertrack.warehouse.pending import merge_pending
+
     runner = MartRunner(registry, engine.dialect)
     merged: dict[str, int] = {}
     for name in MERGE_ORDER:
         spec = registry.get(name)
-        batches = engine.unmerged_batches(spec.topic)
-        for batch_id in batches:
-            def step(execute: Execute, spec: TableSpec = spec, batch_id: str = batch_id) -> None:
-                runner.after_landing(execute, spec, batch_id)
-                engine.mark_merged(execute, batch_id)
-
-            engine.in_transaction(step)
-        merged[spec.name] = len(batches)
-        if batches:
-            log.info("marts.unmerged_batches.merged", table=spec.name, batches=len(batches))
+        merged[spec.name] = merge_pending(engine, spec, runner.after_landing)
+        if merged[spec.name]:
+            log.info("marts.unmerged_batches.merged", table=spec.name, batches=merged[spec.name])
     return merged
 
