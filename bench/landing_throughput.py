@@ -33,7 +33,7 @@ from ordertrack.settings import load_settings  # noqa: E402
 from ordertrack.tables import TableRegistry  # noqa: E402
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine  # noqa: E402
 from ordertrack.warehouse.types import Column  # noqa: E402
-from producers.runner import Producer  # noqa: E402
+from producers.backfill import publish_period  # noqa: E402
 
 COLUMNS = [Column("id", "BIGINT"), Column("order_id", "BIGINT"), Column("traceSeq", "BIGINT"),
            Column("pathTime", "BIGINT"), Column("event_code", "VARCHAR(128)"), Column("event_desc", "VARCHAR(1020)"),
@@ -89,8 +89,7 @@ def main() -> None:
     e2e_engine = DuckDBEngine(tmp / "e2e.duckdb")
     try:
         t0 = time.perf_counter()
-        with Producer(cfg, settings, [spec]) as producer:
-            window = producer.cycle(start=BASE, end=BASE + n // 50).tables[0]
+        window = publish_period(cfg, settings, spec, BASE, BASE + n // 50)
         landed = drain(cfg, settings, e2e_engine, [spec])[0]
         e2e_s = time.perf_counter() - t0
     finally:

@@ -12,12 +12,14 @@
    commit aborts that sub-window: nothing of it is visible to read_committed consumers, the
    watermark stands at the last committed sub-window, and the next run resumes there.
 
-A window with `start_override` is a bounded window (a backfill): its records carry status
-`backfill` under their own key and never move the table's live watermark.
+A poller made for a backfill run (`backfill_run`) publishes bounded windows only: its records carry
+status `backfill` and the run's id under their own key, and never move the table's live watermark.
 
-The transactional id is stable per table, so a restarted poller's `init_transactions` aborts a
-crashed predecessor's open transaction before anything else happens. The same holds within a
-process: a producer that lost Kafka mid-transaction is dropped, and the fresh one fences it.
+The transactional id is stable per table and role (`<pipeline>.producer.<table>` for the live
+windows, `<pipeline>.backfill.<table>` for backfills), so a restarted poller's `init_transactions`
+aborts a crashed predecessor's open transaction before anything else happens, and a backfill and
+the live producer never fence each other. The same holds within a process: a producer that lost
+Kafka mid-transaction is dropped, and the fresh one fences it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from producers import metrics
 from producers.outage import OutageError, Service, as_outage, kafka_away
 from producers.reader import SourceProbe, WindowReader
 from producers.rows import BadRow, dead_letter_value, encode_row
-from producers.window import Window, plan_window
+from producers.window import BackfillRun, Window, plan_window
 
 log = get_logger(__name__)
 
@@ -91,12 +93,12 @@ def _retriable(exc: BaseException) -> bool:
     return isinstance(exc, KafkaException) and exc.args[0].retriable()
 
 
-def producer_config(config: PipelineConfig, settings: Settings, table: str) -> dict:
-    name = config.pipeline.name
+def producer_config(config: PipelineConfig, settings: Settings, table: str, *, backfill: bool = False) -> dict:
+    ident = f"{config.pipeline.name}.{'backfill' if backfill else 'producer'}.{table}"
     return routed({
         "bootstrap.servers": settings.kafka.bootstrap_servers,
-        "client.id": f"{name}.producer.{table}",
-        "transactional.id": f"{name}.producer.{table}",
+        "client.id": ident,
+        "transactional.id": ident,
         "transaction.timeout.ms": config.kafka.transaction_timeout_seconds * 1000,
         "enable.idempotence": True,
         "acks": "all",
@@ -109,7 +111,8 @@ def producer_config(config: PipelineConfig, settings: Settings, table: str) -> d
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 1_048_576,
         # Only failed deliveries call back: a Python callback per row costs more than the row's
-        # serialization. End offsets come from the partitions' high watermarks instead (one writer).
+        # serialization. End offsets come from the partitions' high watermarks instead: exact with
+        # one writer, an upper bound while a backfill writes to the topic too (see `_end_offsets`).
         "delivery.report.only.error": True,
     })
 
@@ -123,8 +126,10 @@ class TablePoller:
         *,
         stop: threading.Event | None = None,
         on_page: Callable[[int, int], None] | None = None,
+        backfill_run: BackfillRun | None = None,
     ) -> None:
         self.spec = spec
+        self.backfill_run = backfill_run
         self.config = config
         self.settings = settings
         self.stop = stop or threading.Event()
@@ -135,6 +140,7 @@ class TablePoller:
         self._admin: AdminClient | None = None
         self._delivery_errors: list[KafkaError] = []
         self._conn: pymysql.connections.Connection | None = None
+        self._window_started = time.monotonic()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -162,7 +168,7 @@ class TablePoller:
             self._producer, self._in_transaction = producer, False
 
     def _new_producer(self) -> Producer:
-        conf = producer_config(self.config, self.settings, self.spec.name)
+        conf = producer_config(self.config, self.settings, self.spec.name, backfill=self.backfill_run is not None)
         conf["on_delivery"] = self._on_delivery_error
         return Producer(conf)
 
@@ -171,8 +177,10 @@ class TablePoller:
             self._delivery_errors.append(err)
 
     def _end_offsets(self) -> dict[int, int]:
-        """High watermark of each partition of the table topic. This producer's transactional id
-        is the topic's only writer, so right after a flush it is the offset after our last row."""
+        """High watermark of each partition of the table topic. With the live producer the only
+        writer, right after a flush it is the offset after our last row; while a backfill writes
+        too it may be later (the other writer's rows, or its open transaction): an upper bound, so
+        a window is judged landed (dq, reconcile) a little late, never early."""
         self._admin.poll(0)  # an admin client hands over its queued log lines only when polled
         md = self._admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
         if md.error is not None:
@@ -232,10 +240,15 @@ class TablePoller:
         end_override: int | None = None,
     ) -> WindowResult:
         """Plan and publish the table's next window, in sub-windows when it is large. Never raises
-        for a failure of this table (the result says what failed) except on a stop request."""
-        started = time.monotonic()
+        for a failure of this table (the result says what failed) except on a stop request. A
+        backfill poller publishes [start_override, end_override) only."""
+        started = self._window_started = time.monotonic()
         w = self.config.window_settings
-        backfill = start_override is not None
+        backfill = self.backfill_run is not None
+        if backfill and start_override is None:
+            raise ValueError("a backfill poller publishes bounded windows only: give start_override")
+        if not backfill and start_override is not None:
+            raise ValueError("a bounded window is a backfill: use a poller made with backfill_run")
         result = WindowResult(self.spec.name, "empty", backfill=backfill)
         window: Window | None = None
         try:
@@ -352,10 +365,13 @@ class TablePoller:
         if self.stop.is_set():
             raise StopRequested(f"stopped before committing {wid}")
         # 5. The watermark, in the same transaction.
+        run = self.backfill_run
         mark = Watermark(
-            table=spec.name, position=end, status="backfill" if result.backfill else "committed", window_id=wid,
+            table=spec.name, position=end, status="backfill" if run else "committed", window_id=wid,
             window_start=start, row_count=rows, dead_lettered=bad, partition_end_offsets=dict(ends),
             hold_seconds=window.hold_seconds, hold_reason=window.hold_reason, null_cursor_rows=null_cursors,
+            run_id=run.run_id if run else None, run_start=run.start if run else None, run_end=run.end if run else None,
+            seconds=round(time.monotonic() - self._window_started, 3),
         )
         self._produce(k.watermark_topic, mark.key, mark.to_json(), [("window_id", wid_b)])
         # 6. Commit.

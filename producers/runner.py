@@ -118,11 +118,9 @@ class Producer:
         for p in self.pollers:
             p.close()
 
-    def cycle(self, *, start: int | None = None, end: int | None = None,
-              resume: dict[str, int] | None = None) -> CycleResult:
-        """One window of every table. `start` makes it a bounded window (a backfill, which never
-        moves the live watermark); `resume` (table -> position) continues a backfill after the
-        sub-windows an interrupted attempt committed. Raises OutageError when a service was away."""
+    def cycle(self, *, end: int | None = None) -> CycleResult:
+        """One live window of every table, ending at `end` at the latest. Raises OutageError when a
+        service was away. (A bounded window of the past is a backfill: `producers.backfill`.)"""
         started = datetime.now(timezone.utc).isoformat()
         for p in self.pollers:
             p.open()
@@ -137,16 +135,10 @@ class Producer:
             if outage is None:
                 raise
             raise outage from None
-        self._check_bounds(marks, db_now, start, end)
-        resume = resume or {}
+        self._check_bounds(marks, db_now, end)
         pool = ThreadPoolExecutor(max_workers=self.config.processing.max_parallel_tables, thread_name_prefix="poller")
         try:
-            futures = [
-                pool.submit(p.run_window, marks.get(p.spec.name),
-                            start_override=None if start is None else max(start, resume.get(p.spec.name, start)),
-                            end_override=end)
-                for p in self.pollers
-            ]
+            futures = [pool.submit(p.run_window, marks.get(p.spec.name), end_override=end) for p in self.pollers]
             results = [f.result() for f in futures]
         except BaseException:
             # Ctrl-C or a stop in one table: the others abort their open windows instead of committing.
@@ -162,17 +154,12 @@ class Producer:
             raise OutageError(first.outage, first.error or f"{first.outage} went away", result)
         return result
 
-    def _check_bounds(self, marks: dict, db_now: int, start: int | None, end: int | None) -> None:
-        """Refuse a `--start` / `--end-time` that leaves a table nothing to publish: a window planned
-        from it would be empty, with a hold that is nonsense (negative). Raises ConfigError."""
-        w = self.config.window_settings
-        newest = db_now - w.buffer_minutes * 60  # no window may end later (promise 1)
-        if start is not None and start >= newest:
-            raise ConfigError(
-                f"--start {format_utc(start)} is not before {format_utc(newest)} UTC, the newest time the "
-                f"source can be published up to now (its clock minus the {w.buffer_minutes}-minute buffer).")
-        if end is None or start is not None:
+    def _check_bounds(self, marks: dict, db_now: int, end: int | None) -> None:
+        """Refuse an `--end-time` that leaves a table nothing to publish: a window planned up to it
+        would be empty, with a hold that is nonsense (negative). Raises ConfigError."""
+        if end is None:
             return
+        w = self.config.window_settings
         for p in self.pollers:
             wm = marks.get(p.spec.name)
             first = wm.position if wm is not None else db_now - w.lookback_minutes * 60
@@ -181,14 +168,14 @@ class Producer:
                          f"the first window of {p.spec.name} ({format_utc(first)} UTC, lookback_minutes ago)")
                 raise ConfigError(
                     f"--end-time {format_utc(end)} is before {where}: nothing is left to publish up to it; "
-                    "to publish that period again give --start too (a backfill).")
+                    f"to publish that period again, backfill it: `ordertrack backfill --table {p.spec.name} "
+                    "--from ... --to ...`.")
 
-    def ride_out(self, *, start: int | None = None, end: int | None = None) -> CycleResult:
+    def ride_out(self, *, end: int | None = None) -> CycleResult:
         """`cycle`, run again with backoff while a service is away, until one goes through: the
         long-running loop's cycle. Says once when an outage starts and once when it ends (and keeps
         the `ordertrack_producer_service_up` gauge). A stop request while waiting raises
-        StopRequested; a backfill resumes after the sub-windows an interrupted attempt committed."""
-        resume: dict[str, int] = {}
+        StopRequested."""
         retrying = Retrying(
             retry=retry_if_exception_type(OutageError),
             wait=wait_exponential(multiplier=1, min=1, max=self.max_backoff_seconds),
@@ -202,12 +189,9 @@ class Producer:
                     if self.stop.is_set():
                         raise StopRequested("stopped while waiting for a service to come back")
                     try:
-                        result = self.cycle(start=start, end=end, resume=resume)
+                        result = self.cycle(end=end)
                     except OutageError as exc:
                         self.watch.failed(exc.service, str(exc))
-                        for t in exc.result.tables if exc.result else ():
-                            if t.backfill and t.committed_end is not None:
-                                resume[t.table] = t.committed_end
                         raise
         except OutageError:
             raise StopRequested("stopped while waiting for a service to come back") from None

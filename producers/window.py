@@ -21,6 +21,15 @@ HoldReason = Literal["open_transaction", "replica_lag", "max_hold_reached"]
 
 
 @dataclass(frozen=True)
+class BackfillRun:
+    """One `ordertrack backfill` of a table: the period [start, end) it re-publishes, under its id."""
+
+    run_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class SourceClock:
     """What the source said about time, measured at the start of a window."""
 

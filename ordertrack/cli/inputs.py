@@ -27,11 +27,11 @@ def utc_time(option: str, text: str) -> int:
         raise ConfigError(f"{option}: {exc}.") from None
 
 
-def time_range(start: int | None, end: int | None) -> None:
-    """A bounded window [start, end) must hold at least one second."""
+def time_range(start: int | None, end: int | None, names: tuple[str, str] = ("--from", "--to")) -> None:
+    """A period [start, end) must hold at least one second."""
     if start is not None and end is not None and start >= end:
-        raise ConfigError(f"--start {format_utc(start)} is not before --end-time {format_utc(end)}: "
-                          "the window [start, end) would be empty.")
+        raise ConfigError(f"{names[0]} {format_utc(start)} is not before {names[1]} {format_utc(end)}: "
+                          "the period [start, end) would be empty.")
 
 
 def tables(registry: TableRegistry, names: list[str] | None) -> list[TableSpec]:

@@ -29,7 +29,7 @@ def _show(result: CycleResult) -> None:
         f"produce: {result.status}",
         ["table", "status", "rows", "dead letters", "window (UTC)", "sub-windows", "held", "error"],
         [
-            (t.table, t.status + (" (backfill)" if t.backfill else ""), t.rows, t.dead_lettered,
+            (t.table, t.status, t.rows, t.dead_lettered,
              f"{d['window_start_utc']} .. {d['window_end_utc']}", t.sub_windows,
              f"{t.hold_seconds}s {t.hold_reason or ''}".strip(), t.error or "")
             for t, d in zip(result.tables, result.to_dict()["tables"].values())
@@ -42,8 +42,9 @@ def produce(
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     once: bool = typer.Option(False, "--once", help="One cycle, then exit (the default without --every)."),
     every: Optional[str] = typer.Option(None, "--every", help="Run a cycle every interval (15m, 30s) until stopped."),
-    start_time: Optional[str] = typer.Option(None, "--start", help="Publish a bounded window (a backfill) from here, first cycle only: 'YYYY-mm-dd HH:MM:SS' UTC; it never moves the live watermark."),
-    end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the window end: 'YYYY-mm-dd HH:MM:SS' UTC."),
+    start_time: Optional[str] = typer.Option(None, "--start", hidden=True,
+                                             help="Replaced by `ordertrack backfill` (kept to say so)."),
+    end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the live window's end: 'YYYY-mm-dd HH:MM:SS' UTC."),
     json_output: Optional[Path] = typer.Option(None, "--json-output", help="Write status and per-table counts to this file."),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
                                                help="Serve Prometheus metrics on this port."),
@@ -54,10 +55,13 @@ def produce(
     state = ctx.obj
     if once and every:
         raise ConfigError("Give --once or --every, not both.")
+    if start_time is not None:
+        # A bounded window of the past once ran here, under the live producer's transactional id;
+        # it is a backfill now, with its own id, chunks and resume.
+        raise ConfigError("produce --start was replaced by `ordertrack backfill --table T --from S --to E`, which "
+                          "publishes a past period beside the live producer and never moves the live watermark.")
     interval = inputs.duration("--every", every) if every else None
-    start = inputs.utc_time("--start", start_time) if start_time else None
     end = inputs.utc_time("--end-time", end_time) if end_time else None
-    inputs.time_range(start, end)
     specs = inputs.polled_tables(state.registry, table)
     if not specs:
         raise ConfigError("Every table has cdc_strategy: debezium, so the poller has nothing to publish; Debezium "
@@ -80,8 +84,7 @@ def produce(
             began = time.monotonic()
             try:
                 # --every waits out an outage (backoff, one warning, one info); a one-shot run stops.
-                result = (producer.ride_out(start=start, end=end) if interval is not None
-                          else producer.cycle(start=start, end=end))
+                result = (producer.ride_out(end=end) if interval is not None else producer.cycle(end=end))
             except KeyboardInterrupt:
                 stop.set()
                 raise StopRequested("interrupted; the open window was aborted and will be redone") from None
@@ -90,7 +93,6 @@ def produce(
                     _write_json(json_output, exc.result)
                     _show(exc.result)
                 raise
-            start = None  # --start applies to the first cycle only
             _write_json(json_output, result)
             _show(result)
             exit_code = 0 if result.status == "success" else 1

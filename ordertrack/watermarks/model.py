@@ -10,11 +10,12 @@ import orjson
 
 WatermarkStatus = Literal["committed", "seeded", "set", "imported", "backfill"]
 """committed: a window was published; seeded / set / imported: moved by an operator;
-backfill: a bounded window (`produce --start`) was published, which never moves the live position."""
+backfill: a chunk of `ordertrack backfill` was published, which never moves the live position."""
 
 BACKFILL_KEY_SUFFIX = ".backfill"
-"""Backfill records are keyed `<table>.backfill` (a table name holds no dot): compaction keeps the
-newest record per key, so a backfill record under the table's key would in time erase its live one."""
+"""Backfill records are keyed `<table>.backfill.<run id>` (a table name holds no dot): compaction
+keeps the newest record per key, so a backfill record under the table's key would in time erase its
+live one, and one key per run keeps each run's resume point (its newest record) for good."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Watermark:
     null_cursor_rows: int = 0
     written_at: float = field(default_factory=time.time)
     note: str | None = None
+    run_id: str | None = None
+    """Backfill records: the run they belong to, and the period [run_start, run_end) it publishes."""
+    run_start: int | None = None
+    run_end: int | None = None
+    seconds: float | None = None
+    """How long the window took, from planning to commit."""
 
     @property
     def window_end(self) -> int:
@@ -48,7 +55,9 @@ class Watermark:
     @property
     def key(self) -> bytes:
         """The record's key in the compacted watermark topic."""
-        return (self.table if self.live else self.table + BACKFILL_KEY_SUFFIX).encode()
+        if self.live:
+            return self.table.encode()
+        return f"{self.table}{BACKFILL_KEY_SUFFIX}{'.' + self.run_id if self.run_id else ''}".encode()
 
     def to_json(self) -> bytes:
         d = asdict(self)

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from ordertrack.settings import load_settings
 from ordertrack.watermarks.model import Watermark
+from producers.backfill import publish_period
 from producers.runner import Producer, watermark_store
 from consumers.drain import drain
 from consumers.lander import Lander
@@ -31,8 +32,8 @@ def publish_spath(env, mariadb_admin, n: int, first: int = 1) -> tuple[int, int]
     start, end = now - 7200, now - 600
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
            [(i, 1, start + (i % 6000), "ARRIVED_HUB", start) for i in range(first, first + n)])
-    with Producer(env.config, load_settings(), [env.spec("uni_tracking_spath")]) as p:
-        assert p.cycle(start=start, end=end).status == "success"
+    result = publish_period(env.config, load_settings(), env.spec("uni_tracking_spath"), start, end)
+    assert result.status == "published", result.error
     return start, end
 
 

@@ -174,7 +174,7 @@ def test_sigterm_aborts_the_open_window(make_env, mariadb_admin):
     rows = [(i, 1, now - 5000 + (i % 3000), "ARRIVED_HUB", now) for i in range(1, 80_001)]
     insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
     topic = env.topic("uni_tracking_spath")
-    proc = env.popen("produce", "--table", "uni_tracking_spath", "--start", str(now - 6000))
+    proc = env.popen("backfill", "--table", "uni_tracking_spath", "--from", str(now - 6000), "--to", str(now - 600))
     assert wait_for_writes(env.bootstrap, topic, proc), "the producer finished before it could be stopped"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -1,5 +1,5 @@
-"""`produce --start` / `--end-time` that leave nothing to publish are refused with one sentence and
-exit 2, instead of running an empty window with a negative hold (issue 11.6)."""
+"""`produce --end-time` and `backfill --from` that leave nothing to publish are refused with one
+sentence and exit 2, instead of running an empty window with a negative hold (issue 11.6)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_an_end_time_before_the_watermark_is_refused_and_nothing_moves(make_env,
     out = env.config_path.with_suffix(".json")
     r = env.cli("produce", "--table", "uni_tracking_spath", "--end-time", str(now - 7200), "--json-output", str(out))
     one_sentence(r, 2, f"--end-time {format_utc(now - 7200)} is before the watermark of uni_tracking_spath",
-                 "--start")
+                 "ordertrack backfill")
     assert "hold" not in r.stdout and not out.exists()
     assert live_position(env, "uni_tracking_spath") == now - 3600
 
@@ -44,5 +44,5 @@ def test_an_end_time_before_the_watermark_is_refused_and_nothing_moves(make_env,
 def test_a_start_past_what_the_source_can_publish_is_refused(make_env, mariadb_admin):
     env = make_env()  # buffer_minutes 5
     now = db_now(mariadb_admin)
-    r = env.cli("produce", "--table", "uni_tracking_spath", "--start", str(now + 600))
-    one_sentence(r, 2, f"--start {format_utc(now + 600)} is not before", "5-minute buffer")
+    r = env.cli("backfill", "--table", "uni_tracking_spath", "--from", str(now + 600), "--to", str(now + 1200))
+    one_sentence(r, 2, f"--from {format_utc(now + 600)} is not before", "5-minute buffer")

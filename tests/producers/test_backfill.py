@@ -1,0 +1,149 @@
+"""`ordertrack backfill --from S --to E` re-publishes [S, E) in chunks, beside the live producer,
+and never moves the live watermark W, wherever S and E lie relative to it; a killed run resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+
+import orjson
+import pytest
+
+from ordertrack.settings import load_settings
+from producers.runner import watermark_store
+from tests.producers.tuning import live_position, set_watermark
+from tests.support.kafka_source import consume_all, db_now, insert
+
+pytestmark = pytest.mark.integration
+
+SPATH = ("order_id", "traceSeq", "pathTime", "event_code", "add_time")
+
+
+def published(env) -> Counter:
+    """order_id -> how many times it was published (each test row has its own order_id)."""
+    return Counter(orjson.loads(m.key())["order_id"] for m in consume_all(env.bootstrap, env.topic("uni_tracking_spath")))
+
+
+def rows_at(ids: range, t: int) -> list[tuple]:
+    return [(i, 1, t, "ARRIVED_HUB", t) for i in ids]
+
+
+def produce(env, *args: str) -> dict:
+    out = env.config_path.with_suffix(".json")
+    r = env.cli("produce", "--table", "uni_tracking_spath", "--once", *args, "--json-output", str(out))
+    assert r.returncode == 0, r.stderr
+    return json.loads(out.read_text())["tables"]["uni_tracking_spath"]
+
+
+def backfill(env, *args: str, code: int = 0) -> dict:
+    r = env.cli("backfill", "--table", "uni_tracking_spath", "--json", *args)
+    assert r.returncode == code, r.stderr
+    return json.loads(r.stdout)
+
+
+def backfill_records(env, since: int) -> list:
+    store = watermark_store(env.config, load_settings())
+    return [m for m in store.history(since, include_backfill=True) if m.status == "backfill"]
+
+
+def test_a_backfill_after_the_watermark_leaves_the_gap_to_the_next_cycle(make_env, mariadb_admin):
+    env = make_env()
+    now = db_now(mariadb_admin)
+    w, s, e = now - 7200, now - 4000, now - 2000
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           rows_at(range(1, 101), now - 6000)          # in [W, S): only the live cycle publishes them
+           + rows_at(range(101, 201), now - 3000)      # in [S, E): the backfill (and later the live cycle)
+           + rows_at(range(201, 301), now - 1000))     # after E
+    set_watermark(env, "uni_tracking_spath", w)
+
+    result = backfill(env, "--from", str(s), "--to", str(e), "--chunk", "10m")["results"][0]
+    assert (result["status"], result["rows"], result["chunks"]) == ("published", 100, 4)  # 2000 s in 600 s chunks
+    assert set(published(env)) == set(range(101, 201))
+    assert live_position(env, "uni_tracking_spath") == w  # untouched
+
+    store = watermark_store(env.config, load_settings())
+    assert [m.status for m in store.history(now - 86400)] == ["set"]  # the live history knows no backfill
+    records = backfill_records(env, now - 86400)
+    assert [(m.window_start, m.position) for m in records] == [(s, s + 600), (s + 600, s + 1200), (s + 1200, s + 1800),
+                                                                (s + 1800, e)]
+    assert sum(m.row_count for m in records) == 100
+    assert {(m.run_id, m.run_start, m.run_end) for m in records} == {(result["run_id"], s, e)}
+
+    live = produce(env)
+    assert (live["window_start"], live["backfill"]) == (w, False)
+    counts = published(env)
+    assert set(counts) == set(range(1, 301))
+    assert {i for i, n in counts.items() if n > 1} == set(range(101, 201))  # only the backfill's rows twice
+    assert live_position(env, "uni_tracking_spath") >= now - 300  # the source's clock minus the buffer
+
+
+def test_a_backfill_before_the_watermark_does_not_make_the_next_cycle_republish(make_env, mariadb_admin):
+    env = make_env()
+    now = db_now(mariadb_admin)
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           rows_at(range(1, 101), now - 3000)          # the backfill's [S, E)
+           + rows_at(range(101, 201), now - 1500)      # in [E, W): published by the first live cycle
+           + rows_at(range(201, 301), now - 600))      # too
+    set_watermark(env, "uni_tracking_spath", now - 2000)
+    produce(env)                                       # live: [now-2000, now-300)
+    w = live_position(env, "uni_tracking_spath")
+    assert w >= now - 300
+
+    assert backfill(env, "--from", str(now - 4000), "--to", str(now - 2000))["results"][0]["rows"] == 100
+    assert live_position(env, "uni_tracking_spath") == w
+
+    again = produce(env)
+    assert again["window_start"] == w  # from the live position, not from the backfill's end
+    counts = published(env)
+    assert set(counts) == set(range(1, 301)) and max(counts.values()) == 1
+
+
+def test_the_dry_run_shows_the_plan_and_publishes_nothing(make_env, mariadb_admin):
+    env = make_env()
+    now = db_now(mariadb_admin)
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           rows_at(range(1, 51), now - 5000) + rows_at(range(51, 81), now - 100))
+    plan = backfill(env, "--from", str(now - 7200), "--to", str(now - 3600), "--dry-run")
+    assert plan["dry_run"] is True
+    p = plan["plans"][0]
+    assert (p["chunks"], p["source_rows"], p["resumed"], p["already_complete"]) == (1, 50, False, False)
+    assert published(env) == Counter() and backfill_records(env, now - 86400) == []
+
+
+def test_a_killed_backfill_resumes_after_its_last_committed_chunk(make_env, mariadb_admin):
+    env = make_env(batch_size=200)
+    now = db_now(mariadb_admin)
+    s, e = now - 36_000, now - 600
+    # 30,000 rows over almost ten hours: ten one-hour chunks.
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           [(i, 1, s + i * (e - s) // 30_001, "ARRIVED_HUB", s) for i in range(1, 30_001)])
+    proc = env.popen("backfill", "--table", "uni_tracking_spath", "--from", str(s), "--to", str(e), "--chunk", "1h")
+    try:
+        for line in proc.stderr:
+            if '"backfill.chunk.committed"' in line:
+                break  # one chunk committed, the next under way
+        assert proc.poll() is None, "the backfill finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    committed = backfill_records(env, now - 86400)
+    assert committed and max(m.position for m in committed) < e
+
+    dry = backfill(env, "--from", str(s), "--to", str(e), "--dry-run")["plans"][0]
+    assert dry["resumed"] is True and dry["run_id"] == committed[0].run_id
+    result = backfill(env, "--from", str(s), "--to", str(e))["results"][0]
+    assert result["status"] == "published" and result["run_id"] == committed[0].run_id
+    assert result["resumed_from"] != result["from"]
+    counts = published(env)  # the killed chunk's transaction was aborted: every row exactly once
+    assert set(counts) == set(range(1, 30_001)) and max(counts.values()) == 1
+    assert live_position(env, "uni_tracking_spath") is None  # a backfill never writes the live position
+
+    # Finished: the same command again says so and publishes nothing; --restart publishes again.
+    assert backfill(env, "--from", str(s), "--to", str(e))["results"][0]["status"] == "already_complete"
+    assert max(published(env).values()) == 1
+    again = backfill(env, "--from", str(s), "--to", str(e), "--restart")["results"][0]
+    assert again["status"] == "published" and again["run_id"] != result["run_id"] and again["rows"] == 30_000
