@@ -16,6 +16,7 @@ import typer
 
 from ordertrack import __version__
 from ordertrack.cli import (
+    backfill_cmd,
     config_cmd,
     connectors_cmd,
     consume_cmd,
@@ -58,6 +59,7 @@ app.command("retention")(maintenance_cmd.retention)
 app.command("archive")(maintenance_cmd.archive)
 app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
+app.command("backfill")(backfill_cmd.backfill)
 app.command("consume")(consume_cmd.consume)
 app.command("run-once")(consume_cmd.run_once)
 app.command("lag")(consume_cmd.lag)
