@@ -18,6 +18,7 @@ then scan events (the registry order of `MERGE_ORDER`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -204,6 +205,9 @@ def history_tables(execute: Execute, dialect: str, spec: TableSpec) -> list[str]
     return [r[0] for r in rows if pattern.match(r[0])]
 
 
+BATCH_LATEST = SQL_DIR / "merge" / "10_batch_latest.sql"
+
+
 def merge_files(table: str) -> list[Path]:
     files = sorted((SQL_DIR / "merge").glob("*.sql"))
     if table != TRACKING:  # reactivation is decided by tracking updates only
@@ -264,8 +268,13 @@ class MartRunner:
         return execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=self.dialect)[0], params or {})
 
     # -- merge -------------------------------------------------------------------------------------
-    def merge_batch(self, execute: Execute, spec: TableSpec, batch_id: str) -> None:
-        """Merge one landed batch of `spec` into its mart (and heal reactivations)."""
+    def merge_batch(self, execute: Execute, spec: TableSpec, batch_id: str | None, latest: Path = BATCH_LATEST,
+                    before_apply: Callable[[Execute], None] | None = None) -> None:
+        """Merge one landed batch of `spec` into its mart (and heal reactivations).
+
+        `latest` is the file that builds `batch_latest`, the versions to merge (`marts rebuild`
+        swaps in one over all of raw); `before_apply` runs once they are known, just before the
+        first statement that changes a mart or its history (the rebuild counts there, or empties)."""
         self.ensure_mart(execute, spec)
         history = self.history_tables(execute, spec)
         orders = self.registry.get(ORDERS)
@@ -274,6 +283,10 @@ class MartRunner:
             self.ensure_mart(execute, orders)
         sql = MartSql(spec, self.registry, self.dialect, history)
         for f in merge_files(spec.name):
+            if f == BATCH_LATEST:
+                f = latest
+            if f.name.startswith("30_") and before_apply is not None:
+                before_apply(execute)
             if f.name.startswith("40_"):
                 for h in history:
                     execute(sql.render(f, hist=h), {"batch_id": batch_id})

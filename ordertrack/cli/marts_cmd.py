@@ -1,4 +1,4 @@
-"""`ordertrack marts run | sql`."""
+"""`ordertrack marts run | rebuild | sql`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from typing import Optional
 
 import typer
 
-from ordertrack.cli.output import print_table
+from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
+from ordertrack.progress import track
 from ordertrack.warehouse.factory import open_engine
+from marts.rebuild import rebuild as rebuild_marts
+from marts.rebuild import rebuild_files, rebuild_order
 from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, merge_files, merge_unmerged
 
-app = typer.Typer(help="Merge landed batches into the marts; show the rendered mart SQL.", no_args_is_help=True)
+app = typer.Typer(help="Merge landed batches into the marts, rebuild a mart from raw; show the rendered mart SQL.",
+                  no_args_is_help=True)
 
 
 @app.command()
@@ -21,6 +25,42 @@ def run(ctx: typer.Context) -> None:
     merged = merge_unmerged(open_engine(state.config, state.settings), state.registry)
     rows = list(merged.items())
     print_table("marts run", ["table", "batches merged"], rows)
+
+
+@app.command()
+def rebuild(
+    ctx: typer.Context,
+    table: list[str] = typer.Option(..., "--table", "-t", help="Mart to rebuild (repeatable; run in merge order)."),
+    full: bool = typer.Option(False, "--full", help="Empty the mart and its history and rebuild them from raw alone "
+                              "(refused while raw lacks keys they hold)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would change; change nothing."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Merge every raw version of a table into its mart, newer wins (rows without a batch id too), then archive.
+
+    For what `marts run` cannot merge: raw rows landed without a batch id, or a mart a since-fixed
+    merge bug damaged. It never drops a row whose raw versions retention has trimmed; --full empties
+    the mart and its history and rebuilds both from raw alone."""
+    state = ctx.obj
+    rebuild_order(state.registry, table)  # an unknown table is refused before the warehouse is opened
+    engine = open_engine(state.config, state.settings)
+    with track("marts rebuild" + (" (dry run)" if dry_run else ""), unit="steps") as progress:
+        reports = rebuild_marts(engine, state.registry, table, full=full, dry_run=dry_run, progress=progress)
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+        return
+    arrow = lambda a, b: f"{a}" if b is None else f"{a} -> {b}"  # noqa: E731
+    moved = lambda r: ", ".join(f"{p} {n}" for p, n in r.archived.items()) or ("-" if dry_run else "nothing")  # noqa: E731
+    print_table(
+        "marts rebuild" + (" --full" if full else "") + (" (dry run: nothing changed)" if dry_run else ""),
+        ["table", "raw keys", "mart rows", "history rows", "mart rows changed", *(["keys raw lacks"] if full else []),
+         "archived"],
+        [(r.table, r.raw_keys, arrow(r.before.mart, r.after.mart if r.after else None),
+          arrow(r.before.history_total, r.after.history_total if r.after else None),
+          f"{r.mart_rows_changed} ({r.keys_missing} new keys, {r.newer_than_mart + r.newer_than_history} newer)",
+          *([r.not_in_raw] if full else []), moved(r))
+         for r in reports],
+    )
 
 
 @app.command()
@@ -41,6 +81,6 @@ def sql(
             raise ConfigError(f"{exc.args[0]}.") from None
         r = MartSql(spec, state.registry, engine, history=[f"hist_{spec.name}_2026_h1"])
         typer.echo(f"-- {spec.name}: mart table\n{MartRunner(state.registry, engine).mart_ddl(spec)};\n")
-        for f in [*merge_files(spec.name), *sorted((SQL_DIR / "history").glob("*.sql"))]:
+        for f in [*merge_files(spec.name), *sorted((SQL_DIR / "history").glob("*.sql")), *rebuild_files()]:
             typer.echo(f"-- {spec.name}: {f.parent.name}/{f.name}")
             typer.echo(r.render(f, hist=f"hist_{spec.name}_2026_h1") + ";\n")
