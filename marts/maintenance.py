@@ -9,6 +9,7 @@ from typing import Any
 from marts.runner import MERGE_ORDER, MartRunner
 from marts.sqlfiles import SQL_DIR, Relation, count_of, parse, render
 from ordertrack.log import get_logger
+from ordertrack.progress import Progress
 from ordertrack.timeparse import utc_naive
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
@@ -46,14 +47,19 @@ def _retention_relations(engine: WarehouseEngine, spec: TableSpec) -> dict[str, 
     return {"__raw__": (spec.raw_schema, spec.raw_table), "__ledger__": (engine.raw_schema, LEDGER_TABLE)}
 
 
-def archive_all(engine: WarehouseEngine, registry: TableRegistry) -> dict[str, dict[str, int]]:
+def archive_all(engine: WarehouseEngine, registry: TableRegistry,
+                progress: Progress | None = None) -> dict[str, dict[str, int]]:
     """Move mart rows past the history cutoff into half-year history tables: tracking first,
-    then the orders whose tracking has gone, then scan events; one transaction per mart."""
+    then the orders whose tracking has gone, then scan events; one transaction per mart.
+    `progress`, if given, counts the marts done."""
     runner = MartRunner(registry, engine.dialect)
     out: dict[str, dict[str, int]] = {}
+    if progress is not None:
+        progress.update(total=len(MERGE_ORDER))
     for name in MERGE_ORDER:
         spec = registry.get(name)
-        if not engine.raw_columns(spec):
-            continue
-        out[name] = engine.in_transaction(lambda execute, spec=spec: runner.archive(execute, spec))
+        if engine.raw_columns(spec):
+            out[name] = engine.in_transaction(lambda execute, spec=spec: runner.archive(execute, spec))
+        if progress is not None:
+            progress.advance(1, table=name, moved=sum(out.get(name, {}).values()))
     return out

@@ -12,6 +12,7 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError, NotCheckableYet
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import quote_mysql
+from ordertrack.progress import track
 from ordertrack.quality.runner import CHECKS, DataQuality
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
@@ -104,7 +105,10 @@ def reconcile(
         source = SqlSide("source", mysql_query, spec, f"{quote_mysql(spec.database)}.{quote_mysql(spec.name)}",
                          "mysql", since_ts, until_ts)
         target = SqlSide("mart", engine.query, spec, f"({union}) AS m", engine.dialect, since_ts, until_ts)
-        result = diff(spec.name, spec.key_columns, source, target, since=since_ts, until=until_ts)
+        # Progress in first-key values (the ranges it compares), not rows: both sides are only
+        # counted range by range.
+        with track(f"dq reconcile {spec.name}", unit=f"{spec.key_columns[0]} values") as progress:
+            result = diff(spec.name, spec.key_columns, source, target, since=since_ts, until=until_ts, progress=progress)
     seconds = round((datetime.now(timezone.utc) - started).total_seconds(), 2)
     if as_json:
         print_json({"table": spec.name, "since": since_ts, "until": until_ts, "until_from": bound,

@@ -7,11 +7,11 @@ import time
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ordertrack.cli.output import print_json
 from ordertrack.errors import ConfigError
 from ordertrack.log import get_logger
+from ordertrack.progress import track
 from ordertrack.source.workload import WorkloadModel, WorkloadParams
 from ordertrack.source.writer import (
     WriteTotals,
@@ -62,15 +62,12 @@ def generate(
         totals = WriteTotals()
         started = time.monotonic()
         if history_days:
-            with Progress(
-                TextColumn("history"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                TextColumn("{task.fields[rows]} rows"), TimeRemainingColumn(), transient=True,
-                disable=as_json,
-            ) as progress:
-                task = progress.add_task("history", total=end - start, rows=0)
+            # Progress in hours of source time written (one transaction a slice), with the rows so
+            # far; hours, not days: the bar counts whole units, and a history is often under a day.
+            with track("generate history", total=round((end - start) / 3600, 2), unit="hours") as progress:
                 totals = run_history(
                     conn, model, end,
-                    on_slice=lambda t, tot: progress.update(task, completed=t - start, rows=tot.orders + tot.scans),
+                    on_slice=lambda t, tot: progress.update(done=round((t - start) / 3600, 2), rows=tot.orders + tot.scans),
                 )
             log.info("generate.history.done", orders=totals.orders, scans=totals.scans,
                      start=format_utc(start), end=format_utc(end))

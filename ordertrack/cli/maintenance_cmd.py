@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ordertrack.cli.output import print_json, print_table
+from ordertrack.progress import track
 from ordertrack.warehouse.factory import open_engine
 
 
@@ -43,7 +44,9 @@ def archive(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -
     from marts.maintenance import archive_all
 
     state = ctx.obj
-    out = archive_all(open_engine(state.config, state.settings), state.registry)
+    engine = open_engine(state.config, state.settings)
+    with track("archive", unit="marts") as progress:
+        out = archive_all(engine, state.registry, progress=progress)
     if as_json:
         print_json(out)
     else:

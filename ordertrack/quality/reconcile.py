@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ordertrack.identifiers import quote_ansi, quote_mysql
+from ordertrack.progress import Progress
 from ordertrack.tables import TableSpec
 
 FANOUT = 64
@@ -56,20 +57,31 @@ class ReconcileResult:
 
 
 def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Side, *, since: int | None = None,
-              until: int | None = None, fanout: int = FANOUT, leaf_rows: int = LEAF_ROWS) -> ReconcileResult:
-    """Compare the versions with since <= cursor < until on both sides (each side filters itself)."""
+              until: int | None = None, fanout: int = FANOUT, leaf_rows: int = LEAF_ROWS,
+              progress: Progress | None = None) -> ReconcileResult:
+    """Compare the versions with since <= cursor < until on both sides (each side filters itself).
+    `progress`, if given, counts the span of first-key values settled, of the whole range."""
     result = ReconcileResult(table)
     b = [x for x in (source.bounds(), target.bounds()) if x is not None]
     if not b:
         return result
     lo, hi = min(x[0] for x in b), max(x[1] for x in b) + 1
+    if progress is not None:
+        progress.update(total=hi - lo)
     src_rows: dict[tuple, int] = {}
     tgt_rows: dict[tuple, int] = {}
+
+    def settle(upto: int, settled: int) -> int:
+        """Progress: first-key values below `upto` are compared (equal, empty or fetched)."""
+        if progress is not None and upto > settled:
+            progress.advance(upto - settled, ranges=result.ranges_compared, rows_fetched=result.rows_fetched)
+        return max(upto, settled)
 
     def walk(lo: int, hi: int) -> None:
         step = max(1, math.ceil((hi - lo) / fanout))
         s, t = source.chunk_sums(lo, hi, step), target.chunk_sums(lo, hi, step)
         result.ranges_compared += 1
+        settled = lo
         for bucket in sorted(set(s) | set(t)):
             if s.get(bucket) == t.get(bucket):
                 continue
@@ -81,8 +93,12 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
                 result.rows_fetched += len(a) + len(c)
                 src_rows.update(a)
                 tgt_rows.update(c)
+                settled = settle(bhi, settled)
             else:
-                walk(blo, bhi)
+                settled = settle(blo, settled)
+                walk(blo, bhi)  # settles [blo, bhi) itself
+                settled = bhi
+        settle(hi, settled)
 
     walk(lo, hi)
     missing = sorted(k for k in src_rows if k not in tgt_rows)
