@@ -29,6 +29,7 @@ from ordertrack.cli import (
     produce_cmd,
     source_cmd,
     stack_cmd,
+    status_cmd,
     topics_cmd,
     watermarks_cmd,
 )
@@ -63,6 +64,7 @@ app.command("backfill")(backfill_cmd.backfill)
 app.command("consume")(consume_cmd.consume)
 app.command("run-once")(consume_cmd.run_once)
 app.command("lag")(consume_cmd.lag)
+app.command("status")(status_cmd.status)
 
 
 def _version(value: bool) -> None:
