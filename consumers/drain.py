@@ -20,6 +20,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
+from ordertrack.warehouse.positions import LedgerRewound
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.staging import RawMessage, header
@@ -78,10 +79,23 @@ def drain(
     results = {s.topic: TableDrain(s.name) for s in specs}
     for spec in specs:
         results[spec.topic].added_columns += lander.ensure_table(spec)
+    while True:
+        try:
+            return _drain_pass(config, settings, engine, specs, lander, results, batch_size, stop)
+        except LedgerRewound as exc:
+            # A replay committed while this drain ran: read again from the positions it set.
+            log.warning("landing.ledger_rewound", reason=str(exc), action="reading again from the new positions")
+
+
+def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEngine, specs: list[TableSpec],
+                lander: Lander, results: dict[str, TableDrain], batch_size: int,
+                stop: threading.Event) -> list[TableDrain]:
+    """One pass from the warehouse's positions to the end offsets seen at its start."""
     c = Consumer(consumer_config(config, settings))
     try:
         by_topic = {s.topic: s for s in specs}
         ends: dict[tuple[str, int], int] = {}
+        reading: dict[tuple[str, int], int] = {}  # where this pass reads on from: sent as `expected`
         assignment = []
         for spec in specs:
             try:
@@ -98,6 +112,7 @@ def drain(
                 start = landed.get(p, 0)
                 if start < end:
                     ends[(spec.topic, p)] = end
+                    reading[(spec.topic, p)] = start
                     assignment.append(TopicPartition(spec.topic, p, start))
         if not assignment:
             return list(results.values())
@@ -111,7 +126,12 @@ def drain(
                 return
             spec = by_topic[topic]
             t0 = time.perf_counter()
-            res = lander.land(spec, msgs)
+            last: dict[int, int] = {}
+            for m in msgs:
+                last[m.partition] = max(last.get(m.partition, -1), m.offset)
+            res = lander.land(spec, msgs, {p: reading[(topic, p)] for p in last})
+            for p, o in last.items():
+                reading[(topic, p)] = o + 1
             metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
             r = results[topic]
             r.messages += len(msgs)
@@ -122,9 +142,6 @@ def drain(
             r.batches += 1
             r.added_columns += res.added_columns
             # Only now, after the warehouse commit: tell the group where we are (for lag tools).
-            last: dict[int, int] = {}
-            for m in msgs:
-                last[m.partition] = max(last.get(m.partition, -1), m.offset)
             commit_for_lag_tools(c, [TopicPartition(topic, p, o + 1) for p, o in last.items()])
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected), deletes=res.deletes)

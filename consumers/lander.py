@@ -82,7 +82,10 @@ class Lander:
             log.info("landing.columns.added", table=spec.raw_table, columns=added)
         return added, {c.name for c in cols}
 
-    def land(self, spec: TableSpec, messages: Sequence[RawMessage]) -> LandResult:
+    def land(self, spec: TableSpec, messages: Sequence[RawMessage], expected: dict[int, int] | None = None) -> LandResult:
+        """`expected`: partition -> the offset the caller reads on from (its seek position, then the
+        offset after its last landed batch); a replay that moved landing back below it since makes
+        the engine raise `LedgerRewound` with nothing committed."""
         if not messages:
             return LandResult()
         staged = stage(unwrap(messages) if spec.binlog else messages)
@@ -108,14 +111,14 @@ class Lander:
                     added += self.engine.ensure_raw_table(spec, [Column(k, "VARCHAR(65535)") for k in sorted(still)])
                     log.warning("landing.columns.not_in_source", table=spec.name, columns=sorted(still))
         try:
-            result = self._land_merged(spec, staged, misfits="raise")
+            result = self._land_merged(spec, staged, misfits="raise", expected=expected)
         except MisfitColumns as misfit:
             # Values a raw column cannot take as they are (nothing was committed): the source may
             # have widened the column (DECIMAL scale, INT -> BIGINT, a longer VARCHAR). Follow the
             # catalog, then land again; what still does not fit is rejected, naming the column.
             self._widen(spec)
             log.info("landing.values.checked", table=spec.name, columns=sorted(misfit.columns))
-            result = self._land_merged(spec, staged, misfits="reject")
+            result = self._land_merged(spec, staged, misfits="reject", expected=expected)
         result.skipped += len(messages) - staged.num_rows  # repeats inside the batch
         result.added_columns = added
         if spec.binlog and result.landed and result.batch_id:
@@ -134,7 +137,8 @@ class Lander:
         metrics.ROWS_REJECTED.labels(spec.name).inc(len(result.rejected))
         return result
 
-    def _land_merged(self, spec: TableSpec, staged: pa.Table, misfits: Misfits) -> LandResult:
+    def _land_merged(self, spec: TableSpec, staged: pa.Table, misfits: Misfits,
+                     expected: dict[int, int] | None) -> LandResult:
         """One landing transaction with the merge; if the merge fails, one more without it."""
         def before_commit(rejected: list[dict[str, Any]]) -> None:
             self._dead_letter(spec, rejected)
@@ -144,7 +148,7 @@ class Lander:
             after = None  # change events merge in binlog order: after the older unmerged batches
         try:
             return self.engine.land(spec, spec.topic, staged, after=after, before_commit=before_commit,
-                                    misfits=misfits)
+                                    misfits=misfits, expected=expected)
         except MergeFailed as failed:
             # The engine rolled the whole batch back (rows, ledger, exceptions; its dead letters
             # were not sent yet), so landing it again unmerged neither loses nor repeats anything.
@@ -152,7 +156,7 @@ class Lander:
             log.error("marts.merge.failed", table=spec.name, error=error,
                       hint="the batch lands unmerged; the sidecar's merge job or `ordertrack marts run` merges it")
             result = self.engine.land(spec, spec.topic, staged, after=None, before_commit=before_commit,
-                                      misfits=misfits)
+                                      misfits=misfits, expected=expected)
             result.merge_error = error
             return result
 

@@ -12,6 +12,13 @@ Two departures from faust's defaults, both deliberate:
   so its commits can run ahead of what landed; seeking to the ledger makes that harmless, and
   the engine skips anything already landed.
 
+* **A replay moves the position back: the worker starts over.** Each landing says where this
+  worker reads on from (`expected`); a replay (`ordertrack replay`) that has moved the warehouse's
+  position below it since makes the landing fail with nothing committed (`LedgerRewound`), checked
+  inside the landing transaction, so the two cannot race. The worker then stops and restarts its
+  own process image (same pid), which seeks to the new positions: simpler and surer than seeking a
+  running faust consumer while fetched messages of the old position are still queued.
+
 * **A batch is kept until it has landed.** A landing that fails (the warehouse file held by
   another process, the warehouse or the source unreachable, Kafka refusing the dead letters)
   leaves the ledger where it was; the worker keeps the messages, says once what it waits for,
@@ -41,6 +48,7 @@ from ordertrack.outage import Outage
 from ordertrack.settings import Settings
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
+from ordertrack.warehouse.positions import LedgerRewound, check_not_rewound
 from consumers import metrics
 from consumers.lag import measure_lag
 from consumers.lander import Lander
@@ -53,6 +61,8 @@ T = TypeVar("T")
 
 IDLE_SECONDS = 2.0
 """A table whose stream brought nothing for this long has read all that is committed."""
+REWIND_CHECK_SECONDS = 10.0
+"""How often an idle worker looks for a replay that moved its positions back."""
 
 
 class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -99,6 +109,11 @@ class LandingApp(faust.App):
     settings: Settings
     fatal: str | None = None
     """Why the worker stopped itself (the CLI turns it into one sentence and exit code)."""
+    restart: str | None = None
+    """Why the worker stopped to start again (a replay moved a landing position back)."""
+    read_from: dict[tuple[str, int], int]
+    """(topic, partition) -> the offset this worker reads on from: its seek position, then the
+    offset after its last landed batch; sent with every landing (`expected`)."""
     ledger_outage: Outage
 
     def _new_transport(self):  # noqa: ANN202 - faust's signature
@@ -119,6 +134,8 @@ class LandingApp(faust.App):
                     out[tp] = nxt.get(tp.partition, 0)
             check_ledger_within_log(self.settings, specs[topic], nxt, admin)
         log.info("worker.seek_to_ledger", positions={f"{tp.topic}[{tp.partition}]": o for tp, o in out.items()})
+        for tp, o in out.items():
+            self.read_from[(tp.topic, tp.partition)] = o
         return out
 
 
@@ -177,6 +194,7 @@ def build_app(
     app.registry = TableRegistry(config)
     app.settings = settings
     app.ledger_outage = Outage("warehouse ledger")
+    app.read_from = {}
     lander = Lander(engine, config, settings, after_landing)
     outages = {s.name: Outage(f"warehouse landing of {s.name}") for s in specs}
 
@@ -198,8 +216,22 @@ def build_app(
                 return
             msgs = buf.messages[:batch_size]
             t0 = time.perf_counter()
-            res = await _until_ok(lambda: lander.land(spec, msgs), outages[spec.name],
-                                  first_offset=min(m.offset for m in msgs), messages=len(msgs))
+            last: dict[int, int] = {}
+            for m in msgs:
+                last[m.partition] = max(last.get(m.partition, -1), m.offset)
+            expected = {p: app.read_from[(spec.topic, p)] for p in last if (spec.topic, p) in app.read_from}
+            try:
+                res = await _until_ok(lambda: lander.land(spec, msgs, expected), outages[spec.name],
+                                      fatal=(LedgerRewound,), first_offset=min(m.offset for m in msgs),
+                                      messages=len(msgs))
+            except LedgerRewound as exc:
+                app.restart = str(exc)
+                log.warning("worker.ledger_rewound", table=spec.name, reason=str(exc),
+                            action="restarting to read from the new positions")
+                await app.crash(exc)
+                return
+            for p, o in last.items():
+                app.read_from[(spec.topic, p)] = max(app.read_from.get((spec.topic, p), 0), o + 1)
             buf.landed(len(msgs))
             if not buf.messages:
                 buf.caught_up = False
@@ -218,6 +250,27 @@ def build_app(
             lag_outage.failed(exc)
         else:
             lag_outage.recovered()
+
+    rewind_outage = Outage("replay watch")
+
+    @app.timer(interval=REWIND_CHECK_SECONDS)
+    async def watch_rewinds() -> None:
+        # A replay is noticed by the next landing; a table with nothing to land meanwhile would
+        # never re-land the replayed period, so its position is compared here too.
+        try:
+            for spec in specs:
+                positions = await asyncio.to_thread(engine.next_offsets, spec.topic)
+                reading = {p: o for (t, p), o in app.read_from.items() if t == spec.topic}
+                check_not_rewound(spec.topic, positions, reading)
+        except LedgerRewound as exc:
+            app.restart = str(exc)
+            log.warning("worker.ledger_rewound", table=spec.name, reason=str(exc),
+                        action="restarting to read from the new positions")
+            await app.crash(exc)
+        except Exception as exc:  # the warehouse away: landing says so too; try again next time
+            rewind_outage.failed(exc)
+        else:
+            rewind_outage.recovered()
 
     @app.timer(interval=1.0)
     async def flush_due() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from datetime import datetime, timezone
 
-import signal
 import threading
 from dataclasses import asdict
 from typing import Optional
@@ -17,7 +19,10 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.warehouse.factory import open_engine
 from consumers.drain import drain
+from ordertrack.log import get_logger
 from producers.runner import Producer
+
+log = get_logger(__name__)
 
 
 def consume(
@@ -147,4 +152,9 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     except SystemExit:
         if app.fatal:  # the worker stopped itself for a reason an operator must act on
             raise LedgerAheadError(app.fatal) from None
+        if app.restart:
+            # A replay moved a landing position back: the same command again, in this process
+            # (same pid for supervisors), seeks to the new positions with a fresh consumer.
+            log.info("worker.restarting", reason=app.restart)
+            os.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])
         raise

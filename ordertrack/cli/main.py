@@ -27,6 +27,7 @@ from ordertrack.cli import (
     maintenance_cmd,
     marts_cmd,
     produce_cmd,
+    replay_cmd,
     source_cmd,
     stack_cmd,
     status_cmd,
@@ -61,6 +62,7 @@ app.command("archive")(maintenance_cmd.archive)
 app.command("generate")(generate_cmd.generate)
 app.command("produce")(produce_cmd.produce)
 app.command("backfill")(backfill_cmd.backfill)
+app.command("replay")(replay_cmd.replay)
 app.command("consume")(consume_cmd.consume)
 app.command("run-once")(consume_cmd.run_once)
 app.command("lag")(consume_cmd.lag)

@@ -42,6 +42,7 @@ from ordertrack.warehouse.engine import (
     T,
 )
 from ordertrack.log import get_logger
+from ordertrack.warehouse.positions import advance_holes, check_not_rewound, lands, positions_relation, replays_ddl
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, widened
 
 
@@ -169,6 +170,7 @@ class DuckDBEngine:
             )
             for col, typ in (("batch_id", "VARCHAR"), ("merged_at", "TIMESTAMP")):
                 con.execute(f"ALTER TABLE {q(self.raw_schema)}.{q(LEDGER_TABLE)} ADD COLUMN IF NOT EXISTS {col} {typ}")
+            con.execute(replays_ddl(self.raw_schema))
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {q(self.mart_schema)}.{q(EXCEPTIONS_TABLE)} ("
                 "order_id BIGINT, exception_type VARCHAR NOT NULL, detected_at TIMESTAMP NOT NULL, "
@@ -215,16 +217,13 @@ class DuckDBEngine:
             return [a for a in added if not a.startswith("_")]
 
     def next_offsets(self, topic: str) -> dict[int, int]:
-        rows = self.query(
-            f"SELECT partition, MAX(last_offset) + 1 FROM {q(self.raw_schema)}.{q(LEDGER_TABLE)} "
-            "WHERE topic = ? GROUP BY partition",
-            [topic],
-        )
+        rows = self.query(f"SELECT partition, resume FROM ({positions_relation(self.raw_schema, '?')}) AS p", [topic, topic])
         return {int(p): int(o) for p, o in rows}
 
     @_retry_on_lock
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject",
+             expected: dict[int, int] | None = None) -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         source_cols = [c for c in columns if not c.startswith("_")]
@@ -244,18 +243,19 @@ class DuckDBEngine:
             con.register("staged_batch", staged)
             try:
                 con.execute("BEGIN TRANSACTION")
+                positions = positions_relation(self.raw_schema, "$topic")
+                if expected:
+                    resume = con.execute(f"SELECT partition, resume FROM ({positions}) AS p", {"topic": topic}).fetchall()
+                    check_not_rewound(topic, {int(p): int(o) for p, o in resume}, expected)
                 con.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE fresh AS
-                    WITH nxt AS (
-                        SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
-                        WHERE topic = $topic GROUP BY partition
-                    ), todo AS (
-                        -- Offsets already in the ledger are skipped (repeats were dropped in staging).
+                    WITH nxt AS ({positions}), todo AS (
+                        -- Offsets already landed are skipped (repeats were dropped in staging).
                         SELECT b.partition, b."offset", b.window_id, b.reject_reason, try(decode(b.value)) AS txt,
                                b.value
-                        FROM staged_batch b LEFT JOIN nxt USING (partition)
-                        WHERE b."offset" >= COALESCE(nxt.next_offset, 0)
+                        FROM staged_batch b LEFT JOIN nxt ON nxt.partition = b.partition
+                        WHERE {lands("b", "nxt")}
                     ), parsed AS (
                         SELECT partition, "offset", window_id, value, txt,
                                reject_reason IS NULL AND txt IS NOT NULL AND try(json_valid(txt)) AS ok,
@@ -322,6 +322,8 @@ class DuckDBEngine:
                         FROM fresh GROUP BY partition""",
                     {"topic": topic, "batch_id": batch_id, "merged": after is not None},
                 )
+                con.execute(advance_holes(self.raw_schema, "$topic", "staged_batch", "CAST(now() AS TIMESTAMP)"),
+                            {"topic": topic})
                 if after is not None:
                     try:
                         after(_executor(con), spec, batch_id)

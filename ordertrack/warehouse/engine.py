@@ -108,16 +108,20 @@ class WarehouseEngine(Protocol):
         them); empty when it does not exist."""
 
     def next_offsets(self, topic: str) -> dict[int, int]:
-        """Partition -> the first offset not landed yet; read on partition assignment."""
+        """Partition -> where landing resumes: the first offset not landed yet, or the next offset
+        to re-land of a replay's open hole (`ordertrack.warehouse.positions`); read on partition
+        assignment."""
 
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject",
+             expected: dict[int, int] | None = None) -> LandResult:
         """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
-        it in the ledger, run `after` (the merge) and `before_commit` (the dead letters), in one
-        transaction. Any failure rolls the whole batch back and raises; a failure of the merge
-        raises `MergeFailed`; values a raw column cannot take as they are raise `MisfitColumns`
-        under `misfits="raise"` (the lander widens, then lands again rejecting what still does
-        not fit)."""
+        it in the ledger, move a replay's hole past it, run `after` (the merge) and `before_commit`
+        (the dead letters), in one transaction. Any failure rolls the whole batch back and raises;
+        a failure of the merge raises `MergeFailed`; values a raw column cannot take as they are
+        raise `MisfitColumns` under `misfits="raise"` (the lander widens, then lands again
+        rejecting what still does not fit). `expected` (partition -> the offset the caller reads on
+        from) raises `LedgerRewound` when a replay has moved the position below it since."""
 
     def in_transaction(self, fn: Callable[[Execute], T]) -> T:
         """Run `fn` with an executor inside one transaction (`marts run`, archival)."""

@@ -23,6 +23,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse import redshift_sql as sql
+from ordertrack.warehouse.positions import check_not_rewound
 from ordertrack.warehouse.engine import AfterLanding, BeforeCommit, Execute, LandResult, MergeFailed, MisfitColumns, Misfits, T
 from ordertrack.warehouse.fit import reject_misfits
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, catalog_type, widened
@@ -210,7 +211,8 @@ class RedshiftEngine:
         execute(sql.mark_merged(self.raw_schema), {"batch_id": batch_id})
 
     def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject") -> LandResult:
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject",
+             expected: dict[int, int] | None = None) -> LandResult:
         batch_id = uuid.uuid4().hex
         columns = self.raw_columns(spec)
         staged = utf8_only(staged)
@@ -224,8 +226,11 @@ class RedshiftEngine:
                                          json_keys={k.lower(): k for k in json_keys(staged)})
         cur = self._connect().cursor()
         try:
-            for stmt in landing.writes:
+            for i, stmt in enumerate(landing.writes):
                 cur.execute(stmt)
+                if i == 0 and expected:  # right after BEGIN: the position this transaction lands from
+                    cur.execute(sql.next_offsets(spec.raw_schema, topic))
+                    check_not_rewound(topic, {int(p): int(o) for p, o in cur.fetchall()}, expected)
             cur.execute(landing.rejects)
             rejects = cur.fetchall()
             cur.execute(landing.counts)

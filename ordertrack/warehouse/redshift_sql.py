@@ -14,6 +14,7 @@ from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE, META_COLUMNS
+from ordertrack.warehouse.positions import advance_holes, lands, positions_relation, replays_ddl
 from ordertrack.warehouse.types import Column
 
 
@@ -38,6 +39,7 @@ def catalog_ddl(raw_schema: str, mart_schema: str) -> list[str]:
         "run_id VARCHAR(32) NOT NULL, job VARCHAR(64) NOT NULL, scheduled_for TIMESTAMP NOT NULL, "
         "started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR(16) NOT NULL, "
         "figures VARCHAR(65535), error VARCHAR(4096), host VARCHAR(255))",
+        replays_ddl(raw_schema, sized=True),
     ]
 
 
@@ -61,8 +63,7 @@ def add_column(spec: TableSpec, column: Column) -> str:
 
 
 def next_offsets(raw_schema: str, topic: str) -> str:
-    return (f"SELECT partition, MAX(last_offset) + 1 FROM {q(raw_schema)}.{q(LEDGER_TABLE)} "
-            f"WHERE topic = {_lit(topic)} GROUP BY partition")
+    return f"SELECT partition, resume FROM ({positions_relation(raw_schema, _lit(topic))}) AS p"
 
 
 def alter_varchar(schema: str, table: str, column: str, wtype: str) -> str:
@@ -164,9 +165,8 @@ def land_statements(
             FROM (
                 SELECT b.*, ROW_NUMBER() OVER (PARTITION BY b.partition, b."offset" ORDER BY b."offset") AS n
                 FROM {stage_table} b
-                LEFT JOIN (SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {ledger}
-                           WHERE topic = {_lit(topic)} GROUP BY partition) l ON l.partition = b.partition
-                WHERE b."offset" >= COALESCE(l.next_offset, 0)
+                LEFT JOIN ({positions_relation(spec.raw_schema, _lit(topic))}) l ON l.partition = b.partition
+                WHERE {lands("b", "l")}
             ) s
             WHERE s.n = 1""",
         f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
@@ -182,6 +182,7 @@ def land_statements(
                    SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN reason IS NULL THEN 0 ELSE 1 END),
                    GETDATE(), {_lit(batch_id)}, {"GETDATE()" if merged else "NULL"}
             FROM {fresh} GROUP BY partition""",
+        advance_holes(spec.raw_schema, _lit(topic), stage_table, "GETDATE()"),
     ]
     return LandingSql(
         writes=writes,
