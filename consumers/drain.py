@@ -17,6 +17,7 @@ from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
 from ordertrack.log import get_logger
+from ordertrack.progress import Progress
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
@@ -73,7 +74,10 @@ def drain(
     batch_size: int = 100_000,
     stop: threading.Event | None = None,
     after_landing: AfterLanding | None = None,
+    progress: Progress | None = None,
 ) -> list[TableDrain]:
+    """Land every committed message of `specs` up to the end offsets seen at start. `progress`,
+    if given, is told the offsets to pass and advances as each batch commits."""
     stop = stop or threading.Event()
     lander = Lander(engine, config, settings, after_landing)
     results = {s.topic: TableDrain(s.name) for s in specs}
@@ -81,7 +85,7 @@ def drain(
         results[spec.topic].added_columns += lander.ensure_table(spec)
     while True:
         try:
-            return _drain_pass(config, settings, engine, specs, lander, results, batch_size, stop)
+            return _drain_pass(config, settings, engine, specs, lander, results, batch_size, stop, progress)
         except LedgerRewound as exc:
             # A replay committed while this drain ran: read again from the positions it set.
             log.warning("landing.ledger_rewound", reason=str(exc), action="reading again from the new positions")
@@ -89,7 +93,7 @@ def drain(
 
 def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEngine, specs: list[TableSpec],
                 lander: Lander, results: dict[str, TableDrain], batch_size: int,
-                stop: threading.Event) -> list[TableDrain]:
+                stop: threading.Event, progress: Progress | None = None) -> list[TableDrain]:
     """One pass from the warehouse's positions to the end offsets seen at its start."""
     c = Consumer(consumer_config(config, settings))
     try:
@@ -114,6 +118,11 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                     ends[(spec.topic, p)] = end
                     reading[(spec.topic, p)] = start
                     assignment.append(TopicPartition(spec.topic, p, start))
+        if progress is not None:
+            # Offsets, not messages: aborted records and transaction markers take offsets too, and
+            # a drain that reaches its ends has passed all of them. A pass after a replay's rewind
+            # adds what it reads again.
+            progress.update(total=progress.done + sum(ends[k] - reading[k] for k in ends))
         if not assignment:
             return list(results.values())
         c.assign(assignment)
@@ -130,6 +139,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
             for m in msgs:
                 last[m.partition] = max(last.get(m.partition, -1), m.offset)
             res = lander.land(spec, msgs, {p: reading[(topic, p)] for p in last})
+            passed = sum(o + 1 - reading[(topic, p)] for p, o in last.items())
             for p, o in last.items():
                 reading[(topic, p)] = o + 1
             metrics.BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - t0)
@@ -143,6 +153,8 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
             r.added_columns += res.added_columns
             # Only now, after the warehouse commit: tell the group where we are (for lag tools).
             commit_for_lag_tools(c, [TopicPartition(topic, p, o + 1) for p, o in last.items()])
+            if progress is not None:
+                progress.advance(passed, table=spec.name)
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected), deletes=res.deletes)
             pending[topic] = []
@@ -168,6 +180,8 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                     flush(topic)
         for topic in pending:
             flush(topic)
+        if progress is not None:  # the markers and aborted records after each partition's last message
+            progress.advance(sum(ends[k] - reading[k] for k in ends if k not in open_parts))
         return list(results.values())
     finally:
         c.close()

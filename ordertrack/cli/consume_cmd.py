@@ -20,6 +20,7 @@ from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.warehouse.factory import open_engine
 from consumers.drain import drain
 from ordertrack.log import get_logger
+from ordertrack.progress import track
 from producers.runner import Producer
 
 log = get_logger(__name__)
@@ -46,8 +47,9 @@ def consume(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = open_engine(state.config, state.settings, create="always")
-    results = drain(state.config, state.settings, engine, specs, batch_size=batch_size, stop=stop,
-                    after_landing=merge_hook(state, engine))
+    with track("consume --drain", unit="offsets") as progress:
+        results = drain(state.config, state.settings, engine, specs, batch_size=batch_size, stop=stop,
+                        after_landing=merge_hook(state, engine), progress=progress)
     if as_json:
         print_json([asdict(r) for r in results])
     else:
