@@ -216,3 +216,13 @@ def publish_period(config: PipelineConfig, settings: Settings, spec: TableSpec, 
     plan = BackfillPlan(spec.name, BackfillRun(uuid.uuid4().hex[:12], start, end), chunk_seconds or end - start,
                         start, resumed=False)
     return run_backfill(config, settings, spec, plan, stop=stop)
+
+
+def unfinished_runs(marks: list[Watermark]) -> list[Watermark]:
+    """The newest record of every backfill run (records oldest first) that has not reached its
+    end: running now, or interrupted and waiting for the same command again."""
+    newest: dict[tuple[str, str], Watermark] = {}
+    for m in marks:
+        if m.status == "backfill" and m.run_id:
+            newest[(m.table, m.run_id)] = m
+    return [m for m in newest.values() if m.run_end is not None and m.position < m.run_end]

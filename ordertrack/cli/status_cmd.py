@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -32,6 +33,7 @@ from ordertrack.status import (
     EXIT_UNREACHABLE,
     Service,
     StatusInputs,
+    RunningWork,
     StatusReport,
     TableStatus,
     gather,
@@ -129,8 +131,42 @@ def _inputs(state, specs: list[TableSpec]) -> StatusInputs:  # noqa: ANN001 - Cl
 
         # Only its connector check is used here, and that asks Kafka Connect alone.
         connector_down = dq_inputs(state, None).connector_down
+    def running() -> dict[str, list[RunningWork]]:
+        return running_work(store, _warehouse(state))
+
     return StatusInputs(services=services, latest_watermarks=store.latest, watermark_history=store.history,
-                        warehouse=lambda: _warehouse(state), lag=lag, connector_down=connector_down)
+                        warehouse=lambda: _warehouse(state), lag=lag, connector_down=connector_down,
+                        running=running)
+
+
+RUNNING_LOOKBACK_SECONDS = 7 * 86400
+"""How far back unfinished backfill runs are looked for (older ones are long abandoned)."""
+
+
+def running_work(store, engine: WarehouseEngine | None) -> dict[str, list[RunningWork]]:  # noqa: ANN001
+    """Backfill runs not at their end yet (from the watermark topic) and replays still re-landing
+    (from the warehouse), by table."""
+    from consumers.replay import replays
+    from producers.backfill import unfinished_runs
+
+    out: dict[str, list[RunningWork]] = {}
+    now = time.time()
+    for m in unfinished_runs(store.history(now - RUNNING_LOOKBACK_SECONDS, include_backfill=True)):
+        done = (m.position - m.run_start) / max(1, m.run_end - m.run_start)
+        out.setdefault(m.table, []).append(RunningWork(
+            "backfill", f"run {m.run_id} {format_utc(m.run_start)}..{format_utc(m.run_end)} at {format_utc(m.position)} "
+                        f"({done:.0%}; last chunk {round((now - m.written_at) / 60, 1)} min ago: running, or interrupted "
+                        "and resumed by the same command)", m.written_at))
+    if engine is not None:
+        by_id: dict[tuple[str, str], list] = {}
+        for r in replays(engine, open_only=True):
+            by_id.setdefault((r.table, r.replay_id), []).append(r)
+        for (table, rid), parts in by_id.items():
+            total = sum(r.to_offset - r.from_offset for r in parts)
+            done = sum(r.next_offset - r.from_offset for r in parts)
+            out.setdefault(table, []).append(RunningWork(
+                "replay", f"{rid}: {done} of {total} offsets re-landed on {len(parts)} partition(s)", None))
+    return out
 
 
 def _warehouse(state) -> WarehouseEngine | None:  # noqa: ANN001 - CliState

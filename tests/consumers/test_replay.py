@@ -81,6 +81,10 @@ def test_a_replay_restores_an_emptied_raw_table_and_a_second_changes_nothing(mak
     assert done["raw_rows_removed"] == 0 and done["holes"]
     lag = json.loads(env.cli("lag", "--table", table, "--json").stdout)
     assert sum(p["lag_messages"] for p in lag) >= len(raw_before)  # the hole is landing's work again
+    status = env.cli("status", "--json", "--table", table)
+    assert status.returncode in (0, 1), status.stderr  # 1 only if the lag breaches the configured limits
+    running = [t for t in json.loads(status.stdout)["tables"] if t["table"] == table][0]["running"]
+    assert [r["kind"] for r in running] == ["replay"] and done["replay_id"] in running[0]["detail"]
     drained = env.cli("consume", "--drain", "--table", table, "--json")
     assert drained.returncode == 0, drained.stderr
     assert raw_rows(env, table) == raw_before and mart(env, table) == mart_before

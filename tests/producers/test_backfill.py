@@ -132,6 +132,9 @@ def test_a_killed_backfill_resumes_after_its_last_committed_chunk(make_env, mari
             proc.kill()
     committed = backfill_records(env, now - 86400)
     assert committed and max(m.position for m in committed) < e
+    status = json.loads(env.cli("status", "--json", "--table", "uni_tracking_spath").stdout)
+    running = status["tables"][0]["running"]
+    assert [r["kind"] for r in running] == ["backfill"] and committed[0].run_id in running[0]["detail"]
 
     dry = backfill(env, "--from", str(s), "--to", str(e), "--dry-run")["plans"][0]
     assert dry["resumed"] is True and dry["run_id"] == committed[0].run_id
