@@ -55,10 +55,12 @@ class Env:
             capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env_vars, **env},
         )
 
-    def popen(self, *args: str) -> subprocess.Popen:
+    def popen(self, *args: str, stdout: int = subprocess.PIPE, **env: str) -> subprocess.Popen:
+        """`stdout=subprocess.DEVNULL` for a long-running command whose output nobody reads (a
+        full pipe would block it)."""
         return subprocess.Popen(
             [ORDERTRACK, "--config", str(self.config_path), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **self.env_vars},
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env={**os.environ, **self.env_vars, **env},
         )
 
 
