@@ -33,8 +33,10 @@ partitions, so it holds after a restart and whatever the number of workers in th
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
@@ -171,8 +173,14 @@ def build_app(
     web_port: int | None = None,
     after_landing: AfterLanding | None = None,
 ) -> LandingApp:
+    app_id = f"{config.pipeline.name}.landing"
+    # faust makes a data folder even with the memory store, in the working directory by default
+    # (one per pipeline name: tests left dozens); it creates the last level only.
+    datadir = Path(tempfile.gettempdir()) / "ordertrack-faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = LandingApp(
-        f"{config.pipeline.name}.landing",
+        app_id,
+        datadir=str(datadir / app_id),
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         value_serializer="raw",
         key_serializer="raw",
