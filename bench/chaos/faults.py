@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -9,8 +10,8 @@ from typing import Any
 
 from bench.chaos.processes import LogTail, event_time
 from bench.chaos.run import Injection, Run
-from bench.chaos.services import wait_gone
-from bench.chaos.settings import HarnessError
+from bench.chaos.services import cli_json, last_line, run_cli, wait_gone
+from bench.chaos.settings import BUFFER_MINUTES, HarnessError
 
 # The warehouse holder, run as `python -c HOLD_WAREHOUSE <file> <seconds>`: opens the DuckDB file
 # read-write (DuckDB lets one process write a file) and keeps it; prints "held", then "released".
@@ -144,6 +145,47 @@ def scheduler_kill(run: Run) -> Injection:
     return Injection(at, time.time(), detail, also_recovered=job_ran)
 
 
+def backfill_beside(run: Run) -> Injection:
+    """`ordertrack backfill` of the last ten minutes of every table, in one-minute chunks, while the
+    load writes, the live producer publishes and the worker lands: the same topics, its own
+    transactional id, re-published versions that must change no mart and lose nothing."""
+    end = int(time.time()) - BUFFER_MINUTES * 60 - 30  # published by the live producer already
+    tables = [a for t in run.tables for a in ("--table", t["name"])]
+    at = time.time()
+    r = run_cli(run.layout, "backfill", *tables, "--from", str(end - 600), "--to", str(end), "--chunk", "1m",
+                "--json", timeout=900)
+    if r.returncode != 0:
+        raise HarnessError(f"`ordertrack backfill` failed (exit {r.returncode}): {last_line(r.stderr)}")
+    results = json.loads(r.stdout)["results"]
+    return Injection(at, time.time(), {"rows": {x["table"]: x["rows"] for x in results},
+                                       "chunks": sum(x["chunks"] for x in results)})
+
+
+def replay_under_worker(run: Run) -> Injection:
+    """`ordertrack replay` of the last five minutes of scan events while the worker runs: their raw
+    rows are removed and the worker, told inside its next landing, restarts and lands them again."""
+    tail = LogTail(run.procs["worker"].log)
+    at = time.time()
+    r = run_cli(run.layout, "replay", "--table", "uni_tracking_spath", "--from", str(int(at) - 300), "--json",
+                timeout=300)
+    if r.returncode != 0:
+        raise HarnessError(f"`ordertrack replay` failed (exit {r.returncode}): {last_line(r.stderr)}")
+    plan = json.loads(r.stdout)
+    restarted = run.wait_event(tail, lambda e: e["event"] == "worker.restarting", timeout=120)
+    detail = {"raw_rows_removed": plan.get("raw_rows_removed", 0), "messages": plan["messages"],
+              "worker_restarted": restarted is not None}
+
+    def re_landed() -> bool:
+        rows = cli_json(run.layout, "status", "--json", "--table", "uni_tracking_spath", ok=(0, 1), timeout=120)
+        running = [] if rows is None else [w for t in rows["tables"] for w in t["running"] if w["kind"] == "replay"]
+        if rows is None or running:
+            run.why_not = "the replay is still re-landing" if running else "`status` failed"
+            return False
+        return True
+
+    return Injection(at, time.time(), detail, also_recovered=re_landed)
+
+
 FAULTS: dict[str, tuple[str, Callable[[Run], Injection]]] = {
     "producer_kill": ("producer SIGKILL mid-window", producer_kill),
     "worker_kill": ("worker SIGKILL mid-landing", worker_kill),
@@ -152,6 +194,8 @@ FAULTS: dict[str, tuple[str, Callable[[Run], Injection]]] = {
     "warehouse_hold": ("warehouse held past retry budget", warehouse_hold),
     "second_worker": ("second worker joins, leaves", second_worker),
     "scheduler_kill": ("scheduler SIGKILL mid-job", scheduler_kill),
+    "backfill": ("backfill beside the live producer", backfill_beside),
+    "replay": ("replay under the running worker", replay_under_worker),
 }
 
 
