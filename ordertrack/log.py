@@ -16,12 +16,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
     """Set up structlog once per process; `ORDERTRACK_LOG_LEVEL` / `ORDERTRACK_LOG_FORMAT` override."""
     level_name = (level or os.environ.get("ORDERTRACK_LOG_LEVEL", "INFO")).upper()
     fmt = os.environ.get("ORDERTRACK_LOG_FORMAT")
-    use_json = json if json is not None else (fmt == "json" or (fmt is None and not sys.stderr.isatty()))
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    renderer = _renderer(json)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -34,6 +29,30 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _renderer(json: bool | None = None):  # noqa: ANN202 - a structlog processor
+    fmt = os.environ.get("ORDERTRACK_LOG_FORMAT")
+    use_json = json if json is not None else (fmt == "json" or (fmt is None and not sys.stderr.isatty()))
+    return structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def route_library_logs(*names: str, level: int = logging.WARNING) -> None:
+    """Show what libraries log through the stdlib (faust, mode, aiokafka) at `level` and above, as
+    our own one-line events. They attach NullHandlers, which keep Python's last-resort handler
+    quiet: without this a faust worker that crashes on start-up exits without a word."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, _renderer()],
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+    ))
+    handler.setLevel(level)
+    for name in names:
+        lg = logging.getLogger(name)
+        lg.addHandler(handler)
+        lg.setLevel(min(lg.level or level, level))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

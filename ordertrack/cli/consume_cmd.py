@@ -19,7 +19,7 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.warehouse.factory import open_engine
 from consumers.drain import drain
-from ordertrack.log import get_logger
+from ordertrack.log import get_logger, route_library_logs
 from ordertrack.progress import track
 from producers.runner import Producer
 
@@ -147,7 +147,8 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     engine = retry_until_ok(lambda: open_engine(state.config, state.settings, create="always"), Outage("warehouse"))
     app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,
                     after_landing=merge_hook(state, engine))
-    # faust logs its own warnings and errors (a crash must never be silent); ours go through structlog.
+    # faust's warnings and errors (a crash must never be silent) as our own one-line events.
+    route_library_logs("faust", "mode", "aiokafka")
     worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
     try:
         worker.execute_from_commandline()
