@@ -38,7 +38,7 @@ from ordertrack.kafka.reader import WatchfulConsumer, partitions, reader
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
-from ordertrack.timeparse import format_utc
+from ordertrack.timeparse import format_utc, parse_utc
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
 from ordertrack.warehouse.positions import REPLAYS_TABLE, positions_relation
 
@@ -61,7 +61,7 @@ class PartitionReplay:
     messages: int
     """Offsets in [from, to): messages to re-land, at most (transaction markers take offsets too)."""
     raw_rows: int = 0
-    """Raw rows of [from, to) now: removed by the rewind, landed again by the worker."""
+    """Raw rows of [from, to) now: each is replaced when its offset is landed again."""
     before_retention: bool = False
     """The period asked for starts before what the topic still holds: it was clamped to the log start."""
 
@@ -114,10 +114,6 @@ def _first_time(c: WatchfulConsumer, topic: str, partition: int, offset: int, en
     return None
 
 
-def _unix(utc: str) -> int:
-    return int(datetime.strptime(utc, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
-
-
 def landing_positions(engine: WarehouseEngine, topic: str) -> dict[int, tuple[int, int | None, int | None]]:
     """partition -> (ledger next offset, open hole's next offset, open hole's end)."""
     ph = engine.placeholder
@@ -167,7 +163,7 @@ def plan_replay(config: PipelineConfig, settings: Settings, engine: WarehouseEng
             # A log that starts past offset 0 has lost messages to retention; a time before its
             # first held message may have meant some of them.
             before = want < low or (from_time is not None and want == low > 0 and first_time is not None
-                                    and from_time < _unix(first_time))
+                                    and from_time < parse_utc(first_time))
             start = max(want, low)
             stop = min(ends.get(p, nxt), nxt)
             pr = PartitionReplay(p, low, first_time, high, nxt, start, max(start, stop), max(0, stop - start),
@@ -202,34 +198,29 @@ def _count_raw(engine: WarehouseEngine, spec: TableSpec, plan: ReplayPlan) -> No
 class ReplayResult:
     table: str
     replay_id: str
-    raw_rows_removed: int
     holes: dict[int, tuple[int, int]]
     """partition -> the open hole [from, to) after the rewind (merged with an earlier open one)."""
 
 
 def apply_replay(engine: WarehouseEngine, spec: TableSpec, plan: ReplayPlan) -> ReplayResult:
-    """Remove the period's raw rows and open its holes, in one transaction."""
-    rel = {"__raw__": (spec.raw_schema, spec.raw_table), "__replays__": (engine.raw_schema, REPLAYS_TABLE),
-           "__ledger__": (engine.raw_schema, LEDGER_TABLE)}
+    """Open the period's holes, in one transaction. Raw rows stay until their offsets are landed
+    again: each re-landing replaces its rows, so raw never lacks a row Kafka cannot give back."""
+    rel = {"__replays__": (engine.raw_schema, REPLAYS_TABLE)}
 
     def sql(text: str) -> str:
         return render_text(text, engine.dialect, rel)
 
     open_hole = sql("SELECT MIN(next_offset), MAX(to_offset) FROM __replays__ "
                     "WHERE topic = :topic AND partition = :p AND finished_at IS NULL")
-    in_range = "_kafka_topic = :topic AND _kafka_partition = :p AND _kafka_offset >= :a AND _kafka_offset < :b"
-    count = sql(f"SELECT COUNT(*) FROM __raw__ WHERE {in_range}")
-    delete = sql(f"DELETE FROM __raw__ WHERE {in_range}")
     close = sql("UPDATE __replays__ SET finished_at = :now, requested = requested || :why "
                 "WHERE topic = :topic AND partition = :p AND finished_at IS NULL")
     insert = sql("INSERT INTO __replays__ (replay_id, table_name, topic, partition, from_offset, to_offset, "
-                 "next_offset, requested_at, raw_rows_removed, requested) "
-                 "VALUES (:id, :table, :topic, :p, :a, :b, :a, :now, :removed, :requested)")
-    has_raw = bool(engine.raw_columns(spec))
+                 "next_offset, requested_at, raw_rows, requested) "
+                 "VALUES (:id, :table, :topic, :p, :a, :b, :a, :now, :raw_rows, :requested)")
 
     def step(execute: Execute) -> ReplayResult:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        result = ReplayResult(spec.name, plan.replay_id, 0, {})
+        result = ReplayResult(spec.name, plan.replay_id, {})
         for pr in plan.todo:
             a, b = pr.from_offset, pr.to_offset
             hole_next, hole_to = execute(open_hole, {"topic": spec.topic, "p": pr.partition})[0]
@@ -237,18 +228,13 @@ def apply_replay(engine: WarehouseEngine, spec: TableSpec, plan: ReplayPlan) -> 
                 a, b = min(a, int(hole_next)), max(b, int(hole_to))
                 execute(close, {"now": now, "why": f" (merged into replay {plan.replay_id})",
                                 "topic": spec.topic, "p": pr.partition})
-            params = {"topic": spec.topic, "p": pr.partition, "a": a, "b": b}
-            removed = int(execute(count, params)[0][0]) if has_raw else 0
-            if removed:
-                execute(delete, params)
-            execute(insert, {**params, "id": plan.replay_id, "table": spec.name, "now": now, "removed": removed,
-                             "requested": plan.requested})
-            result.raw_rows_removed += removed
+            execute(insert, {"topic": spec.topic, "p": pr.partition, "a": a, "b": b, "id": plan.replay_id,
+                             "table": spec.name, "now": now, "raw_rows": pr.raw_rows, "requested": plan.requested})
             result.holes[pr.partition] = (a, b)
         return result
 
     result = engine.in_transaction(step)
-    log.info("replay.rewound", table=spec.name, replay_id=plan.replay_id, raw_rows_removed=result.raw_rows_removed,
+    log.info("replay.rewound", table=spec.name, replay_id=plan.replay_id,
              holes={str(p): list(h) for p, h in result.holes.items()}, requested=plan.requested)
     return result
 

@@ -82,11 +82,16 @@ class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             # while it is waited for: an unreachable warehouse must not cost the group membership).
             tps = set(self.assignment())
             ledger = await _until_ok(lambda: app.ledger_positions(tps), app.ledger_outage,
-                                     fatal=(LedgerAheadError,))
+                                     fatal=(LedgerAheadError, LedgerRewound))
         except LedgerAheadError as exc:
             app.fatal = str(exc)
             log.error("worker.ledger_ahead_of_topic", error=str(exc))
             await app.crash(exc)
+            return committed
+        except LedgerRewound as exc:
+            # Seeking back here would leave what this worker fetched and buffered from the old
+            # position to be landed after the new one: start over instead.
+            await app.restart_for(exc)
             return committed
         for tp, offset in ledger.items():
             self.seek(tp, offset)
@@ -115,7 +120,9 @@ class LandingApp(faust.App):
     """Why the worker stopped to start again (a replay moved a landing position back)."""
     read_from: dict[tuple[str, int], int]
     """(topic, partition) -> the offset this worker reads on from: its seek position, then the
-    offset after its last landed batch; sent with every landing (`expected`)."""
+    offset after its last landed batch; sent with every landing (`expected`). Kept when a
+    partition is revoked: buffered messages of it may still land, and must still be checked; a
+    seek that would move it back restarts the worker instead."""
     ledger_outage: Outage
 
     def _new_transport(self):  # noqa: ANN202 - faust's signature
@@ -135,10 +142,21 @@ class LandingApp(faust.App):
                     # the group committed (an offset below the log start resets to the earliest).
                     out[tp] = nxt.get(tp.partition, 0)
             check_ledger_within_log(self.settings, specs[topic], nxt, admin)
+        for topic in {tp.topic for tp in out}:
+            check_not_rewound(topic, {tp.partition: o for tp, o in out.items() if tp.topic == topic},
+                              {p: o for (t, p), o in self.read_from.items() if t == topic
+                               and TP(topic, p) in out})
         log.info("worker.seek_to_ledger", positions={f"{tp.topic}[{tp.partition}]": o for tp, o in out.items()})
         for tp, o in out.items():
             self.read_from[(tp.topic, tp.partition)] = o
         return out
+
+    async def restart_for(self, exc: LedgerRewound) -> None:
+        """A replay moved a landing position back below where this worker reads: stop, and let
+        the CLI start the same command again (a fresh consumer seeks to the new positions)."""
+        self.restart = str(exc)
+        log.warning("worker.ledger_rewound", reason=str(exc), action="restarting to read from the new positions")
+        await self.crash(exc)
 
 
 class _Buffer:
@@ -203,6 +221,7 @@ def build_app(
     app.settings = settings
     app.ledger_outage = Outage("warehouse ledger")
     app.read_from = {}
+
     lander = Lander(engine, config, settings, after_landing)
     outages = {s.name: Outage(f"warehouse landing of {s.name}") for s in specs}
 
@@ -233,13 +252,10 @@ def build_app(
                                       fatal=(LedgerRewound,), first_offset=min(m.offset for m in msgs),
                                       messages=len(msgs))
             except LedgerRewound as exc:
-                app.restart = str(exc)
-                log.warning("worker.ledger_rewound", table=spec.name, reason=str(exc),
-                            action="restarting to read from the new positions")
-                await app.crash(exc)
+                await app.restart_for(exc)
                 return
-            for p, o in last.items():
-                app.read_from[(spec.topic, p)] = max(app.read_from.get((spec.topic, p), 0), o + 1)
+            for p in expected:
+                app.read_from[(spec.topic, p)] = max(app.read_from[(spec.topic, p)], last[p] + 1)
             buf.landed(len(msgs))
             if not buf.messages:
                 buf.caught_up = False
@@ -267,14 +283,12 @@ def build_app(
         # never re-land the replayed period, so its position is compared here too.
         try:
             for spec in specs:
-                positions = await asyncio.to_thread(engine.next_offsets, spec.topic)
+                # Taken before the read: a landing committing meanwhile moves both forward.
                 reading = {p: o for (t, p), o in app.read_from.items() if t == spec.topic}
+                positions = await asyncio.to_thread(engine.next_offsets, spec.topic)
                 check_not_rewound(spec.topic, positions, reading)
         except LedgerRewound as exc:
-            app.restart = str(exc)
-            log.warning("worker.ledger_rewound", table=spec.name, reason=str(exc),
-                        action="restarting to read from the new positions")
-            await app.crash(exc)
+            await app.restart_for(exc)
         except Exception as exc:  # the warehouse away: landing says so too; try again next time
             rewind_outage.failed(exc)
         else:

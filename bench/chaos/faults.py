@@ -172,10 +172,13 @@ def replay_under_worker(run: Run) -> Injection:
         raise HarnessError(f"`ordertrack replay` failed (exit {r.returncode}): {last_line(r.stderr)}")
     plan = json.loads(r.stdout)
     restarted = run.wait_event(tail, lambda e: e["event"] == "worker.restarting", timeout=120)
-    detail = {"raw_rows_removed": plan.get("raw_rows_removed", 0), "messages": plan["messages"],
+    detail = {"raw_rows_replaced": plan["raw_rows"], "messages": plan["messages"],
               "worker_restarted": restarted is not None}
 
     def re_landed() -> bool:
+        if restarted is None and plan["messages"]:
+            run.why_not = "the worker did not restart after the replay moved its position back"
+            return False
         rows = cli_json(run.layout, "status", "--json", "--table", "uni_tracking_spath", ok=(0, 1), timeout=120)
         running = [] if rows is None else [w for t in rows["tables"] for w in t["running"] if w["kind"] == "replay"]
         if rows is None or running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Optional
 
 import typer
@@ -12,6 +13,7 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.warehouse.engine import LEDGER_TABLE
+from ordertrack.warehouse.positions import REPLAYS_TABLE
 from ordertrack.warehouse.factory import open_engine
 
 app = typer.Typer(help="Show or reset the ingest ledger (which Kafka offsets each table has landed).",
@@ -65,5 +67,21 @@ def reset(
     if not yes:
         typer.echo(f"{n} ledger row(s) of {spec.topic} would be removed; run again with --yes to remove them.")
         return
-    engine.query(f"DELETE FROM {ledger} WHERE topic = {engine.placeholder}", [spec.topic])
+    replays = f"{q(engine.raw_schema)}.{q(REPLAYS_TABLE)}"
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def forget(execute) -> None:  # noqa: ANN001 - an Execute
+        execute(f"DELETE FROM {ledger} WHERE topic = :topic", {"topic": spec.topic})
+        # A replay's hole counts offsets of the topic's earlier life: it must not move landing.
+        execute(f"UPDATE {replays} SET finished_at = :now, requested = requested || ' (closed by ledger reset)' "
+                "WHERE topic = :topic AND finished_at IS NULL", {"topic": spec.topic, "now": now})
+
+    engine.in_transaction(lambda execute: forget(_named(execute, engine.dialect)))
     typer.echo(f"removed {n} ledger row(s) of {spec.topic}; {spec.name} lands again from the topic's earliest offset.")
+
+
+def _named(execute, dialect: str):  # noqa: ANN001, ANN202 - an Execute in, an Execute out
+    """Statements written with `:name` parameters, rendered for the engine (as the mart SQL is)."""
+    from marts.sqlfiles import render_text
+
+    return lambda sql, params: execute(render_text(sql, dialect, {}), params)

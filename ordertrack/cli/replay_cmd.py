@@ -40,8 +40,7 @@ def replay(
     if as_json:
         out = plan.to_dict() | {"dry_run": dry_run}
         if result is not None:
-            out |= {"raw_rows_removed": result.raw_rows_removed,
-                    "holes": {str(p): list(h) for p, h in result.holes.items()}}
+            out |= {"holes": {str(p): list(h) for p, h in result.holes.items()}}
         print_json(out)
     else:
         title = f"replay {spec.name} {plan.requested}" + (" (dry run: nothing changed)" if dry_run else "")
@@ -53,24 +52,24 @@ def replay(
         for n in plan.notes:
             typer.echo(f"note: {n}")
         if result is not None:
-            typer.echo(f"rewound: {result.raw_rows_removed} raw row(s) removed; the worker (or `ordertrack consume "
-                       f"--drain`) lands {sum(p.messages for p in plan.todo)} offset(s) again (replay {plan.replay_id}).")
+            typer.echo(f"rewound (replay {plan.replay_id}): the worker (or `ordertrack consume --drain`) lands "
+                       f"{sum(p.messages for p in plan.todo)} offset(s) again, each replacing its raw row "
+                       f"({sum(p.raw_rows for p in plan.todo)} there now).")
     if wait and result is not None:
         _follow(engine, spec.topic, plan.replay_id)
 
 
 def _follow(engine, topic: str, replay_id: str) -> None:  # noqa: ANN001 - a WarehouseEngine
-    """Show the re-landing's progress until every hole of the replay is closed (Ctrl-C leaves it
-    to go on without us)."""
-    mine = [r for r in replays(engine, topic) if r.replay_id == replay_id]
-    total = sum(r.to_offset - r.from_offset for r in mine)
+    """Show the re-landing's progress until no hole is open on the topic (this replay's, or a later
+    one's that merged it); Ctrl-C leaves it to go on without us."""
+    holes = replays(engine, topic, open_only=True)
+    total = sum(r.to_offset - r.from_offset for r in holes)
     with track(f"replay {replay_id}", total, "offsets") as progress:
         try:
-            while True:
-                now = [r for r in replays(engine, topic) if r.replay_id == replay_id]
-                progress.update(done=sum(r.next_offset - r.from_offset for r in now))
-                if all(r.finished_at is not None for r in now):
-                    return
+            while holes:
+                progress.update(done=total - sum(r.to_offset - r.next_offset for r in holes))
                 time.sleep(2)
+                holes = replays(engine, topic, open_only=True)
+            progress.update(done=total)
         except KeyboardInterrupt:
             typer.echo("stopped following; the re-landing goes on (see `ordertrack status`)", err=True)

@@ -42,7 +42,8 @@ from ordertrack.warehouse.engine import (
     T,
 )
 from ordertrack.log import get_logger
-from ordertrack.warehouse.positions import advance_holes, check_not_rewound, lands, positions_relation, replays_ddl
+from ordertrack.warehouse.positions import (advance_holes, check_not_rewound, lands, positions_relation, replaced_rows,
+                                             replays_ddl)
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES, Column, widened
 
 
@@ -244,9 +245,11 @@ class DuckDBEngine:
             try:
                 con.execute("BEGIN TRANSACTION")
                 positions = positions_relation(self.raw_schema, "$topic")
-                if expected:
-                    resume = con.execute(f"SELECT partition, resume FROM ({positions}) AS p", {"topic": topic}).fetchall()
-                    check_not_rewound(topic, {int(p): int(o) for p, o in resume}, expected)
+                now_at = con.execute(f"SELECT partition, resume, hole_next FROM ({positions}) AS p",
+                                     {"topic": topic}).fetchall()
+                check_not_rewound(topic, {int(p): int(o) for p, o, _ in now_at}, expected)
+                holes = any(h is not None for _, _, h in now_at)
+                declared = list(expected or ())
                 con.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE fresh AS
@@ -255,7 +258,7 @@ class DuckDBEngine:
                         SELECT b.partition, b."offset", b.window_id, b.reject_reason, try(decode(b.value)) AS txt,
                                b.value
                         FROM staged_batch b LEFT JOIN nxt ON nxt.partition = b.partition
-                        WHERE {lands("b", "nxt")}
+                        WHERE {lands("b", "nxt", declared)}
                     ), parsed AS (
                         SELECT partition, "offset", window_id, value, txt,
                                reject_reason IS NULL AND txt IS NOT NULL AND try(json_valid(txt)) AS ok,
@@ -286,6 +289,8 @@ class DuckDBEngine:
                     "SELECT COUNT(*), COUNT(*) FILTER (WHERE reason IS NOT NULL) FROM fresh"
                 ).fetchone()
                 skipped = staged.num_rows - total
+                if holes:  # offsets re-landed into a replay's hole replace their raw rows
+                    con.execute(replaced_rows(raw, "$topic", "fresh", positions), {"topic": topic})
                 cols = ", ".join(q(c) for c in source_cols)
                 con.execute(
                     f"""INSERT INTO {raw} ({cols}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
@@ -322,8 +327,9 @@ class DuckDBEngine:
                         FROM fresh GROUP BY partition""",
                     {"topic": topic, "batch_id": batch_id, "merged": after is not None},
                 )
-                con.execute(advance_holes(self.raw_schema, "$topic", "staged_batch", "CAST(now() AS TIMESTAMP)"),
-                            {"topic": topic})
+                if holes:
+                    con.execute(advance_holes(self.raw_schema, "$topic", "staged_batch", "CAST(now() AS TIMESTAMP)",
+                                              declared), {"topic": topic})
                 if after is not None:
                     try:
                         after(_executor(con), spec, batch_id)

@@ -2,24 +2,29 @@
 
 The ingest ledger records every landed batch; its next offset per partition is the highest landed
 offset + 1, and landing skips anything below it (a redelivery). `ordertrack replay` re-lands a
-period below that: it removes the period's raw rows and opens a *hole* [from, to) in the replays
-table, in one transaction. While a hole is open on a partition:
+period below that by opening a *hole* [from, to) in the replays table. While a hole is open on a
+partition:
 
 * landing resumes at the hole's `next_offset` (the worker and `consume --drain` seek there);
-* an offset lands when it is in the hole and not re-landed yet (`next <= offset < to`), or new
-  (`offset >= ledger next`); offsets in [to, ledger next) were never removed, and are skipped;
-* every landing moves the hole's `next_offset` past the batch, in the same transaction, and closes
-  the hole (`finished_at`) once the reader has passed `to`.
-
-So each (topic, partition, offset) is in raw at most once, a crash mid-replay resumes where the
-last re-landed batch ended, and the rules are the same for every engine: the SQL below is shared.
+* an offset lands when it is new (`offset >= ledger next`), or when it is in the hole, not
+  re-landed yet (`next <= offset < to`) and the lander reads that partition from a declared
+  position (`expected`: a reader that sought there, not a stale buffer); offsets in [to, ledger
+  next) were landed before and are skipped;
+* a re-landed offset *replaces* its raw row, in the same transaction (delete, then insert), so
+  raw is never short of a row Kafka can no longer give back (retention), and holds each
+  (topic, partition, offset) at most once;
+* every landing moves the hole's `next_offset` past the batch, and closes the hole
+  (`finished_at`) once the reader has passed `to`.
 
 A lander that read on from a position the warehouse has since moved back (a worker that was
 running when the replay committed) finds `resume < expected` inside its landing transaction and
-gets `LedgerRewound`, with nothing committed: it must seek to the new position first.
+gets `LedgerRewound`, with nothing committed: it must seek to the new position first. The rules
+are the same for every engine: the SQL below is shared.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.warehouse.engine import LEDGER_TABLE
@@ -49,35 +54,55 @@ def replays_ddl(schema: str, *, sized: bool = False) -> str:
             f"replay_id {v(32)} NOT NULL, table_name {v(128)} NOT NULL, topic {v(255)} NOT NULL, "
             "partition INTEGER NOT NULL, from_offset BIGINT NOT NULL, to_offset BIGINT NOT NULL, "
             "next_offset BIGINT NOT NULL, requested_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, "
-            f"raw_rows_removed BIGINT, requested {v(1024)})")
+            f"raw_rows BIGINT, requested {v(1024)})")
 
 
 def positions_relation(schema: str, topic: str) -> str:
     """Per partition of `topic` (an SQL expression: a literal or a parameter): `next_offset` (the
     ledger's), `hole_next` and `hole_to` (NULL without an open hole) and `resume`, where landing
-    goes on. A hole only exists where something landed (a replay never opens one elsewhere)."""
+    goes on. A hole only counts below the ledger's next offset: one left by an earlier incarnation
+    of the topic (before `ledger reset`) cannot move landing past offsets never landed."""
     return (
         f"SELECT l.partition, l.next_offset, h.next_offset AS hole_next, h.to_offset AS hole_to, "
-        f"COALESCE(h.next_offset, l.next_offset) AS resume "
+        f"CASE WHEN h.next_offset < l.next_offset THEN h.next_offset ELSE l.next_offset END AS resume "
         f"FROM (SELECT partition, MAX(last_offset) + 1 AS next_offset FROM {q(schema)}.{q(LEDGER_TABLE)} "
         f"WHERE topic = {topic} GROUP BY partition) l "
         f"LEFT JOIN (SELECT partition, MIN(next_offset) AS next_offset, MAX(to_offset) AS to_offset "
         f"FROM {q(schema)}.{q(REPLAYS_TABLE)} WHERE topic = {topic} AND finished_at IS NULL GROUP BY partition) h "
-        f"ON h.partition = l.partition"
+        f"ON h.partition = l.partition AND h.to_offset <= l.next_offset"
     )
 
 
-def lands(message: str, position: str) -> str:
-    """The condition under which message `message` (alias with `"offset"`) lands, given its
-    partition's row `position` of `positions_relation` (NULL: nothing landed there yet)."""
+def partitions_sql(partitions: Iterable[int]) -> str:
+    """`(0, 2)`: the partitions a lander declared positions for, as an SQL list (integers only)."""
+    ps = sorted({int(p) for p in partitions})
+    return f"({', '.join(map(str, ps))})" if ps else "(NULL)"
+
+
+def lands(message: str, position: str, declared: Iterable[int]) -> str:
+    """The condition under which message `message` (alias with `partition` and `"offset"`) lands,
+    given its partition's row `position` of `positions_relation` (NULL: nothing landed there yet)
+    and the partitions whose reader declared its position (only those may re-land a hole)."""
     o = f'{message}."offset"'
     return (f"({o} >= COALESCE({position}.next_offset, 0) "
-            f"OR ({o} >= {position}.hole_next AND {o} < {position}.hole_to))")
+            f"OR ({message}.partition IN {partitions_sql(declared)} "
+            f"AND {o} >= {position}.hole_next AND {o} < {position}.hole_to))")
 
 
-def advance_holes(schema: str, topic: str, batch: str, now: str) -> str:
+def replaced_rows(raw: str, topic: str, fresh: str, positions: str) -> str:
+    """Delete the raw rows of the offsets a batch re-lands into a hole (those below the ledger's
+    next offset), before the batch inserts them again."""
+    return (f"DELETE FROM {raw} USING (SELECT f.partition, f.\"offset\" FROM {fresh} f "
+            f"JOIN ({positions}) p ON p.partition = f.partition WHERE f.\"offset\" < p.next_offset) relanded "
+            f"WHERE {raw}._kafka_topic = {topic} AND {raw}._kafka_partition = relanded.partition "
+            f"AND {raw}._kafka_offset = relanded.\"offset\"")
+
+
+def advance_holes(schema: str, topic: str, batch: str, now: str, declared: Iterable[int]) -> str:
     """After a batch of `topic` (relation `batch` with `partition` and `"offset"`) landed: move each
-    open hole past the batch's last offset, and close the holes the reader has passed."""
+    open hole of a declared partition past the batch's last offset, and close the holes the reader
+    has passed. A declared reader reads its partition contiguously from at most the hole's next
+    offset (the `expected` check), so every hole offset up to the batch's last has been re-landed."""
     h = f"{q(schema)}.{q(REPLAYS_TABLE)}"
     return (
         f"UPDATE {h} SET "
@@ -85,7 +110,8 @@ def advance_holes(schema: str, topic: str, batch: str, now: str) -> str:
         f"WHEN b.last_offset + 1 > {h}.next_offset THEN b.last_offset + 1 ELSE {h}.next_offset END, "
         f"finished_at = CASE WHEN b.last_offset + 1 >= {h}.to_offset THEN {now} END "
         f"FROM (SELECT partition, MAX(\"offset\") AS last_offset FROM {batch} GROUP BY partition) b "
-        f"WHERE {h}.topic = {topic} AND {h}.partition = b.partition AND {h}.finished_at IS NULL"
+        f"WHERE {h}.topic = {topic} AND {h}.partition = b.partition AND {h}.finished_at IS NULL "
+        f"AND b.partition IN {partitions_sql(declared)}"
     )
 
 

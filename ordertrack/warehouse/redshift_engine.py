@@ -221,9 +221,12 @@ class RedshiftEngine:
         if bad and misfits == "raise":
             raise MisfitColumns(bad)
         uri = stage_to_s3(self._s3, self.settings.warehouse.s3_staging, topic, staged)
+        # A replay committing after this read is caught by the `expected` check after BEGIN.
+        holes = bool(self.query(sql.open_holes(spec.raw_schema, topic)))
         landing = sql.land_statements(spec, columns, topic, uri, self.settings.warehouse.iam_role,
                                          mart_schema=self.mart_schema, batch_id=batch_id, merged=after is not None,
-                                         json_keys={k.lower(): k for k in json_keys(staged)})
+                                         json_keys={k.lower(): k for k in json_keys(staged)},
+                                         declared=list(expected or ()), holes=holes)
         cur = self._connect().cursor()
         try:
             for i, stmt in enumerate(landing.writes):

@@ -14,7 +14,7 @@ from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE, META_COLUMNS
-from ordertrack.warehouse.positions import advance_holes, lands, positions_relation, replays_ddl
+from ordertrack.warehouse.positions import advance_holes, lands, positions_relation, replaced_rows, replays_ddl
 from ordertrack.warehouse.types import Column
 
 
@@ -60,6 +60,11 @@ def create_raw_table(spec: TableSpec, columns: list[Column]) -> str:
 
 def add_column(spec: TableSpec, column: Column) -> str:
     return f"ALTER TABLE {q(spec.raw_schema)}.{q(spec.raw_table)} ADD COLUMN {q(column.name)} {column.type}"
+
+
+def open_holes(raw_schema: str, topic: str) -> str:
+    """A row when a replay's hole is open on the topic (landing then replaces re-landed raw rows)."""
+    return f"SELECT 1 FROM ({positions_relation(raw_schema, _lit(topic))}) AS p WHERE hole_next IS NOT NULL LIMIT 1"
 
 
 def next_offsets(raw_schema: str, topic: str) -> str:
@@ -134,6 +139,8 @@ def land_statements(
     merged: bool = False,
     stage_table: str = "ordertrack_stage",
     json_keys: dict[str, str] | None = None,
+    declared: list[int] | None = None,
+    holes: bool = False,
 ) -> LandingSql:
     """The statements of one landing transaction. Redshift's catalog folds column names to lower
     case while JSON keys keep theirs (`traceSeq`): `json_keys` maps a lower-cased column name to
@@ -166,9 +173,10 @@ def land_statements(
                 SELECT b.*, ROW_NUMBER() OVER (PARTITION BY b.partition, b."offset" ORDER BY b."offset") AS n
                 FROM {stage_table} b
                 LEFT JOIN ({positions_relation(spec.raw_schema, _lit(topic))}) l ON l.partition = b.partition
-                WHERE {lands("b", "l")}
+                WHERE {lands("b", "l", declared or [])}
             ) s
             WHERE s.n = 1""",
+        *([replaced_rows(raw, _lit(topic), fresh, positions_relation(spec.raw_schema, _lit(topic)))] if holes else []),
         f"""INSERT INTO {raw} ({", ".join(q(c) for c in source_cols)}, _kafka_topic, _kafka_partition, _kafka_offset, _window_id, _ingested_at, _batch_id)
             SELECT {", ".join(_extract(c, columns[c], json_keys.get(c.lower())) for c in source_cols)},
                    {_lit(topic)}, s.partition, s."offset", s.window_id, GETDATE(), {_lit(batch_id)}
@@ -182,7 +190,7 @@ def land_statements(
                    SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN reason IS NULL THEN 0 ELSE 1 END),
                    GETDATE(), {_lit(batch_id)}, {"GETDATE()" if merged else "NULL"}
             FROM {fresh} GROUP BY partition""",
-        advance_holes(spec.raw_schema, _lit(topic), stage_table, "GETDATE()"),
+        *([advance_holes(spec.raw_schema, _lit(topic), stage_table, "GETDATE()", declared or [])] if holes else []),
     ]
     return LandingSql(
         writes=writes,

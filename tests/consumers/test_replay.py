@@ -26,11 +26,8 @@ TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
 def workload(env, mariadb_admin) -> None:
     """An hour of the three tables (inside the first window's 120-minute lookback), published and
     landed by `run-once`."""
-    with mariadb_admin.cursor() as cur:
-        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO 'kuaisong_app'@'%'")
-    gen = env.cli("generate", "--history-days", "0.05", "--orders-per-minute", "60", "--scan-interval-minutes", "15",
-                  "--seed", "7", MYSQL_DATABASE=env.db)
-    assert gen.returncode == 0, gen.stderr
+    env.generate(mariadb_admin, "--history-days", "0.05", "--orders-per-minute", "60", "--scan-interval-minutes", "15",
+                 "--seed", "7")
     r = env.cli("run-once", "--json")
     assert r.returncode == 0, r.stderr
 
@@ -40,6 +37,13 @@ def raw_rows(env, table: str, engine=None) -> list[tuple]:
     spec = env.spec(table)
     return (engine or env.engine()).query(
         f'SELECT _kafka_partition, _kafka_offset FROM "{spec.raw_schema}"."{spec.raw_table}" ORDER BY 1, 2')
+
+
+def batch_of_offset(env, table: str) -> dict[tuple[int, int], str]:
+    """(partition, offset) -> the batch that landed the raw row."""
+    spec = env.spec(table)
+    return {(p, o): b for p, o, b in env.engine().query(
+        f'SELECT _kafka_partition, _kafka_offset, _batch_id FROM "{spec.raw_schema}"."{spec.raw_table}"')}
 
 
 def mart(env, table: str, engine=None) -> list[tuple]:
@@ -78,7 +82,7 @@ def test_a_replay_restores_an_emptied_raw_table_and_a_second_changes_nothing(mak
         'SELECT COUNT(*) FROM "settlement_public"."ordertrack_replays"')[0][0] == 0
 
     done = replay(env, "--table", table, "--from", "2000-01-01 00:00:00")
-    assert done["raw_rows_removed"] == 0 and done["holes"]
+    assert done["raw_rows"] == 0 and done["holes"]
     lag = json.loads(env.cli("lag", "--table", table, "--json").stdout)
     assert sum(p["lag_messages"] for p in lag) >= len(raw_before)  # the hole is landing's work again
     status = env.cli("status", "--json", "--table", table)
@@ -94,7 +98,7 @@ def test_a_replay_restores_an_emptied_raw_table_and_a_second_changes_nothing(mak
 
     # The same replay again: the rows are removed and landed again, each offset once.
     again = replay(env, "--table", table, "--from", "2000-01-01 00:00:00")
-    assert again["raw_rows_removed"] == len(raw_before)
+    assert again["raw_rows"] == len(raw_before)
     assert env.cli("consume", "--drain", "--table", table).returncode == 0
     assert raw_rows(env, table) == raw_before and mart(env, table) == mart_before
     reconciles(env)
@@ -120,14 +124,12 @@ def test_a_replay_up_to_a_time_re_lands_only_that_period(make_env, mariadb_admin
     assert env.cli("consume", "--drain", "--table", table).returncode == 0
     second = [r for r in raw_rows(env, table) if r not in set(raw_before)]
     assert len(second) == len(raw_before)
-    ingested = dict(((p, o), b) for p, o, b in engine.query(
-        f'SELECT _kafka_partition, _kafka_offset, _batch_id FROM "{spec.raw_schema}"."{spec.raw_table}"'))
+    ingested = batch_of_offset(env, table)
     to = format_utc(split)
     plan = replay(env, "--table", table, "--from", "2000-01-01 00:00:00", "--to", to)
-    assert plan["raw_rows_removed"] == len(raw_before)
+    assert plan["raw_rows"] == len(raw_before)
     assert env.cli("consume", "--drain", "--table", table).returncode == 0
-    after = dict(((p, o), b) for p, o, b in engine.query(
-        f'SELECT _kafka_partition, _kafka_offset, _batch_id FROM "{spec.raw_schema}"."{spec.raw_table}"'))
+    after = batch_of_offset(env, table)
     assert sorted(after) == sorted(ingested)  # each offset once
     assert all(after[k] == ingested[k] for k in second)  # after the period: untouched
     assert all(after[k] != ingested[k] for k in raw_before)  # in it: landed again
@@ -190,3 +192,18 @@ def test_a_period_past_retention_is_reported_and_what_is_older_is_kept(make_env,
     replay(env, "--table", table, "--from", "2000-01-01 00:00:00")
     assert env.cli("consume", "--drain", "--table", table).returncode == 0
     assert raw_rows(env, table) == rows  # rows Kafka no longer holds were not removed
+
+
+def test_a_ledger_reset_closes_the_topics_open_holes(make_env, mariadb_admin):
+    """A hole counts offsets of the topic's earlier life: after `ledger reset` (the topic was
+    recreated) it must not move landing past offsets that never landed."""
+    env = make_env()
+    workload(env, mariadb_admin)
+    table = "uni_tracking_spath"
+    replay(env, "--table", table, "--from-offset", "0:0")
+    open_holes = 'SELECT COUNT(*) FROM "settlement_public"."ordertrack_replays" WHERE finished_at IS NULL'
+    assert env.engine().query(open_holes)[0][0] == 1
+    r = env.cli("ledger", "reset", "--table", table, "--yes")
+    assert r.returncode == 0, r.stderr
+    assert env.engine().query(open_holes)[0][0] == 0
+    assert env.engine().next_offsets(env.topic(table)) == {}  # from the earliest offset again
