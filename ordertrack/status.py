@@ -47,7 +47,8 @@ NEEDS: dict[Section, tuple[Service, ...]] = {
     "exceptions": ("warehouse",),
     "jobs": ("warehouse",),
     "connector": (),  # Kafka Connect, which is not one of the three services told here
-    "running": (),
+    # Backfill runs are read from the watermark topic, replays from the warehouse.
+    "running": ("kafka", "warehouse"),
 }
 """Which services a section reads; a section whose service is down is not attempted."""
 
@@ -419,8 +420,8 @@ class StatusInputs:
     """Table -> (messages not landed, minutes of the oldest), against this warehouse's ledger."""
     connector_down: Callable[[], str | None] | None = None
     """Why the Debezium connector carries nothing, or None when it runs; unset: not checked."""
-    running: Callable[[], dict[str, list[RunningWork]]] = lambda: {}
-    """Backfills and replays in progress, by table."""
+    running: Callable[[WarehouseEngine | None], dict[str, list[RunningWork]]] = lambda engine: {}
+    """Backfills and replays in progress, by table (replays from this warehouse)."""
 
 
 class _Sections:
@@ -485,7 +486,7 @@ def gather(specs: Sequence[TableSpec], jobs: Sequence[str], cfg: DataQualityConf
     job_states = sections.read("jobs", lambda: read_jobs(engine, jobs) if engine else [JobStatus(j) for j in jobs])
     if any(s.binlog for s in specs):
         got.connector = _connector(sections, inputs)
-    got.running = sections.read("running", inputs.running) or {}
+    got.running = sections.read("running", lambda: inputs.running(engine)) or {}
     got.unavailable = sections.unavailable
     report = StatusReport(now, cfg, build_tables(specs, now, cfg, got), list(sections.services.values()), job_states,
                           dict(sections.unavailable), other_exceptions(got.exceptions, [s.name for s in specs]),

@@ -34,7 +34,7 @@ from ordertrack.timeparse import format_utc
 from ordertrack.watermarks.kafka_store import KafkaWatermarkStore
 from ordertrack.watermarks.model import Watermark
 from producers.outage import OutageError
-from producers.poller import TablePoller
+from producers.poller import StopRequested, TablePoller
 from producers.runner import check_drift, watermark_store
 from producers.window import BackfillRun
 
@@ -185,6 +185,8 @@ def run_backfill(config: PipelineConfig, settings: Settings, spec: TableSpec, pl
             result.status, result.error = "interrupted", "stopped; run the same command again to resume"
     except OutageError as exc:
         result.status, result.error, result.outage = "interrupted", str(exc), exc.service
+    except StopRequested as exc:  # SIGTERM or Ctrl-C mid-chunk: that chunk was aborted
+        result.status, result.error = "interrupted", f"{exc}; run the same command again to resume"
     finally:
         poller.close()
         result.seconds = round(time.monotonic() - began, 3)
@@ -220,9 +222,10 @@ def publish_period(config: PipelineConfig, settings: Settings, spec: TableSpec, 
 
 def unfinished_runs(marks: list[Watermark]) -> list[Watermark]:
     """The newest record of every backfill run (records oldest first) that has not reached its
-    end: running now, or interrupted and waiting for the same command again."""
-    newest: dict[tuple[str, str], Watermark] = {}
+    end: running now, or interrupted and waiting for the same command again. A run another run of
+    the same table and period followed (`--restart`) is over."""
+    newest: dict[tuple[str, int | None, int | None], Watermark] = {}
     for m in marks:
         if m.status == "backfill" and m.run_id:
-            newest[(m.table, m.run_id)] = m
+            newest[(m.table, m.run_start, m.run_end)] = m
     return [m for m in newest.values() if m.run_end is not None and m.position < m.run_end]

@@ -63,9 +63,9 @@ def backfill(
                 results.append(run_backfill(state.config, state.settings, spec, plan, stop=stop, progress=progress))
             if results[-1].status not in ("published", "already_complete"):
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # between two chunks (within one, the run stops and says so)
         stop.set()
-        typer.echo("interrupted: the open chunk was aborted; run the same command again to resume", err=True)
+        typer.echo("interrupted: run the same command again to resume", err=True)
         raise typer.Exit(130) from None
     if as_json:
         print_json({"dry_run": False, "results": [r.to_dict() for r in results]})

@@ -131,12 +131,9 @@ def _inputs(state, specs: list[TableSpec]) -> StatusInputs:  # noqa: ANN001 - Cl
 
         # Only its connector check is used here, and that asks Kafka Connect alone.
         connector_down = dq_inputs(state, None).connector_down
-    def running() -> dict[str, list[RunningWork]]:
-        return running_work(store, _warehouse(state))
-
     return StatusInputs(services=services, latest_watermarks=store.latest, watermark_history=store.history,
                         warehouse=lambda: _warehouse(state), lag=lag, connector_down=connector_down,
-                        running=running)
+                        running=lambda engine: running_work(store, engine))
 
 
 RUNNING_LOOKBACK_SECONDS = 7 * 86400
