@@ -1,8 +1,9 @@
 """`marts rebuild`: recompute marts and their history from the raw tables.
 
 `marts run` merges only the batches the ingest ledger lists as unmerged. Raw rows without a batch
-id (restored from a snapshot, loaded by hand), or a mart damaged by a merge bug fixed since, need
-this instead:
+id (restored from a snapshot, loaded by hand), or a mart a merge bug (fixed since) left with older
+versions than raw holds, need this instead (a row damaged without a change of version is replaced
+only by `full`):
 
 * default: every raw version of the table is merged as if it were one batch (the merge files
   after `10_`, unchanged), newer wins, then archival. It inserts the keys the mart lacks and
@@ -26,13 +27,13 @@ from typing import Any
 import sqlglot
 
 from marts.runner import MERGE_ORDER, MartRunner, MartSql
-from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR
+from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, render_text
 from ordertrack.errors import ConfigError, OrdertrackError
 from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.log import get_logger
 from ordertrack.progress import Progress
 from ordertrack.tables import TableRegistry, TableSpec
-from ordertrack.warehouse.engine import Execute, WarehouseEngine
+from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
 
 log = get_logger(__name__)
 
@@ -82,6 +83,8 @@ class RebuildReport:
     before: Rows | None = None
     after: Rows | None = None
     archived: dict[str, int] = field(default_factory=dict)
+    batches_marked_merged: int = 0
+    """Ledger batches left unmerged (a merge that failed) whose rows the rebuild merged."""
 
     @property
     def mart_rows_changed(self) -> int:
@@ -154,6 +157,14 @@ def rebuild(engine: WarehouseEngine, registry: TableRegistry, names: list[str], 
                 step(spec.name, "merged")
                 report.archived = runner.archive(execute, spec)
                 report.after = _rows(execute, runner, spec)
+                # Every raw row is merged now, those of batches a failed merge left too: so say
+                # (`status`, and raw retention, which keeps unmerged batches).
+                ledger = {"__ledger__": (engine.raw_schema, LEDGER_TABLE)}
+                unmerged = "FROM __ledger__ WHERE topic = :topic AND merged_at IS NULL"
+                report.batches_marked_merged = int(execute(render_text(
+                    f"SELECT COUNT(DISTINCT batch_id) {unmerged}", engine.dialect, ledger), {"topic": spec.topic})[0][0])
+                execute(render_text(f"UPDATE __ledger__ SET merged_at = GETDATE() WHERE topic = :topic "
+                                    "AND merged_at IS NULL", engine.dialect, ledger), {"topic": spec.topic})
                 step(spec.name, "archived")
                 log.info("marts.rebuilt", table=spec.name, full=full, raw_keys=report.raw_keys,
                          keys_missing=report.keys_missing, newer_than_mart=report.newer_than_mart,

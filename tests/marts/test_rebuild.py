@@ -91,6 +91,9 @@ def test_an_emptied_mart_is_restored_exactly_and_tables_run_in_merge_order(make_
     assert len(spath) == 3 and all(spath.values())  # the mart and two history tables hold rows
     w.execute(f"DELETE FROM {w.mart(SPATH_TABLE)}")
     w.execute(f"DELETE FROM {w.mart(TRACKING_TABLE)}")
+    # As a merge that failed leaves them: the rebuild merges their rows, and says so in the ledger.
+    ledger = '"settlement_public"."ordertrack_ingest_ledger"'
+    w.execute(f"UPDATE {ledger} SET merged_at = NULL")
 
     r = w.rebuild("--table", SPATH_TABLE, "--table", TRACKING_TABLE, "--json")
 
@@ -106,6 +109,8 @@ def test_an_emptied_mart_is_restored_exactly_and_tables_run_in_merge_order(make_
         n: len(rows) for n, rows in spath.items() if n.startswith("hist_")}
     assert s["raw_keys"] == sum(len(rows) for rows in spath.values())  # one row a key, mart or history
     assert s["newer_than_mart"] == s["newer_than_history"] == 0 and s["archived"] == {}
+    assert s["batches_marked_merged"] > 0
+    assert w.engine.query(f"SELECT COUNT(*) FROM {ledger} WHERE merged_at IS NULL") == [(0,)]
 
 
 @pytest.mark.integration
