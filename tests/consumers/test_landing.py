@@ -167,11 +167,8 @@ def test_a_column_added_in_the_source_arrives_downstream(make_env, mariadb_admin
 
 def test_run_once_on_a_generated_workload_lands_what_each_window_holds(make_env, mariadb_admin):
     env = make_env()
-    with mariadb_admin.cursor() as cur:  # the workload writer may write this test's copy of the source
-        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO 'kuaisong_app'@'%'")
-    gen = env.cli("generate", "--history-days", "0.1", "--orders-per-minute", "60", "--scan-interval-minutes", "15",
-                  "--seed", "5", MYSQL_DATABASE=env.db)
-    assert gen.returncode == 0, gen.stderr
+    env.generate(mariadb_admin, "--history-days", "0.1", "--orders-per-minute", "60", "--scan-interval-minutes", "15",
+                 "--seed", "5")
     r = env.cli("run-once", "--json")
     assert r.returncode == 0, r.stderr
     report = {t["table"]: t for t in json.loads(r.stdout)["tables"]}

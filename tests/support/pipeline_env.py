@@ -17,7 +17,7 @@ import yaml
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.resources import resource_path, resource_text
-from ordertrack.stack.mariadb import CDC_USER, PIPELINE_USER, split_sql
+from ordertrack.stack.mariadb import CDC_USER, PIPELINE_USER, WORKLOAD_USER, split_sql
 
 ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
 
@@ -54,6 +54,15 @@ class Env:
             [ORDERTRACK, "--config", str(self.config_path), *args],
             capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env_vars, **env},
         )
+
+    def generate(self, admin, *args: str) -> subprocess.CompletedProcess:
+        """`ordertrack generate ARGS` into this test's copy of the source (the workload account is
+        granted it first); fails the test if it fails."""
+        with admin.cursor() as cur:
+            cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{self.db}`.* TO '{WORKLOAD_USER}'@'%'")
+        r = self.cli("generate", *args, MYSQL_DATABASE=self.db)
+        assert r.returncode == 0, r.stderr
+        return r
 
     def popen(self, *args: str, stdout: int = subprocess.PIPE, **env: str) -> subprocess.Popen:
         """`stdout=subprocess.DEVNULL` for a long-running command whose output nobody reads (a

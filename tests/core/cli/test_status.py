@@ -43,11 +43,8 @@ def orders(mariadb_admin, env, ids: range, add_time: int) -> None:
 @integration
 def test_after_run_once_every_table_is_fresh_with_its_watermark_and_landed_batch(make_env, mariadb_admin):
     env = make_env()
-    with mariadb_admin.cursor() as cur:  # the workload writer may write this test's copy of the source
-        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO 'kuaisong_app'@'%'")
-    gen = env.cli("generate", "--history-days", "0.05", "--orders-per-minute", "20", "--scan-interval-minutes", "10",
-                  "--seed", "3", MYSQL_DATABASE=env.db)
-    assert gen.returncode == 0, gen.stderr
+    env.generate(mariadb_admin, "--history-days", "0.05", "--orders-per-minute", "20", "--scan-interval-minutes", "10",
+                 "--seed", "3")
     run = env.cli("run-once", "--json")
     assert run.returncode == 0, run.stderr
     published = {t["table"]: t for t in json.loads(run.stdout)["tables"]}
