@@ -181,7 +181,7 @@ def test_all_fresh_exits_0_and_running_work_is_one_entry(tmp_path):
     calls = Calls([])
     engine = DuckDBEngine(tmp_path / "w.duckdb")
     work = RunningWork("backfill", "[2026-11-01 00:00:00, 2026-11-02 00:00:00) chunk 3/24", NOW - 60)
-    report = gather(SPECS, JOBS, CFG, inputs(calls, warehouse=engine, running=lambda: {"ecs_order_info": [work]}),
+    report = gather(SPECS, JOBS, CFG, inputs(calls, warehouse=engine, running=lambda engine: {"ecs_order_info": [work]}),
                     now=NOW)
     assert report.exit_code == 0 and not report.unavailable
     doc = report.as_dict()
@@ -205,7 +205,7 @@ def test_kafka_away_skips_what_needs_it_reads_the_rest_and_exits_4(tmp_path):
     assert calls.names == ["warehouse"]  # no watermark, history or lag read was even tried
     assert report.exit_code == 4
     assert report.unreachable == ["Kafka at k:1 did not answer within 10s."]
-    assert set(report.unavailable) == {"watermarks", "history", "lag"}
+    assert set(report.unavailable) == {"watermarks", "history", "lag", "running"}
     assert report.unavailable["lag"] == "Kafka is unreachable."
     assert all(t.freshness.verdict == "unknown" and t.ledger is not None for t in report.tables)
     assert report.jobs == [JobStatus("retention"), JobStatus("merge")]
@@ -261,7 +261,7 @@ def test_a_warehouse_that_cannot_be_opened_is_down_and_a_bad_url_is_bad_input():
     report = gather(SPECS, JOBS, CFG, inputs(calls, warehouse=held), now=NOW)
     assert "lag" not in calls.names and report.exit_code == 4
     assert report.services[2].error == str(held)
-    assert set(report.unavailable) == {"lag", "ledger", "exceptions", "jobs"} and report.jobs is None
+    assert set(report.unavailable) == {"lag", "ledger", "exceptions", "jobs", "running"} and report.jobs is None
     assert all(t.watermark is not None and t.freshness.verdict == "unknown" for t in report.tables)
     with pytest.raises(ConfigError):
         gather(SPECS, JOBS, CFG, inputs(Calls([]), warehouse=ConfigError("WAREHOUSE_URL scheme 'x' is not supported.")),
