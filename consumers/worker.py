@@ -33,6 +33,8 @@ partitions, so it holds after a restart and whatever the number of workers in th
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -91,7 +93,7 @@ class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         except LedgerRewound as exc:
             # Seeking back here would leave what this worker fetched and buffered from the old
             # position to be landed after the new one: start over instead.
-            await app.restart_for(exc)
+            app.restart_for(exc)
             return committed
         for tp, offset in ledger.items():
             self.seek(tp, offset)
@@ -151,12 +153,16 @@ class LandingApp(faust.App):
             self.read_from[(tp.topic, tp.partition)] = o
         return out
 
-    async def restart_for(self, exc: LedgerRewound) -> None:
-        """A replay moved a landing position back below where this worker reads: stop, and let
-        the CLI start the same command again (a fresh consumer seeks to the new positions)."""
+    def restart_for(self, exc: LedgerRewound) -> None:
+        """A replay moved a landing position back below where this worker reads: stop as SIGTERM
+        stops it, and let the CLI start the same command again (a fresh consumer seeks to the new
+        positions). Not `crash()`: awaited from inside an agent, the crash cancels the very task
+        awaiting it and the worker hangs half-stopped (the fault harness found it so)."""
+        if self.restart is not None:
+            return  # already stopping
         self.restart = str(exc)
         log.warning("worker.ledger_rewound", reason=str(exc), action="restarting to read from the new positions")
-        await self.crash(exc)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Buffer:
@@ -252,7 +258,7 @@ def build_app(
                                       fatal=(LedgerRewound,), first_offset=min(m.offset for m in msgs),
                                       messages=len(msgs))
             except LedgerRewound as exc:
-                await app.restart_for(exc)
+                app.restart_for(exc)
                 return
             for p in expected:
                 app.read_from[(spec.topic, p)] = max(app.read_from[(spec.topic, p)], last[p] + 1)
@@ -288,7 +294,7 @@ def build_app(
                 positions = await asyncio.to_thread(engine.next_offsets, spec.topic)
                 check_not_rewound(spec.topic, positions, reading)
         except LedgerRewound as exc:
-            await app.restart_for(exc)
+            app.restart_for(exc)
         except Exception as exc:  # the warehouse away: landing says so too; try again next time
             rewind_outage.failed(exc)
         else:

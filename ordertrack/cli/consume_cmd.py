@@ -147,17 +147,20 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     engine = retry_until_ok(lambda: open_engine(state.config, state.settings, create="always"), Outage("warehouse"))
     app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,
                     after_landing=merge_hook(state, engine))
-    # faust's warnings and errors (a crash must never be silent) as our own one-line events.
-    route_library_logs("faust", "mode", "aiokafka")
+    # faust's and mode's warnings and errors (a crash must never be silent) as our own events.
+    # Not aiokafka's: it logs every failed reconnect as an error, many a second while Kafka is away
+    # (the worker's own outage events say so once).
+    route_library_logs("faust", "mode")
     worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
     try:
         worker.execute_from_commandline()
     except SystemExit:
         if app.fatal:  # the worker stopped itself for a reason an operator must act on
             raise LedgerAheadError(app.fatal) from None
-        if app.restart:
-            # A replay moved a landing position back: the same command again, in this process
-            # (same pid for supervisors), seeks to the new positions with a fresh consumer.
-            log.info("worker.restarting", reason=app.restart)
-            os.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])
-        raise
+        if not app.restart:
+            raise
+    if app.restart:
+        # A replay moved a landing position back: the same command again, in this process
+        # (same pid for supervisors), seeks to the new positions with a fresh consumer.
+        log.info("worker.restarting", reason=app.restart)
+        os.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])

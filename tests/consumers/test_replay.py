@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import time
 from datetime import timezone
 
@@ -207,3 +208,26 @@ def test_a_ledger_reset_closes_the_topics_open_holes(make_env, mariadb_admin):
     assert r.returncode == 0, r.stderr
     assert env.engine().query(open_holes)[0][0] == 0
     assert env.engine().next_offsets(env.topic(table)) == {}  # from the earliest offset again
+
+
+def test_a_replay_while_the_worker_is_landing_a_backlog_is_found_inside_a_landing(make_env, mariadb_admin):
+    """The worker is busy (a 40,000-row backlog in 2,000-message batches) when the replay commits:
+    its next landing finds the position moved back, commits nothing, and the worker restarts."""
+    from tests.consumers.test_landing import publish_spath, raw_offsets
+
+    env = make_env()
+    publish_spath(env, mariadb_admin, 40_000)
+    table = "uni_tracking_spath"
+    worker = env.popen("consume", "--table", table, "--batch-size", "2000", stdout=subprocess.DEVNULL)
+    log = Stderr(worker.stderr)
+    try:
+        log.wait_for('"landing.batch"', timeout=120)
+        replay(env, "--table", table, "--from-offset", "0:0", "--from-offset", "1:0", "--from-offset", "2:0")
+        log.wait_for("worker.restarting", timeout=120)
+        wait_until("every offset landed once", lambda: raw_offsets(env, table) == (40_000, 40_000, 0), timeout=240,
+                   context=lambda: "".join(log.lines[-10:]))
+        assert worker.poll() is None  # the same process (same pid), started over by exec
+    finally:
+        stop(worker)
+    assert env.engine().query('SELECT COUNT(*) FROM "settlement_public"."ordertrack_replays" '
+                              "WHERE finished_at IS NULL")[0][0] == 0
