@@ -24,7 +24,7 @@ from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from ordertrack.warehouse.positions import LedgerRewound
 from consumers import metrics
 from consumers.lander import Lander
-from consumers.staging import RawMessage, header
+from consumers.staging import RawMessage, header, last_offsets
 from consumers.ledger import check_ledger_within_log
 
 log = get_logger(__name__)
@@ -135,9 +135,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                 return
             spec = by_topic[topic]
             t0 = time.perf_counter()
-            last: dict[int, int] = {}
-            for m in msgs:
-                last[m.partition] = max(last.get(m.partition, -1), m.offset)
+            last = last_offsets(msgs)
             res = lander.land(spec, msgs, {p: reading[(topic, p)] for p in last})
             passed = sum(o + 1 - reading[(topic, p)] for p, o in last.items())
             for p, o in last.items():

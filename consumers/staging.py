@@ -69,6 +69,14 @@ def _short(key: str) -> str:
     return repr(key) if len(key) <= 64 else f"{key[:64]!r}... ({len(key)} characters)"
 
 
+def last_offsets(messages: Sequence[RawMessage]) -> dict[int, int]:
+    """Partition -> the highest offset among `messages` (where a reader has read up to)."""
+    last: dict[int, int] = {}
+    for m in messages:
+        last[m.partition] = max(last.get(m.partition, -1), m.offset)
+    return last
+
+
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
     for k, v in headers or ():
         if k == name:

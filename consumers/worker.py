@@ -57,7 +57,7 @@ from consumers import metrics
 from consumers.lag import measure_lag
 from consumers.lander import Lander
 from consumers.ledger import LedgerAheadError, check_ledger_within_log
-from consumers.staging import RawMessage, header
+from consumers.staging import RawMessage, header, last_offsets
 
 log = get_logger(__name__)
 
@@ -249,9 +249,7 @@ def build_app(
                 return
             msgs = buf.messages[:batch_size]
             t0 = time.perf_counter()
-            last: dict[int, int] = {}
-            for m in msgs:
-                last[m.partition] = max(last.get(m.partition, -1), m.offset)
+            last = last_offsets(msgs)
             expected = {p: app.read_from[(spec.topic, p)] for p in last if (spec.topic, p) in app.read_from}
             try:
                 res = await _until_ok(lambda: lander.land(spec, msgs, expected), outages[spec.name],

@@ -31,11 +31,10 @@ from ordertrack.progress import Progress
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
-from ordertrack.watermarks.kafka_store import KafkaWatermarkStore
 from ordertrack.watermarks.model import Watermark
 from producers.outage import OutageError
 from producers.poller import StopRequested, TablePoller
-from producers.runner import check_drift, watermark_store
+from producers.runner import check_drift
 from producers.window import BackfillRun
 
 log = get_logger(__name__)
@@ -107,7 +106,7 @@ def runs_of(marks: list[Watermark], table: str) -> dict[str, Watermark]:
     return out
 
 
-def plan_backfill(store: KafkaWatermarkStore, spec: TableSpec, start: int, end: int, chunk_seconds: int,
+def plan_backfill(marks: list[Watermark], spec: TableSpec, start: int, end: int, chunk_seconds: int,
                   *, restart: bool = False) -> BackfillPlan:
     """The run to do: an unfinished run of the same period goes on where it stopped (unless
     `restart`); a finished one is reported as such; otherwise a new run."""
@@ -115,7 +114,7 @@ def plan_backfill(store: KafkaWatermarkStore, spec: TableSpec, start: int, end: 
         raise ConfigError(f"--from {format_utc(start)} is not before --to {format_utc(end)}.")
     if chunk_seconds <= 0:
         raise ConfigError("--chunk must be positive.")
-    same = sorted((m for m in runs_of(store.history(0, include_backfill=True), spec.name).values()
+    same = sorted((m for m in runs_of(marks, spec.name).values()
                    if (m.run_start, m.run_end) == (start, end)), key=lambda m: m.written_at)
     if same and not restart:
         last = same[-1]
@@ -124,10 +123,6 @@ def plan_backfill(store: KafkaWatermarkStore, spec: TableSpec, start: int, end: 
             return BackfillPlan(spec.name, run, chunk_seconds, end, resumed=False, already_complete=True)
         return BackfillPlan(spec.name, run, chunk_seconds, last.position, resumed=True)
     return BackfillPlan(spec.name, BackfillRun(uuid.uuid4().hex[:12], start, end), chunk_seconds, start, resumed=False)
-
-
-def backfill_store(config: PipelineConfig, settings: Settings) -> KafkaWatermarkStore:
-    return watermark_store(config, settings)
 
 
 def run_backfill(config: PipelineConfig, settings: Settings, spec: TableSpec, plan: BackfillPlan, *,

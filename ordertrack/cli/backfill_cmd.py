@@ -37,7 +37,8 @@ def backfill(
     chunk_seconds = int(inputs.duration("--chunk", chunk))
     specs = inputs.polled_tables(state.registry, table)
     store = watermark_store(state.config, state.settings)
-    plans = [plan_backfill(store, spec, start, end, chunk_seconds, restart=restart) for spec in specs]
+    marks = store.history(0, include_backfill=True)  # every run's records: read once for all tables
+    plans = [plan_backfill(marks, spec, start, end, chunk_seconds, restart=restart) for spec in specs]
     timeout = state.config.processing.query_timeout_seconds
     for spec, plan in zip(specs, plans):
         if not plan.already_complete:
