@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack runs: a Java 17+ runtime and Maven (Kafka from
-# Maven Central), MariaDB's server and client (Debian packages). Idempotent; as root it uses
-# apt-get, otherwise it says what to install and fails.
+# Maven Central), MariaDB's server and client, PostgreSQL's server (Debian packages). Idempotent;
+# as root it uses apt-get, otherwise it says what to install and fails.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,11 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server-core)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client-core)
+# Debian keeps PostgreSQL's server programs off PATH, in /usr/lib/postgresql/<major>/bin.
+if ! command -v postgres >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  missing+=(postgresql)
+fi
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)  # as root, postgres runs as the user `postgres`
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -19,5 +24,7 @@ fi
 echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # mariadb-server-core carries only the binaries: no system service is installed or started.
+# postgresql also sets up Debian's own cluster (port 5432) and the `postgres` user; the stack
+# runs its own server on 5433 and leaves that cluster alone.
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 import pymysql
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -71,6 +72,18 @@ def mariadb_admin(stack: Stack):
         service_missing("MariaDB of the local stack")
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(stack: Stack) -> str:
+    """`POSTGRES_WAREHOUSE_URL` of the local PostgreSQL: the warehouse role, owner of `warehouse`."""
+    url = stack.postgres.env()["POSTGRES_WAREHOUSE_URL"]
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        service_missing("PostgreSQL of the local stack")
+    return url
 
 
 @pytest.fixture(scope="session")

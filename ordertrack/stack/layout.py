@@ -33,6 +33,7 @@ class StackLayout:
     kafka_port: int
     kafka_controller_port: int
     mariadb_port: int
+    postgres_port: int
     moto_port: int
     connect_port: int
 
@@ -49,6 +50,7 @@ class StackLayout:
             kafka_port=_port("ORDERTRACK_KAFKA_PORT", 9092),
             kafka_controller_port=_port("ORDERTRACK_KAFKA_CONTROLLER_PORT", 9093),
             mariadb_port=_port("ORDERTRACK_MARIADB_PORT", 3307),
+            postgres_port=_port("ORDERTRACK_POSTGRES_PORT", 5433),
             moto_port=_port("ORDERTRACK_MOTO_PORT", 5055),
             connect_port=_port("ORDERTRACK_CONNECT_PORT", 8083),
         )
@@ -68,6 +70,10 @@ class StackLayout:
     @property
     def mariadb_socket(self) -> Path:
         return self.mariadb_dir / "run" / "mysqld.sock"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.root / "postgres"
 
     @property
     def moto_dir(self) -> Path:

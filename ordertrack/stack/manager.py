@@ -8,6 +8,7 @@ from ordertrack.stack.kafka import KafkaService
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.mariadb import MariaDBService
 from ordertrack.stack.moto import MotoService
+from ordertrack.stack.postgres import PostgresService
 from ordertrack.stack.service import ServiceStatus
 
 
@@ -16,9 +17,10 @@ class Stack:
         self.layout = layout or StackLayout.from_env()
         self.kafka = KafkaService(self.layout)
         self.mariadb = MariaDBService(self.layout)
+        self.postgres = PostgresService(self.layout)
         self.s3 = MotoService(self.layout)
         self.connect = ConnectService(self.layout)
-        self.services = (self.mariadb, self.kafka, self.s3, self.connect)
+        self.services = (self.mariadb, self.postgres, self.kafka, self.s3, self.connect)
 
     def up(self, connect: bool = False) -> list[ServiceStatus]:
         """Start what is not running and wait for health; running services are left alone. The
@@ -30,7 +32,7 @@ class Stack:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         env = self.env()
         write_env(self.layout.env_file, env)
-        statuses = [self.mariadb.up(env), self.kafka.up(), self.s3.up()]
+        statuses = [self.mariadb.up(env), self.postgres.up(env), self.kafka.up(), self.s3.up()]
         return statuses + [self.connect.up(env) if with_connect else self._connect_off()]
 
     def down(self) -> list[ServiceStatus]:

@@ -18,6 +18,29 @@ def require(program: str, install_hint: str) -> str:
     return path
 
 
+POSTGRES_HINT = "install PostgreSQL's server (apt-get install postgresql)"
+POSTGRES_LIBDIR = Path("/usr/lib/postgresql")
+
+
+def _major(version_dir: Path) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version_dir.name))
+
+
+def require_postgres(program: str, version: str | None = None) -> str:
+    """A PostgreSQL server program (`postgres`, `initdb`). Debian keeps them off PATH, in
+    /usr/lib/postgresql/<major>/bin: the folder of `version` (the major an existing data folder
+    was made by) first, then PATH, then the newest major installed."""
+    if version is not None and (POSTGRES_LIBDIR / version / "bin" / program).is_file():
+        return str(POSTGRES_LIBDIR / version / "bin" / program)
+    path = shutil.which(program)
+    if path is not None:
+        return path
+    installed = sorted((d for d in POSTGRES_LIBDIR.glob("*") if (d / "bin" / program).is_file()), key=_major)
+    if not installed:
+        raise MissingToolError(f"`{program}` is not installed: {POSTGRES_HINT}.")
+    return str(installed[-1] / "bin" / program)
+
+
 @functools.cache
 def require_java(minimum: int = 17) -> str:
     java = require("java", f"install a Java {minimum}+ runtime (apt-get install openjdk-17-jre-headless)")

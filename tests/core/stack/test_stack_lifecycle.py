@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
 
 pytestmark = pytest.mark.integration
@@ -38,14 +40,17 @@ def processes_mentioning(marker: str) -> list[int]:
 
 
 def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
+    env_file = StackLayout.from_env().env_file
     first = cli("stack", "up", "--json")
     assert first.returncode == 0, first.stderr
+    url = read_env(env_file)["POSTGRES_WAREHOUSE_URL"]
     second = cli("stack", "up", "--json")
     assert second.returncode == 0, second.stderr
+    assert read_env(env_file)["POSTGRES_WAREHOUSE_URL"] == url  # its password is kept
     a, b = json.loads(first.stdout)["services"], json.loads(second.stdout)["services"]
     states = {s["name"]: s["state"] for s in b}
     # Kafka Connect runs where it was asked for (`make test` does), and is `off` otherwise.
-    assert states == {"mariadb": "running", "kafka": "running", "s3": "running",
+    assert states == {"mariadb": "running", "postgres": "running", "kafka": "running", "s3": "running",
                       "connect": "running" if a[-1]["state"] == "running" else "off"}
     assert [s["pid"] for s in a] == [s["pid"] for s in b]
     status = cli("stack", "status", "--json")
@@ -53,6 +58,7 @@ def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
     layout = StackLayout.from_env()
     assert {s["name"]: s["address"] for s in json.loads(status.stdout)["services"]} == {
         "mariadb": f"127.0.0.1:{layout.mariadb_port}",
+        "postgres": f"127.0.0.1:{layout.postgres_port}",
         "kafka": kafka_bootstrap,
         "s3": f"http://127.0.0.1:{layout.moto_port}",
         "connect": f"http://127.0.0.1:{layout.connect_port}",
@@ -60,9 +66,12 @@ def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
 
 
 @pytest.fixture
-def isolated_env(tmp_path_factory) -> dict[str, str]:
+def isolated_env() -> dict[str, str]:
     """A second stack on other ports, sharing only the fetched-jar cache of the main one."""
-    root = tmp_path_factory.mktemp("stk")
+    # Not under pytest's temp folder: that is mode 0700, and as root PostgreSQL runs as the
+    # `postgres` user, which must be able to reach its data folder.
+    root = Path(tempfile.mkdtemp(prefix="ordertrack-stk-"))
+    root.chmod(0o755)
     env = dict(os.environ)
     env.update(
         ORDERTRACK_STATE_DIR=str(root / "state"),
@@ -70,6 +79,7 @@ def isolated_env(tmp_path_factory) -> dict[str, str]:
         ORDERTRACK_KAFKA_PORT="19092",
         ORDERTRACK_KAFKA_CONTROLLER_PORT="19093",
         ORDERTRACK_MARIADB_PORT="13307",
+        ORDERTRACK_POSTGRES_PORT="15433",
         ORDERTRACK_MOTO_PORT="15055",
         ORDERTRACK_CONNECT_PORT="18083",
     )
@@ -83,10 +93,12 @@ def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
     up = cli("stack", "up", "--json", env=isolated_env)
     assert up.returncode == 0, up.stderr[-2000:]
     services = json.loads(up.stdout)["services"]
-    assert {s["name"]: s["state"] for s in services} == {"mariadb": "running", "kafka": "running", "s3": "running",
+    assert {s["name"]: s["state"] for s in services} == {"mariadb": "running", "postgres": "running",
+                                                         "kafka": "running", "s3": "running",
                                                          "connect": "off"}  # not asked for
     assert {s["name"]: s["address"] for s in services} == {
-        "mariadb": "127.0.0.1:13307", "kafka": "127.0.0.1:19092", "s3": "http://127.0.0.1:15055",
+        "mariadb": "127.0.0.1:13307", "postgres": "127.0.0.1:15433", "kafka": "127.0.0.1:19092",
+        "s3": "http://127.0.0.1:15055",
         "connect": "http://127.0.0.1:18083",
     }
     started = {s["pid"] for s in services if s["pid"] is not None}
@@ -94,11 +106,15 @@ def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
     env_file = Path(state) / ".env"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" in env_file.read_text()
+    assert "@127.0.0.1:15433/warehouse\n" in env_file.read_text()
+    # The pid `up` recorded is the postmaster's own (as root too: setpriv execs, no wrapper between).
+    postgres_pid = next(s["pid"] for s in services if s["name"] == "postgres")
+    assert (Path(state) / "postgres" / "data" / "postmaster.pid").read_text().split()[0] == str(postgres_pid)
 
     down = cli("stack", "down", "--json", env=isolated_env)
     assert down.returncode == 0, down.stderr
     assert {s["name"]: s["state"] for s in json.loads(down.stdout)["services"]} == {
-        "mariadb": "stopped", "kafka": "stopped", "s3": "stopped", "connect": "off"}
+        "mariadb": "stopped", "postgres": "stopped", "kafka": "stopped", "s3": "stopped", "connect": "off"}
     assert processes_mentioning(state) == []
     status = cli("stack", "status", env=isolated_env)
     assert status.returncode == 1  # not everything is running
