@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from confluent_kafka import KafkaError, Producer
 
 from ordertrack.config import PipelineConfig
@@ -41,10 +40,11 @@ from ordertrack.source.columns import source_columns
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, MisfitColumns, Misfits, WarehouseEngine
 from ordertrack.warehouse.pending import merge_pending
+from ordertrack.warehouse.typed import ParsedBatch, parse
 from ordertrack.warehouse.types import Column, warehouse_type
 from consumers import metrics
 from consumers.envelopes import CDC_COLUMNS, unwrap
-from consumers.staging import RawMessage, reject_keys, stage
+from consumers.staging import RawMessage, key_reason, stage
 
 log = get_logger(__name__)
 
@@ -88,9 +88,9 @@ class Lander:
         the engine raise `LedgerRewound` with nothing committed."""
         if not messages:
             return LandResult()
-        staged = stage(unwrap(messages) if spec.binlog else messages)
+        staged = parse(stage(unwrap(messages) if spec.binlog else messages))
         added: list[str] = []
-        unknown = self.engine.unknown_keys(spec, staged)
+        unknown = staged.keys - set(self.engine.raw_columns(spec))
         if unknown:
             existing = set(self.engine.raw_columns(spec))
             unknown -= existing  # added since (the worker widens its tables at start-up, concurrently)
@@ -100,7 +100,7 @@ class Lander:
             poison = {k for k in unknown if not _is_identifier(k) or k.lower() in folded}
             if poison:
                 log.warning("landing.keys.rejected", table=spec.name, keys=[k[:64] for k in sorted(poison)[:20]])
-                staged = reject_keys(staged, poison)
+                staged.reject_keys(poison, key_reason)
             if unknown - poison:
                 added, in_source = self._widen(spec)
                 still = unknown - poison - in_source
@@ -137,7 +137,7 @@ class Lander:
         metrics.ROWS_REJECTED.labels(spec.name).inc(len(result.rejected))
         return result
 
-    def _land_merged(self, spec: TableSpec, staged: pa.Table, misfits: Misfits,
+    def _land_merged(self, spec: TableSpec, staged: ParsedBatch, misfits: Misfits,
                      expected: dict[int, int] | None) -> LandResult:
         """One landing transaction with the merge; if the merge fails, one more without it."""
         def before_commit(rejected: list[dict[str, Any]]) -> None:

@@ -39,7 +39,7 @@ from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc, parse_utc
-from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.engine import Execute, WarehouseEngine
 from ordertrack.warehouse.positions import REPLAYS_TABLE, positions_relation
 
 log = get_logger(__name__)

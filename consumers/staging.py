@@ -1,7 +1,7 @@
 """Kafka messages -> an Arrow batch the warehouse parses (`ordertrack.warehouse.engine.STAGED_SCHEMA`).
 
 Per message only what cannot be done in bulk happens here (partition, offset, window header);
-UTF-8 checks and JSON parsing are left to the engine, which does them vectorized.
+the values are parsed once, later (`ordertrack.warehouse.typed`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 import pyarrow as pa
 
 from ordertrack.warehouse.engine import STAGED_SCHEMA
@@ -45,23 +44,10 @@ def stage(messages: Sequence[RawMessage]) -> pa.Table:
     )
 
 
-def reject_keys(staged: pa.Table, keys: set[str]) -> pa.Table:
-    """Mark the messages whose JSON object carries any of `keys` as rejected, with the reason.
-    Rare (a key no column can be named after), so parsing each value in Python is fine here."""
-    reasons = staged.column("reject_reason").to_pylist()
-    for i, value in enumerate(staged.column("value").to_pylist()):
-        if reasons[i] is not None or value is None:
-            continue
-        try:
-            doc = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue  # the engine rejects it as invalid JSON
-        bad = sorted(k for k in doc if k in keys) if isinstance(doc, dict) else []
-        if bad:
-            names = ", ".join(_short(k) for k in bad[:5])
-            reasons[i] = f"JSON key(s) {names} cannot be a column name (letters, digits, underscores; not a case variant of an existing column)"
-    i = staged.schema.get_field_index("reject_reason")
-    return staged.set_column(i, "reject_reason", pa.array(reasons, pa.string()))
+def key_reason(keys: list[str]) -> str:
+    """Why a message whose object carries `keys` (no column can be named after them) is rejected."""
+    names = ", ".join(_short(k) for k in keys[:5])
+    return f"JSON key(s) {names} cannot be a column name (letters, digits, underscores; not a case variant of an existing column)"
 
 
 def _short(key: str) -> str:

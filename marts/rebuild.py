@@ -163,7 +163,7 @@ def rebuild(engine: WarehouseEngine, registry: TableRegistry, names: list[str], 
                 unmerged = "FROM __ledger__ WHERE topic = :topic AND merged_at IS NULL"
                 report.batches_marked_merged = int(execute(render_text(
                     f"SELECT COUNT(DISTINCT batch_id) {unmerged}", engine.dialect, ledger), {"topic": spec.topic})[0][0])
-                execute(render_text(f"UPDATE __ledger__ SET merged_at = GETDATE() WHERE topic = :topic "
+                execute(render_text("UPDATE __ledger__ SET merged_at = GETDATE() WHERE topic = :topic "
                                     "AND merged_at IS NULL", engine.dialect, ledger), {"topic": spec.topic})
                 step(spec.name, "archived")
                 log.info("marts.rebuilt", table=spec.name, full=full, raw_keys=report.raw_keys,

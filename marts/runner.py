@@ -27,7 +27,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, union_all
+from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, first_per_key, union_all
 from marts.sqlfiles import table as _table
 from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.identifiers import validate_identifier
@@ -157,7 +157,7 @@ class MartSql:
                 node.set("partition_by", [exp.column(k, quoted=True) for k in s.key_columns])
             return node
 
-        return tree.transform(transform).sql(dialect=self.dialect)
+        return first_per_key(tree.transform(transform), self.dialect).sql(dialect=self.dialect)
 
     def _newer(self, a: str, b: str, or_same: bool) -> exp.Expression:
         """`a` is a newer version of the key than `b` (or the same message, with `or_same`). Poller
@@ -252,7 +252,7 @@ class MartRunner:
             for name, dtype in raw.items():
                 if name not in have:  # the type text comes from the engine's own catalog
                     execute(f"ALTER TABLE {table} ADD COLUMN {_q(name)} {dtype}", {})
-                elif self.dialect == "duckdb" and (wider := widened(have[name], dtype)) is not None:
+                elif self.dialect != "redshift" and (wider := widened(have[name], dtype)) is not None:
                     # Redshift cannot alter a column type inside a transaction block: its engine
                     # widens the mart and history VARCHARs when it widens raw, in autocommit.
                     execute(f"ALTER TABLE {table} ALTER COLUMN {_q(name)} SET DATA TYPE {wider}", {})

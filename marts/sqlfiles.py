@@ -64,9 +64,34 @@ def substitute(tree: exp.Expression, relations: dict[str, Relation]) -> exp.Expr
     return tree.copy().transform(transform)
 
 
+def first_per_key(tree: exp.Expression, dialect: str) -> exp.Expression:
+    """PostgreSQL has no QUALIFY, and sqlglot's rewrite of it keeps the row number as an extra
+    column (`SELECT *` over a subquery): `QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) = 1`
+    is `SELECT DISTINCT ON (k) ... ORDER BY k, o` there, with exactly the selected columns."""
+    if dialect != "postgres":
+        return tree
+
+    def transform(node: exp.Expression) -> exp.Expression:
+        qualify = node.args.get("qualify") if isinstance(node, exp.Select) else None
+        cond = qualify.this if qualify is not None else None
+        if not (isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Window)
+                and isinstance(cond.this.this, exp.RowNumber) and cond.expression.name == "1"):
+            return node
+        window = cond.this
+        keys = [k.copy() for k in window.args.get("partition_by") or []]
+        order = window.args.get("order")
+        node.set("qualify", None)
+        node.set("distinct", exp.Distinct(on=exp.Tuple(expressions=keys)))
+        node.set("order", exp.Order(expressions=[*(exp.Ordered(this=k.copy()) for k in keys),
+                                                 *([o.copy() for o in order.expressions] if order else [])]))
+        return node
+
+    return tree.transform(transform)
+
+
 def render(source: Path | exp.Expression, dialect: str, relations: dict[str, Relation]) -> str:
     tree = parse(source) if isinstance(source, Path) else source
-    return substitute(tree, relations).sql(dialect=dialect)
+    return first_per_key(substitute(tree, relations), dialect).sql(dialect=dialect)
 
 
 def count_of(statement: exp.Expression) -> exp.Expression:

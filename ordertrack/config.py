@@ -31,7 +31,7 @@ POLLER_STRATEGIES = ("hybrid", "timestamp_only")
 Deletes = Literal["hard", "soft"]
 """What a source delete does to a Debezium table's mart: remove the key, or keep it marked."""
 
-TargetType = Literal["duckdb", "redshift"]
+TargetType = Literal["duckdb", "postgres", "redshift"]
 
 
 class _Strict(BaseModel):

@@ -15,7 +15,6 @@ import structlog
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Set up structlog once per process; `ORDERTRACK_LOG_LEVEL` / `ORDERTRACK_LOG_FORMAT` override."""
     level_name = (level or os.environ.get("ORDERTRACK_LOG_LEVEL", "INFO")).upper()
-    fmt = os.environ.get("ORDERTRACK_LOG_FORMAT")
     renderer = _renderer(json)
     structlog.configure(
         processors=[

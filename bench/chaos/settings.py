@@ -16,10 +16,10 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"ORDERTRACK_KAFKA_PORT": 9092, "ORDERTRACK_KAFKA_CONTROLLER_PORT": 9093,
-                 "ORDERTRACK_MARIADB_PORT": 3307, "ORDERTRACK_MOTO_PORT": 5055}
+                 "ORDERTRACK_MARIADB_PORT": 3307, "ORDERTRACK_MOTO_PORT": 5055, "ORDERTRACK_POSTGRES_PORT": 5433}
 # Anything that could point a child at another stack (the shared one above all) is scrubbed from
 # its environment; the private stack's `.env` is then passed explicitly.
-CONNECTION_PREFIXES = ("MYSQL_", "WORKLOAD_MYSQL_", "KAFKA_", "WAREHOUSE_", "AWS_", "MARIADB_", "ORDERTRACK_")
+CONNECTION_PREFIXES = ("MYSQL_", "WORKLOAD_MYSQL_", "KAFKA_", "WAREHOUSE_", "AWS_", "MARIADB_", "POSTGRES_", "ORDERTRACK_")
 # A landed partition still shows its last transaction marker (sometimes an abort marker too) as lag.
 LAG_SLACK = 2
 BUFFER_MINUTES = 1  # the window buffer: covers the skew between a row's cursor and its commit

@@ -66,12 +66,14 @@ def rebuild(
 @app.command()
 def sql(
     ctx: typer.Context,
-    engine: str = typer.Option("duckdb", "--engine", help="redshift or duckdb"),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, postgres or redshift"),
     table: Optional[str] = typer.Option(None, "--table", "-t"),
+    landing: bool = typer.Option(False, "--landing",
+                                 help="Print the statements one landing of the table runs instead (columns from the source catalog)."),
 ) -> None:
     """Print the mart SQL rendered for an engine, for review (no history tables assumed)."""
-    if engine not in ("duckdb", "redshift"):
-        raise ConfigError("--engine must be redshift or duckdb.")
+    if engine not in ("duckdb", "postgres", "redshift"):
+        raise ConfigError("--engine must be duckdb, postgres or redshift.")
     state = ctx.obj
     names = [table] if table else list(MERGE_ORDER)
     for name in names:
@@ -79,8 +81,34 @@ def sql(
             spec = state.registry.get(name)
         except KeyError as exc:
             raise ConfigError(f"{exc.args[0]}.") from None
+        if landing:
+            _print_landing(state, spec, engine)
+            continue
         r = MartSql(spec, state.registry, engine, history=[f"hist_{spec.name}_2026_h1"])
         typer.echo(f"-- {spec.name}: mart table\n{MartRunner(state.registry, engine).mart_ddl(spec)};\n")
         for f in [*merge_files(spec.name), *sorted((SQL_DIR / "history").glob("*.sql")), *rebuild_files()]:
             typer.echo(f"-- {spec.name}: {f.parent.name}/{f.name}")
             typer.echo(r.render(f, hist=f"hist_{spec.name}_2026_h1") + ";\n")
+
+
+def _print_landing(state, spec, engine: str) -> None:  # noqa: ANN001 - the CLI state
+    """The statements of one landing transaction, in order, as the engine would run them."""
+    from consumers.envelopes import CDC_COLUMNS
+    from ordertrack.source.columns import source_columns
+    from ordertrack.warehouse.landing import STAGE, plan
+
+    columns = [c.name for c in source_columns(state.settings.mysql, spec)]
+    if not columns:
+        raise ConfigError(f"The source has no table {spec.source_full_name} (or the pipeline user cannot read it).")
+    columns += [c.name for c in CDC_COLUMNS] if spec.binlog else []
+    stage = {"duckdb": f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM <the batch's typed Arrow table>",
+             "postgres": f"CREATE TEMP TABLE {STAGE} (...); COPY {STAGE} (...) FROM STDIN",
+             "redshift": f"CREATE TEMP TABLE {STAGE} (...); COPY {STAGE} FROM 's3://<staging>/<batch>.manifest' "
+                         "IAM_ROLE '<role>' FORMAT AS PARQUET MANIFEST"}[engine]
+    typer.echo(f"-- {spec.name}: one landing transaction ({engine}); the parameters are bound by the driver")
+    for name, text in plan(spec, columns, state.config.target.raw_schema, state.config.target.mart_schema,
+                           engine).items():
+        if name == "fresh":
+            typer.echo(f"-- stage\n{stage};\n")
+        note = " (only while a replay's hole is open)" if name in ("replace", "advance") else ""
+        typer.echo(f"-- {name}{note}\n{text};\n")

@@ -12,11 +12,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ordertrack.config import PipelineConfig
-from ordertrack.errors import OrdertrackError, ServiceUnavailableError, as_service_error
+from ordertrack.errors import ConfigError, OrdertrackError, ServiceUnavailableError, as_service_error
 from ordertrack.preflight.findings import Finding, error, unreachable, warning
 from ordertrack.settings import Settings
+from ordertrack.warehouse.factory import engine_type
 
-SCHEMES = ("duckdb", "redshift")
 DUCKDB_LOCK_WAIT_SECONDS = 5.0
 
 
@@ -36,18 +36,13 @@ def duckdb_path(url: str) -> str:
 def url_findings(config: PipelineConfig, settings: Settings) -> list[Finding]:
     """What is wrong with `WAREHOUSE_URL` on its own, and against `target.type`; pure."""
     url = settings.warehouse.url
-    scheme = urlparse(url).scheme
-    if scheme not in SCHEMES:
-        return [error("warehouse", "warehouse.url",
-                      f"WAREHOUSE_URL scheme {scheme!r} is not supported: use duckdb:///path/to/file.duckdb or "
-                      "redshift://host:port/db.")]
-    if scheme == "duckdb" and not duckdb_path(url):
+    try:
+        kind = engine_type(config, settings)
+    except ConfigError as exc:
+        return [error("warehouse", "warehouse.url", str(exc))]
+    if kind == "duckdb" and not duckdb_path(url):
         return [error("warehouse", "warehouse.url",
                       "WAREHOUSE_URL names no DuckDB file: use duckdb:///path/to/file.duckdb.")]
-    if scheme != config.target.type:
-        return [warning("warehouse", "warehouse.url",
-                        f"target.type is {config.target.type} but WAREHOUSE_URL is a {scheme} URL, and the URL is "
-                        "what the pipeline uses: make target.type match it.")]
     return []
 
 

@@ -45,6 +45,18 @@ message unusable (an empty value)."""
 Execute = Callable[[str, dict[str, Any]], list[tuple]]
 """Runs one statement with named parameters inside an open transaction; returns its rows."""
 
+
+class Session(Protocol):
+    """An open transaction of one engine: runs statements already rendered for its dialect, with
+    `:name` parameters bound its own way, and loads a typed batch into a temporary table."""
+
+    def __call__(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        """Run one statement; return its rows (none for a statement that returns none)."""
+
+    def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
+        """Create temporary table `name` with the columns of `rows` (warehouse types `types`) and
+        load the rows: Arrow (DuckDB), COPY FROM STDIN (PostgreSQL), Parquet on S3 + COPY (Redshift)."""
+
 AfterLanding = Callable[[Execute, TableSpec, str], None]
 """Called inside the landing transaction with the batch id, after the raw rows and the ledger
 (the mart merge); if it raises, the engine raises `MergeFailed` with nothing committed."""
@@ -58,9 +70,9 @@ T = TypeVar("T")
 
 
 class MergeFailed(Exception):
-    """Raised by an engine's landing when its `after` hook (the mart merge) failed, after rolling
-    the whole batch back (`__cause__` says why). The `Lander` then lands the batch again without
-    the hook, marked unmerged, so a merge bug never stops landing."""
+    """Raised by a landing when its `after` hook (the mart merge) failed, after rolling the whole
+    batch back (`__cause__` says why). The `Lander` then lands the batch again without the hook,
+    marked unmerged, so a merge bug never stops landing."""
 
 
 Misfits = Literal["reject", "raise"]
@@ -90,14 +102,21 @@ class LandResult:
 
 
 class WarehouseEngine(Protocol):
+    """What an engine implements; everything else (landing, the ledger's reads, the marts) is
+    shared SQL rendered for `dialect` (`ordertrack.warehouse.landing`, `marts/`). A new engine is
+    one module: a class with these members, usually inheriting `landing.SharedSql` for the
+    ledger reads and `land`."""
+
     dialect: str
     """sqlglot dialect name of the SQL this engine runs."""
     placeholder: str
     """The positional parameter marker of `query` (`?` or `%s`)."""
     raw_schema: str
-    """Schema of the raw tables, the ingest ledger and the job runs."""
+    """Schema of the raw tables, the ingest ledger, the replays and the job runs."""
     mart_schema: str
     """Schema of the marts, their history tables and the exceptions."""
+    alters_types_in_transaction: bool
+    """Whether ALTER COLUMN ... TYPE may run inside a transaction (not on Redshift)."""
 
     def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
         """Create the raw table or add the columns it lacks; return the names added. Called when a
@@ -107,33 +126,16 @@ class WarehouseEngine(Protocol):
         """Column name -> full type of the raw table (DECIMAL(p,s), VARCHAR(n) where the engine keeps
         them); empty when it does not exist."""
 
-    def next_offsets(self, topic: str) -> dict[int, int]:
-        """Partition -> where landing resumes: the first offset not landed yet, or the next offset
-        to re-land of a replay's open hole (`ordertrack.warehouse.positions`); read on partition
-        assignment."""
+    def in_transaction(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` with a session inside one transaction; commit if it returns, roll back if it
+        raises. An engine may run `fn` again after a transient conflict (`retryable`)."""
 
-    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
-             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject",
-             expected: dict[int, int] | None = None) -> LandResult:
-        """Append the staged batch (skipping offsets already landed, rejecting bad rows), record
-        it in the ledger, move a replay's hole past it, run `after` (the merge) and `before_commit`
-        (the dead letters), in one transaction. Any failure rolls the whole batch back and raises;
-        a failure of the merge raises `MergeFailed`; values a raw column cannot take as they are
-        raise `MisfitColumns` under `misfits="raise"` (the lander widens, then lands again
-        rejecting what still does not fit). `expected` (partition -> the offset the caller reads on
-        from) raises `LedgerRewound` when a replay has moved the position below it since."""
-
-    def in_transaction(self, fn: Callable[[Execute], T]) -> T:
-        """Run `fn` with an executor inside one transaction (`marts run`, archival)."""
-
-    def unmerged_batches(self, topic: str) -> list[str]:
-        """Batch ids landed but not merged, oldest first."""
-
-    def unknown_keys(self, spec: TableSpec, staged: pa.Table) -> set[str]:
-        """JSON keys in the batch that the raw table has no column for (a column added in the source)."""
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether `exc` is the engine's transient conflict (a lock, a serialization failure),
+        worth redoing the whole transaction for rather than blaming the statement."""
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        """Run a read-only statement (CLI, checks, tests)."""
+        """Run a read-only statement (CLI, checks, tests) with positional `placeholder` parameters."""
 
     def vacuum(self, specs: list[TableSpec]) -> list[str]:
         """Reclaim the space of deleted mart rows and restore sort order, outside any transaction;
@@ -141,3 +143,20 @@ class WarehouseEngine(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+    # -- shared (`landing.SharedSql`) ------------------------------------------------------------
+    def land(self, spec: TableSpec, topic: str, staged: pa.Table, after: AfterLanding | None = None,
+             before_commit: BeforeCommit | None = None, misfits: Misfits = "reject",
+             expected: dict[int, int] | None = None) -> LandResult:
+        """`landing.land_batch` on this engine."""
+
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Partition -> where landing resumes: the first offset not landed yet, or the next offset
+        to re-land of a replay's open hole (`ordertrack.warehouse.positions`); read on partition
+        assignment."""
+
+    def unmerged_batches(self, topic: str) -> list[str]:
+        """Batch ids landed but not merged, oldest first."""
+
+    def mark_merged(self, execute: Session, batch_id: str) -> None:
+        """Inside a transaction: record that `batch_id` was merged."""

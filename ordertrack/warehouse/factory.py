@@ -17,6 +17,24 @@ class WarehouseMissingError(ServiceUnavailableError):
     that does not answer: a worker starting up may still create it)."""
 
 
+ENGINE_SCHEMES = {"duckdb": "duckdb", "redshift": "redshift", "postgresql": "postgres", "postgres": "postgres"}
+"""WAREHOUSE_URL scheme -> the `target.type` that names the same engine: the one place both meet."""
+URL_FORMS = ("duckdb:///path/to/file.duckdb, postgresql://user:password@host:port/database or "
+             "redshift://host:port/database")
+
+
+def engine_type(config: PipelineConfig, settings: Settings) -> str:
+    """The engine `WAREHOUSE_URL` names, after checking that `target.type` names the same one."""
+    scheme = urlparse(settings.warehouse.url).scheme
+    if scheme not in ENGINE_SCHEMES:
+        raise ConfigError(f"WAREHOUSE_URL scheme {scheme!r} is not supported: use {URL_FORMS}.")
+    kind = ENGINE_SCHEMES[scheme]
+    if kind != config.target.type:
+        raise ConfigError(f"target.type in the pipeline file is {config.target.type} but WAREHOUSE_URL is a {scheme} "
+                          f"URL: set target.type to {kind}, or point WAREHOUSE_URL at the {config.target.type} warehouse.")
+    return kind
+
+
 Create = Literal["always", "if_configured", "never"]
 """When a command may create a DuckDB warehouse file that does not exist yet: `always` for those
 that land data (consume, run-once, the sidecar); `if_configured` for those that write into it but
@@ -28,8 +46,8 @@ def open_engine(config: PipelineConfig, settings: Settings, *, create: Create = 
     """The configured warehouse; a missing DuckDB file is created only as `create` allows, so a
     command run in the wrong folder stops with one sentence instead of leaving an empty warehouse."""
     url = settings.warehouse.url
-    scheme = urlparse(url).scheme
-    if scheme == "duckdb":
+    kind = engine_type(config, settings)
+    if kind == "duckdb":
         from ordertrack.warehouse.duckdb_engine import DuckDBEngine
 
         # SQLAlchemy's rule: duckdb:///relative/path, duckdb:////absolute/path.
@@ -43,10 +61,10 @@ def open_engine(config: PipelineConfig, settings: Settings, *, create: Create = 
                 f"There is no DuckDB warehouse at {Path(path).absolute()} ({named}): point WAREHOUSE_URL at "
                 "the pipeline's warehouse, or land data first (`ordertrack consume` creates it).")
         return DuckDBEngine(path, config.target.raw_schema, config.target.mart_schema)
-    if scheme == "redshift":
-        from ordertrack.warehouse.redshift_engine import RedshiftEngine
+    if kind == "postgres":
+        from ordertrack.warehouse.postgres_engine import PostgresEngine
 
-        return RedshiftEngine(settings, config.target.raw_schema, config.target.mart_schema)
-    raise ConfigError(
-        f"WAREHOUSE_URL scheme {scheme!r} is not supported: use duckdb:///path/to/file.duckdb or redshift://host:port/db."
-    )
+        return PostgresEngine(settings, config.target.raw_schema, config.target.mart_schema)
+    from ordertrack.warehouse.redshift_engine import RedshiftEngine
+
+    return RedshiftEngine(settings, config.target.raw_schema, config.target.mart_schema)

@@ -178,7 +178,7 @@ def test_warehouse_url_findings(config):
     [empty] = url_findings(config, _settings("duckdb:///"))
     assert empty.severity == "error"
     [mismatch] = url_findings(config, _settings("redshift://h:5439/db"))
-    assert mismatch.severity == "warning" and "target.type" in mismatch.message
+    assert mismatch.severity == "error" and "set target.type to redshift" in mismatch.message
 
 
 def test_urls_are_shown_without_credentials():

@@ -68,7 +68,7 @@ def test_ordertrack_progress_off_logs_nothing_and_draws_nothing(clock, monkeypat
     monkeypatch.setenv("ORDERTRACK_PROGRESS", value)
     with capture_logs() as logs:
         with track("consume --drain", total=10, every=1, bar=True) as p:
-            for i in range(10):
+            for _ in range(10):
                 clock[0] += 5
                 p.advance(1)
             assert p._bar is None  # the bar is off too, even when asked for

@@ -1,16 +1,17 @@
-"""The fixture the mart tests share: a DuckDB warehouse with the three raw tables."""
+"""The fixture the mart tests share: a warehouse with the three raw tables, on each executing
+engine (DuckDB, PostgreSQL)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ordertrack.warehouse.duckdb_engine import DuckDBEngine
 from tests.marts.test_merge import COLUMNS, ORDERS, SPATH, TRACKING
+from tests.support.warehouses import ENGINES, open_warehouse
 
 
-@pytest.fixture
-def engine(tmp_path) -> DuckDBEngine:
-    e = DuckDBEngine(tmp_path / "w.duckdb")
-    for spec in (SPATH, TRACKING, ORDERS):
-        e.ensure_raw_table(spec, COLUMNS[spec.name])
-    return e
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path):
+    with open_warehouse(request.param, tmp_path) as e:
+        for spec in (SPATH, TRACKING, ORDERS):
+            e.ensure_raw_table(spec, COLUMNS[spec.name])
+        yield e

@@ -36,8 +36,8 @@ COLUMNS = {
 }
 
 
-def runner() -> MartRunner:
-    return MartRunner(REGISTRY, "duckdb")
+def runner(engine=None) -> MartRunner:
+    return MartRunner(REGISTRY, engine.dialect if engine is not None else "duckdb")
 
 
 class Topic:
@@ -57,14 +57,15 @@ class Topic:
 
 def land(engine, spec, messages) -> None:
     """Land and merge a batch, then archive as the scheduler's `archive` job does."""
-    result = engine.land(spec, spec.topic, stage(messages), after=runner().after_landing)
+    result = engine.land(spec, spec.topic, stage(messages), after=runner(engine).after_landing)
     assert result.merge_error is None, result.merge_error
     archive_all(engine, REGISTRY)
 
 
 def mart_and_history(engine, spec) -> list[tuple]:
     tables = [spec.mart_table, *[r[0] for r in engine.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE ?",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = {0} AND table_name LIKE {0}"
+        .format(engine.placeholder),
         [spec.mart_schema, f"hist_{spec.name}_%"])]]
     rows = []
     for t in tables:
@@ -123,7 +124,7 @@ def test_archival_across_a_half_year_boundary_creates_the_table_and_a_retry_move
     counts = lambda: [engine.query(f'SELECT COUNT(*) FROM "settlement_ods"."{t}"')[0][0]  # noqa: E731
                       for t in ("mart_uni_tracking_spath", "hist_uni_tracking_spath_2026_h1", "hist_uni_tracking_spath_2026_h2")]
     assert counts() == [1, 5, 3]
-    moved = engine.in_transaction(lambda ex: runner().archive(ex, SPATH))
+    moved = engine.in_transaction(lambda ex: runner(engine).archive(ex, SPATH))
     assert moved == {} and counts() == [1, 5, 3]
 
 
@@ -168,7 +169,7 @@ def test_a_failed_merge_lands_the_batch_and_marts_run_merges_it_later(engine):
     result = Lander(engine, load_pipeline_config(), load_settings(), after_landing=broken).land(SPATH, [message])
     assert result.landed == 1 and result.merge_error == "RuntimeError: merge bug"
     assert engine.unmerged_batches(SPATH.topic) == [result.batch_id]
-    r = runner()
+    r = runner(engine)
     engine.in_transaction(lambda ex: (r.after_landing(ex, SPATH, result.batch_id), engine.mark_merged(ex, result.batch_id)))
     assert engine.unmerged_batches(SPATH.topic) == []
     assert engine.query('SELECT order_id, v FROM settlement_ods.mart_uni_tracking_spath') == [(1, "x")]

@@ -3,6 +3,8 @@ snapshot reads, and a table switched over from the poller (issue 12)."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from datetime import datetime, timezone
 
 import orjson
@@ -16,7 +18,7 @@ from marts.runner import MartRunner
 from ordertrack.config import PipelineConfig
 from ordertrack.resources import resource_path
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from tests.support.warehouses import ENGINES, open_warehouse
 from ordertrack.warehouse.types import Column
 
 T0 = int(datetime(2026, 1, 10, tzinfo=timezone.utc).timestamp())
@@ -25,12 +27,18 @@ COLUMNS = [Column("order_id", "BIGINT"), Column("update_time", "BIGINT"), Column
 ORDER_COLUMNS = [Column("order_id", "BIGINT"), Column("add_time", "BIGINT"), Column("partner_id", "BIGINT")]
 
 
-def warehouse(path, reg: TableRegistry) -> DuckDBEngine:
-    """Raw tables of tracking (the table under test) and orders (its merge heals reactivated orders)."""
-    engine = DuckDBEngine(path)
-    engine.ensure_raw_table(reg.get("uni_tracking_info"), [*COLUMNS, *CDC_COLUMNS])
-    engine.ensure_raw_table(reg.get("ecs_order_info"), [*ORDER_COLUMNS, *CDC_COLUMNS])
-    return engine
+@pytest.fixture(params=ENGINES)
+def warehouse(request, tmp_path):
+    """Raw tables of tracking (the table under test) and orders (its merge heals reactivated
+    orders), on each executing engine; called with the registry."""
+    with ExitStack() as stack:
+        def make(reg: TableRegistry):
+            engine = stack.enter_context(open_warehouse(request.param, tmp_path))
+            engine.ensure_raw_table(reg.get("uni_tracking_info"), [*COLUMNS, *CDC_COLUMNS])
+            engine.ensure_raw_table(reg.get("ecs_order_info"), [*ORDER_COLUMNS, *CDC_COLUMNS])
+            return engine
+
+        yield make
 
 
 def _raw(deletes: str = "hard") -> dict:
@@ -64,11 +72,11 @@ class Binlog:
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(warehouse):
     reg = registry()
     spec = reg.get("uni_tracking_info")
-    engine = warehouse(tmp_path / "w.duckdb", reg)
-    runner = MartRunner(reg, "duckdb")
+    engine = warehouse(reg)
+    runner = MartRunner(reg, engine.dialect)
 
     def land(*messages: RawMessage) -> None:
         result = engine.land(spec, spec.topic, stage(unwrap(messages)), after=runner.after_landing)
@@ -77,7 +85,8 @@ def setup(tmp_path):
 
     def mart() -> dict[int, tuple]:
         tables = [spec.mart_table] + [r[0] for r in engine.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE ?",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = {0} AND table_name LIKE {0}"
+            .format(engine.placeholder),
             [spec.mart_schema, f"hist_{spec.name}_%"])]
         out = {}
         for t in tables:
@@ -128,7 +137,7 @@ def test_a_table_switched_from_the_poller_keeps_one_row_per_key(setup):
     poller = {"order_id": 1, "update_time": T0 + 10, "state": 1}
     other = {"order_id": 2, "update_time": T0 + 50, "state": 1}
     # The poller's rows, landed from its own topic into the same raw table (cdc_* columns NULL).
-    runner = MartRunner(registry(), "duckdb")
+    runner = MartRunner(registry(), engine.dialect)
     engine.land(spec, "kuaisong.uni_tracking_info",
                 stage([RawMessage(0, 0, orjson.dumps(poller)), RawMessage(0, 1, orjson.dumps(other))]),
                 after=runner.after_landing)
@@ -137,13 +146,13 @@ def test_a_table_switched_from_the_poller_keeps_one_row_per_key(setup):
     assert mart() == {1: (T0 + 10, 9, "r"), 2: (T0 + 50, 1, None)}
 
 
-def test_soft_deletes_keep_the_row_marked(tmp_path):
+def test_soft_deletes_keep_the_row_marked(warehouse):
     reg = registry("soft")
     spec = reg.get("uni_tracking_info")
-    engine = warehouse(tmp_path / "w.duckdb", reg)
+    engine = warehouse(reg)
     log = Binlog()
     for batch in ([log.event("c", 1, T0, 1)], [log.event("d", 1, T0, 1)]):
-        engine.land(spec, spec.topic, stage(unwrap(batch)), after=MartRunner(reg, "duckdb").after_landing)
+        engine.land(spec, spec.topic, stage(unwrap(batch)), after=MartRunner(reg, engine.dialect).after_landing)
     assert engine.query(f'SELECT order_id, cdc_op FROM "{spec.mart_schema}"."{spec.mart_table}"') == [(1, "d")]
 
 
@@ -161,7 +170,7 @@ def test_a_batch_that_landed_unmerged_merges_before_a_later_one_so_a_delete_stay
     engine.land(spec, spec.topic, stage(unwrap([log.event("u", 1, T0 + 1, 2)])), after=None)
     reg = registry()
     lander = Lander(engine, PipelineConfig.model_validate(_raw()), load_settings(),
-                    after_landing=MartRunner(reg, "duckdb").after_landing)
+                    after_landing=MartRunner(reg, engine.dialect).after_landing)
     lander.land(spec, [log.event("d", 1, T0 + 1, 2)])
     assert engine.unmerged_batches(spec.topic) == []
     merge_unmerged(engine, reg)  # the sidecar's merge job finds nothing left to put back
@@ -181,7 +190,7 @@ def test_deleting_an_archived_tracking_row_is_not_a_reactivation(setup):
 
 def test_a_change_event_with_no_cursor_still_replaces_a_poller_row(setup):
     engine, spec, land, mart = setup
-    runner = MartRunner(registry(), "duckdb")
+    runner = MartRunner(registry(), engine.dialect)
     engine.land(spec, "kuaisong.uni_tracking_info",
                 stage([RawMessage(0, 0, orjson.dumps({"order_id": 1, "update_time": T0, "state": 1}))]),
                 after=runner.after_landing)
@@ -189,7 +198,7 @@ def test_a_change_event_with_no_cursor_still_replaces_a_poller_row(setup):
     assert mart() == {1: (None, 9, "u")}
 
 
-def test_the_checks_leave_soft_deleted_rows_out(tmp_path):
+def test_the_checks_leave_soft_deleted_rows_out(warehouse):
     """With `deletes: soft` the mart keeps a deleted order, marked: the source no longer has it, so
     an order without scan events that was deleted is no finding."""
     from ordertrack.config import DataQualityConfig
@@ -197,10 +206,10 @@ def test_the_checks_leave_soft_deleted_rows_out(tmp_path):
     from ordertrack.quality.runner import DataQuality
 
     reg = registry("soft")
-    engine = warehouse(tmp_path / "w.duckdb", reg)
+    engine = warehouse(reg)
     engine.ensure_raw_table(reg.get("uni_tracking_spath"), [Column("order_id", "BIGINT"), Column("traceSeq", "BIGINT"),
                                                            Column("pathTime", "BIGINT"), *CDC_COLUMNS])
-    runner = MartRunner(reg, "duckdb")
+    runner = MartRunner(reg, engine.dialect)
     orders = reg.get("ecs_order_info")
 
     def event(op: str, order_id: int, pos: int) -> RawMessage:

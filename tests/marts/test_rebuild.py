@@ -231,3 +231,17 @@ def test_marts_sql_prints_the_rebuild_files_for_redshift():
     assert "-- uni_tracking_spath: rebuild/10_raw_latest.sql" in r.stdout
     assert 'CREATE TEMPORARY TABLE batch_latest AS SELECT r.* FROM "settlement_public"."uni_tracking_spath_raw" AS r QUALIFY' \
         in r.stdout
+
+
+@pytest.mark.integration
+def test_marts_sql_landing_prints_the_statements_a_landing_runs(mariadb_admin):
+    """The dry run of a landing: the shared statements, rendered for the engine, columns from the
+    source catalog, in the order the landing runs them."""
+    r = subprocess.run([ORDERTRACK, "marts", "sql", "--landing", "--engine", "redshift", "--table", SPATH_TABLE],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    heads = [line for line in r.stdout.splitlines() if line.startswith("-- ")]
+    assert [h.split()[1] for h in heads[1:]] == ["positions", "stage", "fresh", "replace", "insert", "exceptions", "ledger",
+                                                 "advance", "counts", "rejects", "drop_fresh", "drop_stage"]
+    assert 'INSERT INTO "settlement_public"."uni_tracking_spath_raw" ("id", "order_id", "traceSeq", "pathTime"' in r.stdout
+    assert "FORMAT AS PARQUET MANIFEST" in r.stdout and "%(batch_id)s" in r.stdout

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +31,21 @@ class Env:
     config_path: Path
     bootstrap: str
     warehouse: Path
+    warehouse_url: str = ""
+    """The warehouse's URL: a DuckDB file (`warehouse`) unless the test asked for another engine."""
+
+    def __post_init__(self) -> None:
+        self.warehouse_url = self.warehouse_url or f"duckdb:///{self.warehouse}"
 
     @property
     def env_vars(self) -> dict[str, str]:
-        return {"WAREHOUSE_URL": f"duckdb:///{self.warehouse}"}
+        return {"WAREHOUSE_URL": self.warehouse_url}
 
     def engine(self):
-        from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+        from ordertrack.warehouse.factory import open_engine
+        from tests.support.warehouses import settings_for
 
-        return DuckDBEngine(self.warehouse, self.config.target.raw_schema, self.config.target.mart_schema)
+        return open_engine(self.config, settings_for(self.warehouse_url), create="always")
 
     def spec(self, table: str):
         from ordertrack.tables import TableRegistry
@@ -77,9 +83,12 @@ class Env:
 def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Callable[..., Env]]:
     """Factory: `make(buffer_minutes=0, batch_size=100, dq={...}, ...)` -> Env. Cleans up after."""
     made: list[Env] = []
+    databases = ExitStack()
 
     def make(**overrides) -> Env:
+        """`warehouse="postgres"`: a new database on the local PostgreSQL instead of a DuckDB file."""
         tag = uuid.uuid4().hex[:8]
+        kind = overrides.pop("warehouse", "duckdb")
         db = f"pt_{tag}"
         with mariadb_admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{db}`")
@@ -114,17 +123,25 @@ def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Cal
             with mariadb_admin.cursor() as cur:
                 cur.execute(f"GRANT SELECT ON `{db}`.* TO '{CDC_USER}'@'%'")
         raw["processing"].update(overrides)
+        url = ""
+        if kind == "postgres":
+            from ordertrack.stack import Stack
+            from tests.support.warehouses import postgres_database
+
+            url = databases.enter_context(postgres_database(Stack()))
+            raw["target"]["type"] = "postgres"
         path = tmp_path / f"pipeline_{tag}.yaml"
         path.write_text(yaml.safe_dump(raw))
         cfg = PipelineConfig.model_validate(raw)
         KafkaAdmin(kafka_bootstrap).ensure_topics(pipeline_topics(cfg))
-        env = Env(db, cfg, path, kafka_bootstrap, tmp_path / f"warehouse_{tag}.duckdb")
+        env = Env(db, cfg, path, kafka_bootstrap, tmp_path / f"warehouse_{tag}.duckdb", url)
         made.append(env)
         return env
 
     try:
         yield make
     finally:
+        databases.close()
         for env in made:
             if any(t.cdc_strategy == "debezium" for t in env.config.tables):
                 env.cli("connectors", "delete", timeout=60)

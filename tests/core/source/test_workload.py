@@ -17,7 +17,7 @@ def test_same_seed_gives_the_same_rows():
     _, a = _play(3, 2)
     _, b = _play(3, 2)
     _, c = _play(4, 2)
-    flat = lambda bs: [(o["order_id"], o["add_time"]) for x in bs for o in x.orders] + [
+    flat = lambda bs: [  # noqa: E731(o["order_id"], o["add_time"]) for x in bs for o in x.orders] + [
         (e.order_id, e.trace_seq, e.path_time) for x in bs for e in x.scans
     ]
     assert flat(a) == flat(b)
@@ -75,7 +75,7 @@ def test_a_live_batch_carries_the_time_it_is_written():
     model.advance(START + 600)
     batch = model.advance(START + 1200)
     assert batch.orders and batch.scans and batch.tracking
-    cursor = lambda rows, columns, name: [r[columns.index(name)] for r in rows]
+    cursor = lambda rows, columns, name: [r[columns.index(name)] for r in rows]  # noqa: E731
     # History (no written_at): rows keep the time they happened.
     assert min(cursor(order_rows(batch), ORDER_COLUMNS, "add_time")) < START + 1200
     # Written late (after an outage): every cursor (add_time, update_time, pathTime) is the write

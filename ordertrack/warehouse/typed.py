@@ -1,0 +1,318 @@
+"""A staged batch of JSON messages turned into typed rows for the raw table, in Python, once.
+
+Every engine lands the same typed rows (`landing.py`), so what lands and what is rejected does
+not depend on the engine: DuckDB reads them as Arrow, PostgreSQL through `COPY`, Redshift from
+Parquet. A value that would not convert to its raw column, or would be rounded, cut or out of
+range, is never changed silently: its message is rejected with a reason that starts
+`the value of <column> `, and the column is reported, so the lander can widen it (the source
+widened it) and try again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ordertrack.warehouse.types import VARCHAR_MAX_BYTES
+
+META = pa.schema([
+    ("_partition", pa.int32()),
+    ("_offset", pa.int64()),
+    ("_window_id", pa.string()),
+    ("_reason", pa.string()),
+    ("_order_id", pa.int64()),
+    ("_declared", pa.bool_()),
+])
+"""The stage's own columns, before the source columns: where the message came from, why it is
+rejected (NULL when it lands), the order it names (for the exceptions row) and whether its
+reader declared its position (only such a reader may re-land a replay's hole)."""
+
+META_TYPES = {"_partition": "INTEGER", "_offset": "BIGINT", "_window_id": "VARCHAR(128)", "_reason": "VARCHAR(1024)",
+              "_order_id": "BIGINT", "_declared": "BOOLEAN"}
+
+_INT_BITS = {"SMALLINT": 16, "INTEGER": 32, "BIGINT": 64}
+_UNSET = object()
+
+
+class Misfit(Exception):
+    """Why a value does not fit its column (the text follows `the value of <column> `)."""
+
+
+@dataclass
+class ParsedBatch:
+    """The messages of a batch, each parsed once: the lander reads its keys (columns the raw
+    table lacks), marks messages it rejects, then the typed rows are built from it."""
+
+    partitions: list[int]
+    offsets: list[int]
+    window_ids: list[str | None]
+    values: list[bytes | None]
+    docs: list[dict[str, Any] | None]
+    reasons: list[str | None]
+    keys: set[str] = field(default_factory=set)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.offsets)
+
+    def reject_keys(self, keys: set[str], reason: Callable[[list[str]], str]) -> None:
+        """Reject every message whose object carries one of `keys`, with `reason(those keys)`."""
+        for i, doc in enumerate(self.docs):
+            if doc is not None and self.reasons[i] is None:
+                bad = sorted(k for k in doc if k in keys)
+                if bad:
+                    self.reasons[i] = reason(bad)
+
+    def value_text(self, i: int) -> str | None:
+        v = self.values[i]
+        if v is None:
+            return None
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+def parse(staged: pa.Table) -> ParsedBatch:
+    """Parse a staged batch (`ordertrack.warehouse.engine.STAGED_SCHEMA`)."""
+    values = staged.column("value").to_pylist()
+    reasons = staged.column("reject_reason").to_pylist()
+    docs: list[dict[str, Any] | None] = [None] * len(values)
+    keys: set[str] = set()
+    for i, v in enumerate(values):
+        if reasons[i] is not None or v is None:
+            continue
+        try:
+            doc = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            reasons[i] = "value is not valid JSON" if _utf8(v) else "value is not UTF-8 text"
+            continue
+        if isinstance(doc, dict):
+            docs[i] = doc
+            keys.update(doc)
+    return ParsedBatch(staged.column("partition").to_pylist(), staged.column("offset").to_pylist(),
+                       staged.column("window_id").to_pylist(), values, docs, reasons, keys)
+
+
+def _utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TypedBatch:
+    table: pa.Table
+    """META columns, then one column per source column of the raw table, typed as it is."""
+    types: dict[str, str]
+    """Column -> warehouse type, for every column of `table` (the stage's DDL)."""
+    misfit_columns: set[str]
+    """Columns some value did not fit (its message is rejected)."""
+
+
+def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[str],
+          declared: Iterable[int] = ()) -> TypedBatch:
+    """The typed rows of `parsed` for raw columns `columns` (name -> warehouse type); a message
+    that cannot land gets its reason and NULLs in every source column."""
+    keys = list(key_columns)
+    key_reason = f"key column(s) {', '.join(keys)} missing or NULL"
+    converters = [(c, _converter(t)) for c, t in columns.items()]
+    out: dict[str, list[Any]] = {c: [None] * parsed.num_rows for c in columns}
+    reasons = list(parsed.reasons)
+    order_ids: list[int | None] = [None] * parsed.num_rows
+    misfits: set[str] = set()
+    for i, doc in enumerate(parsed.docs):
+        if reasons[i] is not None:
+            continue
+        if doc is None or any(doc.get(k) is None for k in keys):
+            reasons[i] = key_reason
+            continue
+        row: list[Any] = []
+        for c, convert in converters:
+            value = doc.get(c)
+            if value is None:
+                row.append(None)
+                continue
+            try:
+                row.append(convert(value))
+            except Misfit as why:
+                reasons[i] = f"the value of {c} {why}"
+                misfits.add(c)
+                break
+        else:
+            for (c, _), v in zip(converters, row):
+                out[c][i] = v
+    for i, doc in enumerate(parsed.docs):  # a rejected message's exceptions row still names its order
+        if reasons[i] is not None and doc is not None:
+            order_ids[i] = _order_id(doc)
+    declared = set(declared)
+    arrays = [
+        pa.array(parsed.partitions, pa.int32()),
+        pa.array(parsed.offsets, pa.int64()),
+        pa.array(parsed.window_ids, pa.string()),
+        pa.array([r[:1000] if r else r for r in reasons], pa.string()),
+        pa.array(order_ids, pa.int64()),
+        pa.array([p in declared for p in parsed.partitions], pa.bool_()),
+    ]
+    fields = list(META)
+    for c, t in columns.items():
+        atype = arrow_type(t)
+        arrays.append(pa.array(out[c], atype))
+        fields.append(pa.field(c, atype))
+    return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
+
+
+def _order_id(doc: dict[str, Any]) -> int | None:
+    v = doc.get("order_id")
+    try:
+        return _int(v, 64) if v is not None else None
+    except Misfit:
+        return None
+
+
+# -- per type ----------------------------------------------------------------------------------
+def _parts(wtype: str) -> tuple[str, list[int]]:
+    t = " ".join(wtype.upper().split())
+    base, _, args = t.partition("(")
+    base = {"INT": "INTEGER", "INT4": "INTEGER", "INT8": "BIGINT", "INT2": "SMALLINT", "NUMERIC": "DECIMAL",
+            "CHARACTER VARYING": "VARCHAR", "TEXT": "VARCHAR", "DOUBLE": "DOUBLE PRECISION", "FLOAT8": "DOUBLE PRECISION",
+            "FLOAT": "DOUBLE PRECISION", "REAL": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
+            "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP"}.get(base.strip(), base.strip())
+    return base, [int(a) for a in args.rstrip(")").split(",") if a.strip().isdigit()]
+
+
+def arrow_type(wtype: str) -> pa.DataType:
+    base, nums = _parts(wtype)
+    if base in _INT_BITS:
+        return {16: pa.int16(), 32: pa.int32(), 64: pa.int64()}[_INT_BITS[base]]
+    if base == "DECIMAL":
+        return pa.decimal128(nums[0] if nums else 18, nums[1] if len(nums) > 1 else 0)
+    if base == "DOUBLE PRECISION":
+        return pa.float64()
+    if base == "BOOLEAN":
+        return pa.bool_()
+    if base == "DATE":
+        return pa.date32()
+    if base == "TIMESTAMP":
+        return pa.timestamp("us")
+    return pa.string()
+
+
+def _converter(wtype: str) -> Callable[[Any], Any]:
+    base, nums = _parts(wtype)
+    shown = " ".join(wtype.upper().split())
+    if base in _INT_BITS:
+        bits = _INT_BITS[base]
+        return lambda v: _int(v, bits, shown)
+    if base == "DECIMAL":
+        precision, scale = (nums[0] if nums else 18), (nums[1] if len(nums) > 1 else 0)
+        return lambda v: _decimal(v, precision, scale, shown)
+    if base == "DOUBLE PRECISION":
+        return lambda v: _double(v, shown)
+    if base == "BOOLEAN":
+        return lambda v: _bool(v, shown)
+    if base == "DATE":
+        return lambda v: _date(v, shown)
+    if base == "TIMESTAMP":
+        return lambda v: _timestamp(v, shown)
+    limit = min(nums[0], VARCHAR_MAX_BYTES) if base == "VARCHAR" and nums else VARCHAR_MAX_BYTES
+    return lambda v: _text(v, limit, shown)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _int(value: Any, bits: int, shown: str = "BIGINT") -> int:
+    if type(value) is int:
+        number: Any = value
+    else:
+        number = _number(value)
+        if number is None or number != number.to_integral_value():
+            raise Misfit(f"does not convert to {shown} without change")
+        number = int(number)
+    limit = 1 << (bits - 1)
+    if not -limit <= number < limit:
+        raise Misfit(f"is out of the range of {shown}")
+    return number
+
+
+def _decimal(value: Any, precision: int, scale: int, shown: str) -> Decimal:
+    number = _number(value)
+    if number is None:
+        raise Misfit(f"does not convert to {shown}")
+    with localcontext() as ctx:
+        ctx.prec = 100  # the default 28 digits would fail on a DECIMAL(38,10) value
+        exact = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
+        if number != exact:
+            raise Misfit(f"would be rounded in {shown} (more than {scale} decimal places)")
+        digits = len(str(abs(int(number)))) if int(number) else 0
+    if digits > precision - scale:
+        raise Misfit(f"has more integer digits than {shown} holds")
+    return exact
+
+
+def _double(value: Any, shown: str) -> float:
+    if type(value) in (int, float):
+        return float(value)
+    number = _number(value)
+    if number is None:
+        raise Misfit(f"does not convert to {shown}")
+    return float(number)
+
+
+def _bool(value: Any, shown: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise Misfit(f"does not convert to {shown}")
+
+
+def _date(value: Any, shown: str) -> dt.date:
+    text = str(value)
+    time_of_day = text[10:].strip(" T")
+    if time_of_day and time_of_day.split("+")[0].rstrip("Z").strip("0:.") != "":
+        raise Misfit(f"has a time of day a {shown} would drop")
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise Misfit(f"does not convert to {shown}") from None
+
+
+def _timestamp(value: Any, shown: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise Misfit(f"does not convert to {shown}")
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Misfit(f"does not convert to {shown}") from None
+    if at.tzinfo is not None:  # warehouse timestamps are UTC without a zone
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return at
+
+
+def _text(value: Any, limit: int, shown: str) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if len(text) * 4 > limit:  # only long text needs its bytes counted
+        size = len(text.encode())
+        if size > limit:
+            raise Misfit(f"is {size} bytes, more than the {limit} of {shown}")
+    return text

@@ -1,0 +1,70 @@
+"""The shared landing on every executing engine (DuckDB, PostgreSQL): the places where the
+engines' own copies of the landing used to disagree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+import pytest
+
+from consumers.staging import RawMessage, stage
+from ordertrack.config import load_pipeline_config
+from ordertrack.tables import TableRegistry
+from ordertrack.warehouse.types import Column
+from tests.support.warehouses import ENGINES, open_warehouse
+
+REGISTRY = TableRegistry(load_pipeline_config())
+SPATH = REGISTRY.get("uni_tracking_spath")
+COLUMNS = [Column("order_id", "BIGINT"), Column("traceSeq", "BIGINT"), Column("pathTime", "BIGINT"),
+           Column("weight", "DECIMAL(10,3)"), Column("note", "VARCHAR(16)")]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path):
+    with open_warehouse(request.param, tmp_path) as e:
+        yield e
+
+
+def message(offset: int, **row) -> RawMessage:
+    return RawMessage(0, offset, orjson.dumps({"traceSeq": 1, "pathTime": 1_800_000_000, **row}), "w")
+
+
+def open_exceptions(engine) -> list[tuple]:
+    return engine.query("SELECT order_id, kafka_offset, notes FROM settlement_ods.order_tracking_exceptions "
+                        "WHERE resolved_at IS NULL ORDER BY kafka_offset")
+
+
+def test_a_table_in_another_schema_than_the_targets_lands_each_offset_once(engine):
+    """The ledger is written and read in the target's raw schema, whatever the table's own."""
+    spec = dataclasses.replace(SPATH, raw_schema="elsewhere")
+    engine.ensure_raw_table(spec, COLUMNS)
+    batch = [message(i, order_id=i) for i in range(3)]
+    assert engine.land(spec, spec.topic, stage(batch)).landed == 3
+    again = engine.land(spec, spec.topic, stage(batch))
+    assert (again.landed, again.skipped) == (0, 3)
+    assert engine.query('SELECT COUNT(*) FROM "elsewhere"."uni_tracking_spath_raw"')[0][0] == 3
+    assert engine.next_offsets(spec.topic) == {0: 3}
+
+
+def test_a_rejected_message_names_its_order_and_gets_one_open_exceptions_row(engine):
+    engine.ensure_raw_table(SPATH, COLUMNS)
+    bad = [message(0, order_id=7, weight="1.0005"), message(1, order_id=8, pathTime="soon"), message(2, traceSeq=None)]
+    result = engine.land(SPATH, SPATH.topic, stage(bad))
+    assert [r["offset"] for r in result.rejected] == [0, 1, 2]
+    rows = open_exceptions(engine)
+    assert [(o, k) for o, k, _ in rows] == [(7, 0), (8, 1), (None, 2)]
+    assert rows[0][2] == "the value of weight would be rounded in DECIMAL(10,3) (more than 3 decimal places)"
+    # The same messages landing again (a ledger reset, a replay) open no second row.
+    engine.in_transaction(lambda ex: ex("DELETE FROM settlement_public.ordertrack_ingest_ledger", {}))
+    assert len(engine.land(SPATH, SPATH.topic, stage(bad)).rejected) == 3
+    assert len(open_exceptions(engine)) == 3
+
+
+def test_typed_values_land_exactly(engine):
+    engine.ensure_raw_table(SPATH, COLUMNS)
+    engine.land(SPATH, SPATH.topic, stage([message(0, order_id=1, weight="12.345", note="é"),
+                                            message(1, order_id=2, weight=3, pathTime=None)]))
+    rows = engine.query('SELECT order_id, "traceSeq", "pathTime", CAST(weight AS VARCHAR), note, _kafka_offset '
+                        "FROM settlement_public.uni_tracking_spath_raw ORDER BY 1")
+    assert rows == [(1, 1, 1_800_000_000, "12.345", "é", 0), (2, 1, None, "3.000", None, 1)]

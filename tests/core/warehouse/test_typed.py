@@ -1,0 +1,81 @@
+"""A value that does not fit its warehouse column as it is never lands changed (pure logic)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from consumers.staging import RawMessage, stage
+from ordertrack.warehouse.typed import Misfit, _converter, parse, typed
+
+
+def misfit(value, wtype):
+    try:
+        _converter(wtype)(value)
+    except Misfit as why:
+        return str(why)
+    return None
+
+
+@pytest.mark.parametrize(("value", "wtype", "fits"), [
+    ("12.34", "DECIMAL(12,2)", True),
+    ("12.30", "DECIMAL(12,2)", True),
+    ("12.345", "DECIMAL(12,2)", False),       # would be rounded to 12.35
+    (12.345, "DECIMAL(12,2)", False),
+    ("12345678901.5", "DECIMAL(12,2)", False),  # 11 integer digits in a column of 10
+    (3_000_000_000, "INTEGER", False),
+    (3_000_000_000, "BIGINT", True),
+    (12.5, "INTEGER", False),
+    (12.0, "INTEGER", True),
+    ("first", "INTEGER", False),
+    ("x" * 512, "VARCHAR(512)", True),
+    ("é" * 300, "VARCHAR(512)", False),        # 600 bytes: Redshift counts bytes
+    ("x" * 900_000, "VARCHAR(65535)", False),
+    ("x" * 900_000, "VARCHAR", False),          # DuckDB's VARCHAR has no length: Redshift's limit applies
+    (True, "BOOLEAN", True),
+    ("maybe", "BOOLEAN", False),
+    ("1234567890123456789012345678.1234567891", "DECIMAL(38,10)", True),   # past Python's 28 digits
+    ("1234567890123456789012345678.12345678912", "DECIMAL(38,10)", False),
+    ("2024-01-01", "DATE", True),
+    ("2024-01-01T00:00:00", "DATE", True),
+    ("2024-01-01 12:34:56", "DATE", False),
+    ("2024-01-01T12:34:56+00:00", "TIMESTAMP", True),
+    ("yesterday", "TIMESTAMP", False),
+    ("1.5e3", "DOUBLE PRECISION", True),
+    ({"a": 1}, "VARCHAR(64)", True),            # nested JSON lands as its text
+])
+def test_misfit(value, wtype, fits):
+    assert (misfit(value, wtype) is None) is fits
+
+
+def test_typed_rows_name_the_column_that_does_not_fit_and_keep_the_rest():
+    values = [{"id": 1, "amount": "12.34", "at": "2026-01-10T08:00:00+01:00"}, {"id": 2, "amount": "1.005"},
+              {"amount": "1"}, b"\xff not utf-8", b"[1, 2]", b"{not json"]
+    messages = [RawMessage(0, i, v if isinstance(v, bytes) else orjson.dumps(v), "w") for i, v in enumerate(values)]
+    batch = typed(parse(stage(messages)), {"id": "BIGINT", "amount": "DECIMAL(12,2)", "at": "TIMESTAMP"}, ["id"],
+                  declared=[0])
+    rows = batch.table.to_pylist()
+    assert [r["_reason"] for r in rows] == [
+        None,
+        "the value of amount would be rounded in DECIMAL(12,2) (more than 2 decimal places)",
+        "key column(s) id missing or NULL",
+        "value is not UTF-8 text",
+        "key column(s) id missing or NULL",
+        "value is not valid JSON",
+    ]
+    assert rows[0]["amount"] == Decimal("12.34") and rows[0]["at"] == dt.datetime(2026, 1, 10, 7, 0)
+    assert rows[1]["amount"] is None and rows[1]["_order_id"] is None
+    assert batch.misfit_columns == {"amount"}
+    assert batch.table.schema.field("amount").type == pa.decimal128(12, 2)
+    assert all(r["_declared"] for r in rows)
+
+
+def test_a_rejected_message_still_names_its_order():
+    m = RawMessage(1, 7, orjson.dumps({"order_id": 42, "n": "x"}), "w")
+    row = typed(parse(stage([m])), {"order_id": "BIGINT", "n": "INTEGER"}, ["order_id"]).table.to_pylist()[0]
+    assert (row["_order_id"], row["_declared"]) == (42, False)
+    assert row["_reason"].startswith("the value of n ")
