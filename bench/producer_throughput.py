@@ -25,10 +25,10 @@ from ordertrack.source.connection import connect
 from ordertrack.stack import Stack
 from ordertrack.stack.mariadb import PIPELINE_USER, split_sql
 from ordertrack.tables import TableRegistry
+from producers.backfill import publish_period
 from producers.poller import producer_config
 from producers.reader import WindowReader
 from producers.rows import Encoded, encode_row
-from producers.backfill import publish_period
 
 DB = "bench_producer"
 BASE = 1_700_000_000

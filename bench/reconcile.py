@@ -21,10 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from ordertrack.config import load_pipeline_config  # noqa: E402
-from ordertrack.quality.reconcile import SqlSide, reconcile  # noqa: E402
 from ordertrack.stack import Stack  # noqa: E402
 from ordertrack.tables import TableRegistry  # noqa: E402
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine  # noqa: E402
+from quality.reconcile import SqlSide, reconcile  # noqa: E402
 
 T = 1_700_000_000
 

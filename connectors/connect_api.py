@@ -12,7 +12,6 @@ from typing import Any
 
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 
-
 MISSING = object()
 """What `_ok` returns for a 404 the caller expects (no such connector)."""
 

@@ -10,8 +10,8 @@ import pymysql
 
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.settings import Settings
-from ordertrack.source.connection import SourceUnreachableError, connect
 from ordertrack.source.cdc_account import CDC_PRIVILEGES
+from ordertrack.source.connection import SourceUnreachableError, connect
 
 # MySQL names the last one differently; MariaDB 10.5+ accepts REPLICATION CLIENT as an alias.
 ALIASES = {"BINLOG MONITOR": ("BINLOG MONITOR", "REPLICATION CLIENT"), "REPLICATION SLAVE": ("REPLICATION SLAVE", "REPLICATION REPLICA")}

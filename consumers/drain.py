@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from consumers import metrics
+from consumers.lander import Lander
+from consumers.ledger import check_ledger_within_log
+from consumers.staging import RawMessage, header, last_offsets
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
@@ -22,10 +26,6 @@ from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from ordertrack.warehouse.positions import LedgerRewound
-from consumers import metrics
-from consumers.lander import Lander
-from consumers.staging import RawMessage, header, last_offsets
-from consumers.ledger import check_ledger_within_log
 
 log = get_logger(__name__)
 

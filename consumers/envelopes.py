@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import orjson
 
-from ordertrack.warehouse.types import Column
 from consumers.staging import RawMessage
+from ordertrack.warehouse.types import Column
 
 CDC_COLUMNS = (
     Column("cdc_op", "VARCHAR(1)"),        # r (snapshot read), c, u, d

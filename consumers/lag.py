@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
+from consumers import metrics
+from consumers.drain import consumer_config
+from consumers.ledger import ledger_ahead_error
 from ordertrack.config import PipelineConfig
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
-from consumers import metrics
-from consumers.drain import consumer_config
-from consumers.ledger import ledger_ahead_error
 
 
 @dataclass

@@ -29,6 +29,9 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Producer
 
+from consumers import metrics
+from consumers.envelopes import CDC_COLUMNS, unwrap
+from consumers.staging import RawMessage, key_reason, stage
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as quote
@@ -42,9 +45,6 @@ from ordertrack.warehouse.engine import AfterLanding, LandResult, MergeFailed, M
 from ordertrack.warehouse.pending import merge_pending
 from ordertrack.warehouse.typed import ParsedBatch, parse
 from ordertrack.warehouse.types import Column, warehouse_type
-from consumers import metrics
-from consumers.envelopes import CDC_COLUMNS, unwrap
-from consumers.staging import RawMessage, key_reason, stage
 
 log = get_logger(__name__)
 

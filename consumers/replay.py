@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from marts.sqlfiles import render_text
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ConfigError, ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as q
@@ -41,6 +40,7 @@ from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc, parse_utc
 from ordertrack.warehouse.engine import Execute, WarehouseEngine
 from ordertrack.warehouse.positions import REPLAYS_TABLE, positions_relation
+from ordertrack.warehouse.sqlfiles import render_text
 
 log = get_logger(__name__)
 

@@ -45,6 +45,11 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from consumers import metrics
+from consumers.lag import measure_lag
+from consumers.lander import Lander
+from consumers.ledger import LedgerAheadError, check_ledger_within_log
+from consumers.staging import RawMessage, header, last_offsets
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.log import get_logger
@@ -53,11 +58,6 @@ from ordertrack.settings import Settings
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import AfterLanding, WarehouseEngine
 from ordertrack.warehouse.positions import LedgerRewound, check_not_rewound
-from consumers import metrics
-from consumers.lag import measure_lag
-from consumers.lander import Lander
-from consumers.ledger import LedgerAheadError, check_ledger_within_log
-from consumers.staging import RawMessage, header, last_offsets
 
 log = get_logger(__name__)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from marts import SQL_DIR
 from marts.runner import MERGE_ORDER, MartRunner
-from marts.sqlfiles import SQL_DIR, Relation, count_of, parse, render
 from ordertrack.log import get_logger
 from ordertrack.progress import Progress
-from ordertrack.timeparse import utc_naive
 from ordertrack.tables import TableRegistry, TableSpec
+from ordertrack.timeparse import utc_naive
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import Relation, count_of, parse, render
 
 log = get_logger(__name__)
 

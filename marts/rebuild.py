@@ -26,14 +26,15 @@ from typing import Any
 
 import sqlglot
 
+from marts import SQL_DIR
 from marts.runner import MERGE_ORDER, MartRunner, MartSql
-from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, render_text
 from ordertrack.errors import ConfigError, OrdertrackError
 from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.log import get_logger
 from ordertrack.progress import Progress
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, render_text
 
 log = get_logger(__name__)
 

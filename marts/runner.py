@@ -27,13 +27,14 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, first_per_key, union_all
-from marts.sqlfiles import table as _table
+from marts import SQL_DIR
 from ordertrack.identifiers import quote_ansi as _q
 from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, first_per_key, union_all
+from ordertrack.warehouse.sqlfiles import table as _table
 from ordertrack.warehouse.types import catalog_type, widened
 
 log = get_logger(__name__)

@@ -101,8 +101,8 @@ def track(what: str, total: float | None = None, unit: str = "rows", *, every: f
                 log.info("progress.done", **p.snapshot())
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TaskProgressColumn,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn(f"{unit}"), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),

@@ -20,10 +20,10 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from ordertrack.config import DataQualityConfig
 from ordertrack.errors import ConfigError, OrdertrackError, ServiceUnavailableError, as_service_error, service_lost
+from ordertrack.freshness import TableFreshness, judge
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.preflight.findings import Finding
-from ordertrack.quality.freshness import TableFreshness, judge
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, LEDGER_TABLE, WarehouseEngine
@@ -389,7 +389,7 @@ def read_open_exceptions(engine: WarehouseEngine) -> dict[str | None, dict[str, 
 def read_jobs(engine: WarehouseEngine, jobs: Sequence[str]) -> list[JobStatus]:
     """The newest run of each job; one query per job, so a job that runs weekly is not pushed out
     of view by one that runs every ten minutes."""
-    from ordertrack.scheduler.runs import RunStore
+    from ordertrack.warehouse.job_runs import RunStore
 
     store = RunStore(engine)
     out = []

@@ -33,7 +33,6 @@ from typing import Literal
 import pymysql
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
-
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_fixed
 
 from ordertrack.config import PipelineConfig

@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 import typer
 
-from ordertrack.cli.output import print_json, print_table
 from connectors.connect_api import ConnectorFailed
+from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 
 app = typer.Typer(help="The Debezium connector (binlog CDC) in Kafka Connect: apply, inspect, pause, resume, restart, delete.",

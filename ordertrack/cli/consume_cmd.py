@@ -5,22 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from datetime import datetime, timezone
-
 import threading
 from dataclasses import asdict
+from datetime import datetime, timezone
 from typing import Optional
 
 import typer
 
+from consumers.drain import drain
 from ordertrack.cli import inputs
-
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
-from ordertrack.warehouse.factory import open_engine
-from consumers.drain import drain
 from ordertrack.log import get_logger, route_library_logs
 from ordertrack.progress import track
+from ordertrack.warehouse.factory import open_engine
 from producers.runner import Producer
 
 log = get_logger(__name__)

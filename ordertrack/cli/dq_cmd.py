@@ -13,11 +13,11 @@ from ordertrack.errors import ConfigError, NotCheckableYet
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.identifiers import quote_mysql
 from ordertrack.progress import track
-from ordertrack.quality.runner import CHECKS, DataQuality
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
 from ordertrack.warehouse.engine import WarehouseEngine
 from ordertrack.warehouse.factory import open_engine
+from quality.runner import CHECKS, DataQuality
 
 CARRIED_LOOKBACK_SECONDS = 86400
 
@@ -67,10 +67,11 @@ def reconcile(
 ) -> None:
     """List the keys missing from the mart, extra in it, or stale (another cursor), by chunked hashes.
     Exit 0 when clean, 1 when any."""
-    from ordertrack.quality.catalog import mart_with_history, table_exists
-    from ordertrack.quality.reconcile import SqlSide, reconcile as diff
     from ordertrack.source.connection import connect
     from ordertrack.timeparse import parse_utc
+    from quality.catalog import mart_with_history, table_exists
+    from quality.reconcile import SqlSide
+    from quality.reconcile import reconcile as diff
 
     state = ctx.obj
     try:
@@ -128,11 +129,11 @@ def reconcile(
 
 def _carried_until(state, engine: WarehouseEngine, spec: TableSpec) -> int:  # noqa: ANN001 - CliState
     """The cursor below which every version of `spec` has had its chance to reach the mart."""
-    from ordertrack.quality.carried import carried_until, merged_next_offsets
+    from quality.carried import carried_until, merged_next_offsets
 
     if spec.binlog:
-        from ordertrack.quality.carried import binlog_carried_until
-        from ordertrack.quality.catalog import mart_with_history
+        from quality.carried import binlog_carried_until
+        from quality.catalog import mart_with_history
 
         carried = binlog_carried_until(engine, mart_with_history(engine, spec), spec.topic)
         if carried is None:

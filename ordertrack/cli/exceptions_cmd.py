@@ -9,8 +9,8 @@ import typer
 from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
-from ordertrack.quality import exceptions
 from ordertrack.warehouse.factory import open_engine
+from quality import exceptions
 
 app = typer.Typer(help="The data-quality exceptions table: list and resolve.", no_args_is_help=True)
 

@@ -8,13 +8,12 @@ from typing import Optional
 import typer
 
 from ordertrack.cli import inputs
-
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.warehouse.engine import LEDGER_TABLE
-from ordertrack.warehouse.positions import REPLAYS_TABLE
 from ordertrack.warehouse.factory import open_engine
+from ordertrack.warehouse.positions import REPLAYS_TABLE
 
 app = typer.Typer(help="Show or reset the ingest ledger (which Kafka offsets each table has landed).",
                   no_args_is_help=True)
@@ -82,6 +81,6 @@ def reset(
 
 def _named(execute, dialect: str):  # noqa: ANN001, ANN202 - an Execute in, an Execute out
     """Statements written with `:name` parameters, rendered for the engine (as the mart SQL is)."""
-    from marts.sqlfiles import render_text
+    from ordertrack.warehouse.sqlfiles import render_text
 
     return lambda sql, params: execute(render_text(sql, dialect, {}), params)

@@ -71,10 +71,9 @@ def scheduler(
 
         start_http_server(metrics_port)
     from ordertrack.cli.wiring import scheduler_jobs
-    from ordertrack.scheduler.runs import RunStore
-    from ordertrack.scheduler.scheduler import Scheduler
-
     from ordertrack.outage import Outage, retry_until_ok
+    from ordertrack.warehouse.job_runs import RunStore
+    from sidecar.scheduler import Scheduler
 
     state = ctx.obj
     stop = threading.Event()
@@ -94,7 +93,7 @@ def runs(
     """Recorded job runs, newest first."""
     from dataclasses import asdict
 
-    from ordertrack.scheduler.runs import RunStore
+    from ordertrack.warehouse.job_runs import RunStore
 
     state = ctx.obj
     rows = RunStore(open_engine(state.config, state.settings, create="never")).recent(limit, job)

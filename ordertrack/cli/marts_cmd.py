@@ -6,13 +6,13 @@ from typing import Optional
 
 import typer
 
+from marts.rebuild import rebuild as rebuild_marts
+from marts.rebuild import rebuild_files, rebuild_order
+from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, merge_files, merge_unmerged
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.progress import track
 from ordertrack.warehouse.factory import open_engine
-from marts.rebuild import rebuild as rebuild_marts
-from marts.rebuild import rebuild_files, rebuild_order
-from marts.runner import MERGE_ORDER, SQL_DIR, MartRunner, MartSql, merge_files, merge_unmerged
 
 app = typer.Typer(help="Merge landed batches into the marts, rebuild a mart from raw; show the rendered mart SQL.",
                   no_args_is_help=True)

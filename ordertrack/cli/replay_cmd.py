@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
+from consumers.replay import apply_replay, parse_offsets, plan_replay, replays
 from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.progress import track
 from ordertrack.warehouse.factory import open_engine
-from consumers.replay import apply_replay, parse_offsets, plan_replay, replays
 
 
 def replay(

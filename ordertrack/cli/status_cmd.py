@@ -31,9 +31,9 @@ from ordertrack.preflight.warehouse import duckdb_path, safe_url
 from ordertrack.settings import Settings
 from ordertrack.status import (
     EXIT_UNREACHABLE,
+    RunningWork,
     Service,
     StatusInputs,
-    RunningWork,
     StatusReport,
     TableStatus,
     gather,

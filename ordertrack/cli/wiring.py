@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 
 from ordertrack.identifiers import quote_mysql
-from ordertrack.quality.runner import DataQuality, DqInputs
-from ordertrack.scheduler.scheduler import Job
 from ordertrack.source.connection import connect
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
+from quality.runner import DataQuality, DqInputs
+from sidecar.scheduler import Job
 
 
 def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - CliState
@@ -120,7 +120,7 @@ def scheduler_jobs(state, engine: WarehouseEngine) -> list[Job]:  # noqa: ANN001
         return {"statements": engine.vacuum(list(registry))}
 
     def dq(slot: datetime) -> dict[str, Any]:
-        from ordertrack.scheduler.metrics import DQ_OPEN_EXCEPTIONS
+        from sidecar.metrics import DQ_OPEN_EXCEPTIONS
 
         report = DataQuality(engine, registry, config.dq, dq_inputs(state, engine)).run()
         DQ_OPEN_EXCEPTIONS.clear()  # a type no longer open disappears instead of keeping its last value

@@ -48,9 +48,9 @@ from ordertrack.warehouse.engine import (
     WarehouseEngine,
 )
 from ordertrack.warehouse.positions import REPLAYS_TABLE, check_not_rewound, positions_relation
+from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT
 from ordertrack.warehouse.typed import ParsedBatch, parse, typed
 
-SOURCE_DIALECT = "redshift"
 STAGE = "ordertrack_stage"
 FRESH = "ordertrack_fresh"
 

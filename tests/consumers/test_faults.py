@@ -13,12 +13,12 @@ import pytest
 from confluent_kafka import Producer as KafkaProducer
 from structlog.testing import capture_logs
 
-from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
-from ordertrack.settings import load_settings
-from ordertrack.tables import TableRegistry
 from consumers.lander import DEAD_LETTER_VALUE_CHARS, Lander
 from consumers.staging import RawMessage
 from marts.runner import MartRunner
+from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
+from ordertrack.settings import load_settings
+from ordertrack.tables import TableRegistry
 from tests.consumers.test_landing import publish_spath, raw_offsets
 from tests.consumers.test_worker import stop, wait_landed
 from tests.support.kafka_source import consume_all

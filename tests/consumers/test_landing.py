@@ -8,17 +8,17 @@ import signal
 
 import orjson
 import pytest
-from confluent_kafka import Producer as KafkaProducer
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Producer as KafkaProducer
 from confluent_kafka.admin import AdminClient
 
+from consumers.drain import drain
+from consumers.lander import Lander
+from consumers.staging import RawMessage
 from ordertrack.settings import load_settings
 from ordertrack.watermarks.model import Watermark
 from producers.backfill import publish_period
 from producers.runner import Producer, watermark_store
-from consumers.drain import drain
-from consumers.lander import Lander
-from consumers.staging import RawMessage
 from tests.support.kafka_source import aborted_then_committed, consume_all, db_now, insert
 from tests.support.warehouses import ENGINES
 

@@ -12,11 +12,11 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from ordertrack.settings import load_settings
 from consumers.lag import measure_lag
-from tests.consumers.test_landing import publish_spath, raw_offsets
+from ordertrack.settings import load_settings
 from ordertrack.watermarks.model import Watermark
 from producers.runner import Producer, watermark_store
+from tests.consumers.test_landing import publish_spath, raw_offsets
 from tests.support.kafka_source import aborted_then_committed, db_now, insert
 
 pytestmark = pytest.mark.integration

@@ -103,7 +103,7 @@ class DictSide:
 
 
 def test_reconcile_progress_covers_its_key_range_exactly_once(clock):
-    from ordertrack.quality.reconcile import reconcile
+    from quality.reconcile import reconcile
 
     source = {k: 1 for k in range(1, 100_001)}
     mart = {**source, 5: 0, 77_777: 0}  # two stale keys, deep in ranges cut again and again

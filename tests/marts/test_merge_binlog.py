@@ -4,7 +4,6 @@ snapshot reads, and a table switched over from the poller (issue 12)."""
 from __future__ import annotations
 
 from contextlib import ExitStack
-
 from datetime import datetime, timezone
 
 import orjson
@@ -18,8 +17,8 @@ from marts.runner import MartRunner
 from ordertrack.config import PipelineConfig
 from ordertrack.resources import resource_path
 from ordertrack.tables import TableRegistry
-from tests.support.warehouses import ENGINES, open_warehouse
 from ordertrack.warehouse.types import Column
+from tests.support.warehouses import ENGINES, open_warehouse
 
 T0 = int(datetime(2026, 1, 10, tzinfo=timezone.utc).timestamp())
 DAY = 86400
@@ -202,8 +201,8 @@ def test_the_checks_leave_soft_deleted_rows_out(warehouse):
     """With `deletes: soft` the mart keeps a deleted order, marked: the source no longer has it, so
     an order without scan events that was deleted is no finding."""
     from ordertrack.config import DataQualityConfig
-    from ordertrack.quality import exceptions
-    from ordertrack.quality.runner import DataQuality
+    from quality import exceptions
+    from quality.runner import DataQuality
 
     reg = registry("soft")
     engine = warehouse(reg)

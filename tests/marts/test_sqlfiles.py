@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from marts.sqlfiles import SQL_DIR, count_of, parse, render
+from marts import SQL_DIR
 from ordertrack.warehouse.redshift_sql import vacuum_statements
+from ordertrack.warehouse.sqlfiles import count_of, parse, render
+from quality.runner import DQ_SQL
 from tests.marts.test_merge import ORDERS, SPATH, TRACKING
 
-FILES = sorted([*(SQL_DIR / "dq").glob("*.sql"), *(SQL_DIR / "maintenance").glob("*.sql")])
+FILES = sorted([*DQ_SQL.glob("*.sql"), *(SQL_DIR / "maintenance").glob("*.sql")])
 RELATIONS = {
     "__raw__": ("settlement_public", "ecs_order_info_raw"),
     "__ledger__": ("settlement_public", "ordertrack_ingest_ledger"),
@@ -24,7 +26,7 @@ RELATIONS = {
 @pytest.mark.parametrize("dialect", ["duckdb", "redshift"])
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_file_renders_without_placeholders_and_parses_back(path, dialect):
-    rel = {**RELATIONS, "__findings__": parse(SQL_DIR / "dq" / "order_without_scan_events.sql")}
+    rel = {**RELATIONS, "__findings__": parse(DQ_SQL / "order_without_scan_events.sql")}
     sql = render(path, dialect, rel)
     assert "__" not in sql.replace("/*", "").split("*/")[-1]
     sqlglot.parse_one(sql, read=dialect)
@@ -58,8 +60,8 @@ def test_inline_statements_of_the_run_table_and_the_exceptions_render_for_redshi
     from datetime import datetime, timezone
     from types import SimpleNamespace
 
-    from ordertrack.quality import exceptions
-    from ordertrack.scheduler.runs import RunStore
+    from ordertrack.warehouse.job_runs import RunStore
+    from quality import exceptions
 
     seen: list[str] = []
 

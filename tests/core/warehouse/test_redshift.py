@@ -13,10 +13,11 @@ from decimal import Decimal
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from pydantic import SecretStr
 import sqlglot
+from pydantic import SecretStr
 from sqlglot import exp
 
+from consumers.staging import RawMessage, stage
 from ordertrack.config import load_pipeline_config
 from ordertrack.settings import load_settings
 from ordertrack.tables import TableRegistry
@@ -24,7 +25,6 @@ from ordertrack.warehouse import redshift_sql as sql
 from ordertrack.warehouse.catalog import catalog_ddl
 from ordertrack.warehouse.types import Column
 from ordertrack.watermarks.s3_files import s3_client
-from consumers.staging import RawMessage, stage
 
 REGISTRY = TableRegistry(load_pipeline_config())
 SPATH = REGISTRY.get("uni_tracking_spath")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from marts import runner
-from marts.runner import ORDERS, SCAN_EVENTS, TRACKING
 from sqlglot import exp
 
-from marts.sqlfiles import Relation, TableName, union_all
+from marts import runner
+from marts.runner import ORDERS, SCAN_EVENTS, TRACKING
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import Relation, TableName, union_all
 
 
 def table_exists(engine: WarehouseEngine, schema: str, name: str) -> bool:

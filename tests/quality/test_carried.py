@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ordertrack.quality.carried import carried_until
-from ordertrack.quality.reconcile import reconcile
 from ordertrack.watermarks.model import Watermark
+from quality.carried import carried_until
+from quality.reconcile import reconcile
 
 
 def w(end: int, offsets: dict[int, int], written: float) -> Watermark:

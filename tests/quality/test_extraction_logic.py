@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ordertrack.config import DataQualityConfig
-from ordertrack.quality.extraction import DeadLetters, diagnose, published_chain
-from ordertrack.quality.freshness import judge
+from ordertrack.freshness import judge
 from ordertrack.watermarks.model import Watermark
+from quality.extraction import DeadLetters, diagnose, published_chain
 
 
 def w(start: int, end: int, rows: int = 0, offsets: dict | None = None, written: float = 0.0, table: str = "t") -> Watermark:
@@ -131,9 +131,9 @@ def test_a_dead_letter_whose_row_did_not_serialise_never_breaks_the_check():
     made the range comparison raise TypeError and every extraction check failed for hours."""
     from ordertrack.cli.wiring import dead_letter_version
     from ordertrack.config import load_pipeline_config
-    from ordertrack.quality.extraction import DeadLetters
     from ordertrack.tables import TableRegistry
     from producers.rows import BadRow, dead_letter_value
+    from quality.extraction import DeadLetters
 
     spec = TableRegistry(load_pipeline_config()).get("uni_tracking_spath")
     unserialisable = {"order_id": 7, "traceSeq": 2, "pathTime": 170, "event_desc": b"\xff\xfe"}

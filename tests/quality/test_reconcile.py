@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ordertrack.quality.reconcile import reconcile
+from quality.reconcile import reconcile
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def test_reconcile_since_keeps_a_stale_key_stale_when_the_mart_version_is_older_
 
 
 def test_a_clean_table_exits_zero(million):
-    from ordertrack.quality.reconcile import SqlSide
+    from quality.reconcile import SqlSide
 
     spec = million.spec("uni_tracking_info")
     engine = million.engine()

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import getpass
 import os
+from pathlib import Path
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from marts.sqlfiles import SOURCE_DIALECT, SQL_DIR, Relation, count_of, parse, render, render_text
-from ordertrack.quality.catalog import exceptions_relation
 from ordertrack.warehouse.engine import Execute, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, Relation, count_of, parse, render, render_text
+from quality.catalog import exceptions_relation
 
-DQ_SQL = SQL_DIR / "dq"
+DQ_SQL = Path(__file__).parent / "sql"
 COLUMNS = ("order_id", "exception_type", "detected_at", "notes", "source_table", "kafka_topic", "kafka_partition",
            "kafka_offset", "resolved_at", "resolved_by", "resolution_notes")
 

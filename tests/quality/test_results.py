@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordertrack.quality.results import CheckResult, DqReport
+from quality.results import CheckResult, DqReport
 
 
 def test_exit_codes_tell_data_problems_from_checks_that_could_not_run():

@@ -1,6 +1,6 @@
 """`dq run`: each check in turn, its findings recorded in the exceptions table.
 
-The warehouse checks are SQL files in `marts/dq/`; the two that look outside the warehouse
+The warehouse checks are SQL files in `quality/sql/`; the two that look outside the warehouse
 (extraction reads the source and the watermark topic, freshness the watermarks and the consumer
 lag) get those through `DqInputs`, wired by the CLI, so this module imports no other stage.
 """
@@ -10,21 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from marts.sqlfiles import SQL_DIR, Relation, parse, render
+from ordertrack import freshness
 from ordertrack.config import DataQualityConfig
 from ordertrack.errors import OrdertrackError, as_service_error
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
-from ordertrack.quality import catalog, exceptions, extraction, freshness
-from ordertrack.quality.results import CheckResult, DqReport
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
+from ordertrack.warehouse.sqlfiles import Relation, parse, render
 from ordertrack.watermarks.model import Watermark
+from quality import catalog, exceptions, extraction
+from quality.results import CheckResult, DqReport
 
 log = get_logger(__name__)
-DQ_SQL = SQL_DIR / "dq"
+DQ_SQL = Path(__file__).parent / "sql"
 
 CHECKS = ("extraction", "alignment", "no_scan_events", "reactivated_without_order", "freshness", "consolidation")
 

@@ -12,8 +12,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ordertrack.scheduler.runs import RunStore
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from ordertrack.warehouse.job_runs import RunStore
 
 ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
 

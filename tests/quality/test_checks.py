@@ -10,10 +10,10 @@ import pytest
 from consumers.staging import stage
 from marts.runner import MartRunner
 from ordertrack.config import DataQualityConfig, load_pipeline_config
-from ordertrack.quality import exceptions
-from ordertrack.quality.runner import DataQuality
 from ordertrack.tables import TableRegistry
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from quality import exceptions
+from quality.runner import DataQuality
 from tests.marts.test_merge import COLUMNS, ORDERS, SPATH, TRACKING, Topic
 
 REGISTRY = TableRegistry(load_pipeline_config())

@@ -1,4 +1,5 @@
-"""Renders the maintenance and data-quality SQL files (Redshift dialect) for the engine in use.
+"""Renders SQL files written in Redshift's dialect (the marts', the data-quality checks') for the
+engine in use: the one renderer of the core package, shared by every stage.
 
 A file names its tables by placeholders such as `__raw__` or `__scan_events__`; the caller maps
 each to one table or to several, which become a UNION ALL of them (a mart and its half-year
@@ -15,7 +16,6 @@ from sqlglot import exp
 from ordertrack.identifiers import validate_identifier
 
 SOURCE_DIALECT = "redshift"
-SQL_DIR = Path(__file__).parent
 
 TableName = tuple[str, str]
 Relation = TableName | list[TableName] | exp.Query

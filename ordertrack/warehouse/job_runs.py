@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from marts.sqlfiles import render_text
 from ordertrack.timeparse import utc_naive as _naive
 from ordertrack.warehouse.engine import JOB_RUNS_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.sqlfiles import render_text
 
 COLUMNS = ("run_id", "job", "scheduled_for", "started_at", "finished_at", "status", "figures", "error", "host")
 

@@ -20,9 +20,9 @@ from croniter import croniter
 
 from ordertrack.log import get_logger
 from ordertrack.outage import Outage, retry_until_ok
-from ordertrack.scheduler import metrics
-from ordertrack.scheduler.clock import Clock, SystemClock
-from ordertrack.scheduler.runs import Busy, JobRun, RunStore
+from ordertrack.warehouse.job_runs import Busy, JobRun, RunStore
+from sidecar import metrics
+from sidecar.clock import Clock, SystemClock
 
 log = get_logger(__name__)
 

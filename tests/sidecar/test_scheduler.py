@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client import REGISTRY
 
-from ordertrack.scheduler.runs import RunStore
-from ordertrack.scheduler.scheduler import Job, Scheduler, next_slot, previous_slot
 from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from ordertrack.warehouse.job_runs import RunStore
+from sidecar.scheduler import Job, Scheduler, next_slot, previous_slot
 
 T0 = datetime(2026, 11, 28, 0, 30, tzinfo=timezone.utc)
 
