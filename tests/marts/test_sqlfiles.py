@@ -39,9 +39,9 @@ def test_the_retention_count_uses_the_delete_predicate():
 
 
 def test_counts_come_from_the_statement_they_precede():
-    update = render(count_of(parse(SQL_DIR / "dq" / "resolve_cleared.sql")), "redshift", RELATIONS)
+    update = render(count_of(parse(DQ_SQL / "resolve_cleared.sql")), "redshift", RELATIONS)
     assert update.startswith('SELECT COUNT(*) FROM "settlement_ods"."order_tracking_exceptions" WHERE exception_type =')
-    insert = render(count_of(parse(SQL_DIR / "dq" / "record_table_finding.sql")), "redshift", RELATIONS)
+    insert = render(count_of(parse(DQ_SQL / "record_table_finding.sql")), "redshift", RELATIONS)
     assert insert.startswith("SELECT COUNT(*) FROM (SELECT CAST(NULL AS BIGINT) AS c0, %(exception_type)s AS c1")
     sqlglot.parse_one(update, read="redshift"), sqlglot.parse_one(insert, read="redshift")
 

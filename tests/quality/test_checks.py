@@ -1,4 +1,4 @@
-"""The warehouse checks on a real (embedded) DuckDB: each finds the defect planted for it, stays
+"""The warehouse checks on each executing engine (DuckDB, PostgreSQL): each finds the defect planted for it, stays
 silent on clean data, records exceptions once, and resolves them when the defect is gone."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from consumers.staging import stage
 from marts.runner import MartRunner
 from ordertrack.config import DataQualityConfig, load_pipeline_config
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+from ordertrack.warehouse.landing import render
 from quality import exceptions
 from quality.runner import DataQuality
 from tests.marts.test_merge import COLUMNS, ORDERS, SPATH, TRACKING, Topic
+from tests.support.warehouses import ENGINES, open_warehouse
 
 REGISTRY = TableRegistry(load_pipeline_config())
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc)
@@ -24,12 +25,12 @@ SQL_CHECKS = ["alignment", "no_scan_events", "reactivated_without_order", "conso
 
 
 class Warehouse:
-    def __init__(self, path) -> None:
-        self.engine = DuckDBEngine(path)
+    def __init__(self, engine) -> None:
+        self.engine = engine
         for spec in (SPATH, TRACKING, ORDERS):
             self.engine.ensure_raw_table(spec, COLUMNS[spec.name])
         self.topics = {s.name: Topic(s) for s in (SPATH, TRACKING, ORDERS)}
-        self.runner = MartRunner(REGISTRY, "duckdb")
+        self.runner = MartRunner(REGISTRY, engine.dialect)
 
     def land(self, spec, rows: list[dict]) -> None:
         msgs = [self.topics[spec.name].message(r) for r in rows]
@@ -47,8 +48,8 @@ class Warehouse:
         """A scan event that lives only in a half-year history table (archived long ago)."""
         self.engine.in_transaction(lambda ex: (
             ex(self.runner.mart_ddl(SPATH, "hist_uni_tracking_spath_2025_h1"), {}),
-            ex('INSERT INTO settlement_ods.hist_uni_tracking_spath_2025_h1 (order_id, "traceSeq", "pathTime", v, '
-               '_kafka_offset) VALUES ($o, 1, $t, \'old\', 0)', {"o": order_id, "t": path_time})))
+            ex(render('INSERT INTO settlement_ods.hist_uni_tracking_spath_2025_h1 (order_id, "traceSeq", "pathTime", v, '
+                      "_kafka_offset) VALUES (:o, 1, :t, 'old', 0)", self.engine.dialect), {"o": order_id, "t": path_time})))
 
     def dq(self, checks=None):
         return DataQuality(self.engine, REGISTRY, DataQualityConfig()).run(checks or SQL_CHECKS, now=NOW)
@@ -57,9 +58,15 @@ class Warehouse:
         return sorted(r["order_id"] for r in exceptions.list_exceptions(self.engine, exception_type=exception_type))
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path):
+    with open_warehouse(request.param, tmp_path) as e:
+        yield e
+
+
 @pytest.fixture
-def wh(tmp_path) -> Warehouse:
-    w = Warehouse(tmp_path / "w.duckdb")
+def wh(engine) -> Warehouse:
+    w = Warehouse(engine)
     # Clean data: scanned orders aligned with their tracking, one whose only scan is in history,
     # a fresh order not scanned yet (inside the grace period).
     w.order(1, N - 3 * DAY, scans=(N - 3 * DAY + 60, N - 2 * DAY))
@@ -147,8 +154,8 @@ def test_an_operator_resolves_an_exception_with_who_when_and_why(wh):
     assert exceptions.resolve(wh.engine, order_id=20, exception_type="order_without_scan_events", note="x", by="y") == 0
 
 
-def test_mart_checks_skip_before_anything_has_landed_and_consolidation_still_runs(tmp_path):
-    report = DataQuality(DuckDBEngine(tmp_path / "empty.duckdb"), REGISTRY, DataQualityConfig()).run(SQL_CHECKS, now=NOW)
+def test_mart_checks_skip_before_anything_has_landed_and_consolidation_still_runs(engine):
+    report = DataQuality(engine, REGISTRY, DataQualityConfig()).run(SQL_CHECKS, now=NOW)
     assert statuses(report) == {"alignment": ("skipped", 0), "no_scan_events": ("skipped", 0),
                                 "reactivated_without_order": ("skipped", 0), "consolidation": ("ok", 0)}
     assert report.healthy

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client import REGISTRY
 
-from ordertrack.warehouse.duckdb_engine import DuckDBEngine
 from ordertrack.warehouse.job_runs import RunStore
 from sidecar.scheduler import Job, Scheduler, next_slot, previous_slot
+from tests.support.warehouses import ENGINES, open_warehouse
 
 T0 = datetime(2026, 11, 28, 0, 30, tzinfo=timezone.utc)
 
@@ -34,9 +34,10 @@ class FakeClock:
             self.t = max(self.t, when)
 
 
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(DuckDBEngine(tmp_path / "w.duckdb"))
+@pytest.fixture(params=ENGINES)
+def store(request, tmp_path):
+    with open_warehouse(request.param, tmp_path) as engine:
+        yield RunStore(engine)
 
 
 def recorder(calls: list, name: str, clock: FakeClock | None = None, takes: timedelta = timedelta(0)):

@@ -4,6 +4,7 @@ engines' own copies of the landing used to disagree."""
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlparse
 
 import orjson
 import pytest
@@ -68,3 +69,22 @@ def test_typed_values_land_exactly(engine):
     rows = engine.query('SELECT order_id, "traceSeq", "pathTime", CAST(weight AS VARCHAR), note, _kafka_offset '
                         "FROM settlement_public.uni_tracking_spath_raw ORDER BY 1")
     assert rows == [(1, 1, 1_800_000_000, "12.345", "é", 0), (2, 1, None, "3.000", None, 1)]
+
+
+@pytest.mark.integration
+def test_a_wrong_postgres_password_stops_with_one_sentence_that_never_shows_it(make_env):
+    env = make_env(warehouse="postgres")
+    u = urlparse(env.warehouse_url)
+    bad = u._replace(netloc=f"{u.username}:not-the-password-123@{u.hostname}:{u.port}").geturl()
+    r = env.cli("marts", "run", WAREHOUSE_URL=bad)
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "not-the-password-123" not in r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Cannot connect to PostgreSQL" in r.stderr
+
+
+@pytest.mark.integration
+def test_an_engine_url_that_target_type_does_not_name_says_which_to_change(make_env):
+    env = make_env()  # target.type duckdb
+    r = env.cli("marts", "run", WAREHOUSE_URL="postgresql://u:secret-pw@127.0.0.1:1/db")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "set target.type to postgres" in r.stderr and "secret-pw" not in r.stderr
