@@ -16,10 +16,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.ledger import check_ledger_within_log
-from consumers.staging import RawMessage, header, last_offsets
+from consumers.staging import RawMessage, from_confluent, last_offsets
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.messages import position
 from ordertrack.log import get_logger
 from ordertrack.progress import Progress
 from ordertrack.settings import Settings
@@ -159,19 +160,18 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
 
         while open_parts and not stop.is_set():
             for m in c.consume(num_messages=10_000, timeout=1.0):
-                key = (m.topic(), m.partition())
-                if m.error():
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        open_parts.discard(key)
+                if err := m.error():
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        open_parts.discard(position(m)[:2])
                         continue
-                    raise ServiceUnavailableError(f"Reading {m.topic()} failed: {m.error().str()}")
-                if key not in ends or m.offset() >= ends[key]:
+                    raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+                topic, partition, offset = position(m)
+                key = (topic, partition)
+                if key not in ends or offset >= ends[key]:
                     open_parts.discard(key)
                     continue
-                pending[m.topic()].append(
-                    RawMessage(m.partition(), m.offset(), m.value(), header(m.headers(), "window_id"), m.timestamp()[1])
-                )
-                if m.offset() + 1 >= ends[key]:
+                pending[topic].append(from_confluent(m))
+                if offset + 1 >= ends[key]:
                     open_parts.discard(key)
             for topic, msgs in pending.items():
                 if len(msgs) >= batch_size:

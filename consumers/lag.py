@@ -17,6 +17,7 @@ from consumers import metrics
 from consumers.drain import consumer_config
 from consumers.ledger import ledger_ahead_error
 from ordertrack.config import PipelineConfig
+from ordertrack.kafka.messages import position
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
@@ -63,7 +64,8 @@ def _oldest_unlanded_ages(c: Consumer, lagging: list[PartitionLag]) -> None:
     once; a partition holding only transaction markers there answers with end-of-partition at once."""
     if not lagging:
         return
-    todo = {(x.topic, x.partition): x for x in lagging}
+    # keyed as messages name their partition: an error event may name none
+    todo: dict[tuple[str | None, int | None], PartitionLag] = {(x.topic, x.partition): x for x in lagging}
     c.assign([TopicPartition(x.topic, x.partition, x.landed_up_to) for x in lagging])
     deadline = time.monotonic() + 15
     while todo and time.monotonic() < deadline:
@@ -73,5 +75,5 @@ def _oldest_unlanded_ages(c: Consumer, lagging: list[PartitionLag]) -> None:
         x = todo.pop((m.topic(), m.partition()), None)
         if x is None or m.error():
             continue  # end of partition (only markers left) or an error: the age stays 0
-        if m.offset() < x.end_offset:
+        if position(m)[2] < x.end_offset:
             x.lag_minutes = round(max(0.0, (time.time() * 1000 - m.timestamp()[1]) / 60000), 2)

@@ -106,10 +106,10 @@ def _first_time(c: WatchfulConsumer, topic: str, partition: int, offset: int, en
         m = c.poll(1.0)
         if m is None:
             continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
+        if err := m.error():
+            if err.code() == KafkaError._PARTITION_EOF:
                 return None
-            raise ServiceUnavailableError(f"Reading {topic} failed: {m.error().str()}")
+            raise ServiceUnavailableError(f"Reading {topic} failed: {err.str()}")
         return format_utc(m.timestamp()[1] // 1000)
     return None
 
@@ -132,7 +132,7 @@ def plan_replay(config: PipelineConfig, settings: Settings, engine: WarehouseEng
         raise ConfigError(f"{spec.name} carries source deletes (binlog CDC, deletes: hard): replay it to the end of "
                           "what landed (leave out --to), so the deletes after the period are applied again in order.")
     requested = (f"--from {format_utc(from_time)}" if from_time is not None
-                 else "--from-offset " + " ".join(f"{p}:{o}" for p, o in sorted(from_offsets.items())))
+                 else "--from-offset " + " ".join(f"{p}:{o}" for p, o in sorted((from_offsets or {}).items())))
     if to_time is not None:
         requested += f" --to {format_utc(to_time)}"
     plan = ReplayPlan(spec.name, spec.topic, uuid.uuid4().hex[:12], requested)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
+from confluent_kafka import Message
 
+from ordertrack.kafka.messages import position
 from ordertrack.warehouse.engine import STAGED_SCHEMA
 
 
@@ -63,7 +66,15 @@ def last_offsets(messages: Sequence[RawMessage]) -> dict[int, int]:
     return last
 
 
-def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
+def from_confluent(m: Message) -> RawMessage:
+    """A record confluent-kafka's consumer returned (not an error event), as landing needs it."""
+    _, partition, offset = position(m)
+    # A consumed record's headers are (name, value) pairs; the stub's dict form is for producing.
+    headers = cast("list[tuple[str, bytes | None]] | None", m.headers())
+    return RawMessage(partition, offset, m.value(), header(headers, "window_id"), m.timestamp()[1])
+
+
+def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
     for k, v in headers or ():
         if k == name:
             return v.decode() if isinstance(v, (bytes, bytearray)) else v

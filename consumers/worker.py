@@ -38,8 +38,9 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -78,7 +79,7 @@ class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        app = self.consumer.app
+        app = cast("LandingApp", self.consumer.app)  # faust types it AppT; `LandingApp` builds this consumer
         try:
             # In a thread, so this consumer's heartbeats go on while the warehouse answers (or
             # while it is waited for: an unreachable warehouse must not cost the group membership).
@@ -118,7 +119,7 @@ class LandingApp(faust.App):
     settings: Settings
     fatal: str | None = None
     """Why the worker stopped itself (the CLI turns it into one sentence and exit code)."""
-    restart: str | None = None
+    restart_reason: str | None = None
     """Why the worker stopped to start again (a replay moved a landing position back)."""
     read_from: dict[tuple[str, int], int]
     """(topic, partition) -> the offset this worker reads on from: its seek position, then the
@@ -158,9 +159,9 @@ class LandingApp(faust.App):
         stops it, and let the CLI start the same command again (a fresh consumer seeks to the new
         positions). Not `crash()`: awaited from inside an agent, the crash cancels the very task
         awaiting it and the worker hangs half-stopped (the fault harness found it so)."""
-        if self.restart is not None:
+        if self.restart_reason is not None:
             return  # already stopping
-        self.restart = str(exc)
+        self.restart_reason = str(exc)
         log.warning("worker.ledger_rewound", reason=str(exc), action="restarting to read from the new positions")
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -234,7 +235,7 @@ def build_app(
     @app.task
     async def prepare() -> None:
         for spec in specs:
-            await _until_ok(lambda spec=spec: lander.ensure_table(spec), Outage(f"raw table {spec.name}"))
+            await _until_ok(partial(lander.ensure_table, spec), Outage(f"raw table {spec.name}"))
 
     buffers = {s.name: _Buffer() for s in specs}
     locks: dict[str, asyncio.Lock] = {}

@@ -60,7 +60,10 @@ def archive_all(engine: WarehouseEngine, registry: TableRegistry,
     for name in MERGE_ORDER:
         spec = registry.get(name)
         if engine.raw_columns(spec):
-            out[name] = engine.in_transaction(lambda execute, spec=spec: runner.archive(execute, spec))
+            def archive(execute: Execute, spec: TableSpec = spec) -> dict[str, int]:
+                return runner.archive(execute, spec)
+
+            out[name] = engine.in_transaction(archive)
         if progress is not None:
             progress.advance(1, table=name, moved=sum(out.get(name, {}).values()))
     return out

@@ -96,16 +96,16 @@ class MartSql:
             tables["__hist__"] = (s.mart_schema, hist)
         cursor = s.cursor_column
 
-        def history_union() -> exp.Expression:
+        def history_union() -> exp.Expr:
             if not self.history:  # no history yet: an empty relation with the mart's columns
                 return exp.select("*").from_(_table(s.mart_schema, s.mart_table)).where(exp.false())
             return union_all([(s.mart_schema, n) for n in self.history])
 
-        def key_match(a: str, b: str) -> exp.Expression:
+        def key_match(a: str, b: str) -> exp.Expr:
             return exp.and_(*[exp.EQ(this=exp.column(k, table=a, quoted=True), expression=exp.column(k, table=b, quoted=True))
                               for k in s.key_columns])
 
-        def transform(node: exp.Expression) -> exp.Expression:
+        def transform(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Table) and node.name == "__history__":
                 alias = node.alias
                 return exp.Subquery(this=history_union(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
@@ -160,7 +160,7 @@ class MartSql:
 
         return first_per_key(tree.transform(transform), self.dialect).sql(dialect=self.dialect)
 
-    def _newer(self, a: str, b: str, or_same: bool) -> exp.Expression:
+    def _newer(self, a: str, b: str, or_same: bool) -> exp.Expr:
         """`a` is a newer version of the key than `b` (or the same message, with `or_same`). Poller
         rows: greater cursor, then later Kafka offset. Change events: later binlog position (file,
         position, row in the event), so two updates in one second still end with the later one

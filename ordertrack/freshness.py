@@ -37,7 +37,7 @@ def judge(tables: list[str], now: float, latest: dict[str, Watermark], lag: dict
         f = TableFreshness(t, age, messages, minutes)
         if t in binlog:
             f.connector_down = connector_down
-        elif mark is None:
+        elif age is None:  # no watermark
             f.stale_watermark = "no watermark: the producer has never published this table"
         elif age > cfg.max_watermark_age_minutes:
             f.stale_watermark = f"watermark {age} minutes behind now (limit {cfg.max_watermark_age_minutes})"

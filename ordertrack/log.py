@@ -14,7 +14,8 @@ import structlog
 
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Set up structlog once per process; `ORDERTRACK_LOG_LEVEL` / `ORDERTRACK_LOG_FORMAT` override."""
-    level_name = (level or os.environ.get("ORDERTRACK_LOG_LEVEL", "INFO")).upper()
+    env_level = os.environ.get("ORDERTRACK_LOG_LEVEL", "INFO")
+    level_name = (level or env_level).upper()
     renderer = _renderer(json)
     structlog.configure(
         processors=[

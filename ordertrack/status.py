@@ -324,7 +324,8 @@ def freshness_of(spec: TableSpec, judged: TableFreshness, got: Readings) -> Fres
 def build_tables(specs: Sequence[TableSpec], now: float, cfg: DataQualityConfig, got: Readings) -> list[TableStatus]:
     """One status per table from the readings; pure."""
     binlog = frozenset(s.name for s in specs if s.binlog)
-    down = None if got.connector in (None, "running") or got.connector.startswith("not checked") else got.connector
+    c = got.connector
+    down = None if c is None or c == "running" or c.startswith("not checked") else c
     judged = {f.table: f for f in judge([s.name for s in specs], now, got.latest or {}, got.lag or {}, cfg,
                                         binlog=binlog, connector_down=down)}
     out = []
@@ -504,7 +505,7 @@ def _open_warehouse(sections: _Sections, inputs: StatusInputs) -> WarehouseEngin
         raise  # a WAREHOUSE_URL to fix is bad input: one sentence and exit 2, as in every command
     except Exception as exc:
         # Opening is no section of its own: a warehouse that cannot be opened is one that is away.
-        lost = exc if isinstance(exc, OrdertrackError) else as_service_error(exc)
+        lost: Exception | None = exc if isinstance(exc, OrdertrackError) else as_service_error(exc)
         if lost is None:
             if sections.raise_bugs:
                 raise
@@ -548,4 +549,4 @@ def redacted(obj: T, secrets: Sequence[str | None]) -> T:
         return {redacted(k, secrets): redacted(v, secrets) for k, v in obj.items()}  # type: ignore[return-value]
     if isinstance(obj, (list, tuple)):
         return type(obj)(redacted(v, secrets) for v in obj)  # type: ignore[return-value]
-    return obj
+    return obj  # type: ignore[return-value]  # obj is still T: mypy's `not isinstance(obj, type)` above makes it "T | type"

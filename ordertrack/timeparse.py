@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import overload
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -36,5 +37,11 @@ def parse_utc(text: str) -> int:
     return int(dt.timestamp())
 
 
-def format_utc(ts: int | float | None) -> str | None:
+@overload
+def format_utc(ts: float) -> str: ...
+@overload
+def format_utc(ts: None) -> None: ...
+@overload
+def format_utc(ts: float | None) -> str | None: ...
+def format_utc(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

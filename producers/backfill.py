@@ -32,7 +32,7 @@ from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.timeparse import format_utc
 from ordertrack.watermarks.model import Watermark
-from producers.outage import OutageError
+from producers.outage import OutageError, Service
 from producers.poller import StopRequested, TablePoller
 from producers.runner import check_drift
 from producers.window import BackfillRun
@@ -85,7 +85,7 @@ class BackfillResult:
     sub_windows: int = 0
     seconds: float = 0.0
     error: str | None = None
-    outage: str | None = None
+    outage: Service | None = None
     """The service whose outage interrupted the run, if one did."""
     held: list[str] = field(default_factory=list)
 
@@ -118,6 +118,7 @@ def plan_backfill(marks: list[Watermark], spec: TableSpec, start: int, end: int,
                    if (m.run_start, m.run_end) == (start, end)), key=lambda m: m.written_at)
     if same and not restart:
         last = same[-1]
+        assert last.run_id is not None  # runs_of keeps only records with a run id
         run = BackfillRun(last.run_id, start, end)
         if last.position >= end:
             return BackfillPlan(spec.name, run, chunk_seconds, end, resumed=False, already_complete=True)
@@ -192,7 +193,7 @@ def run_backfill(config: PipelineConfig, settings: Settings, spec: TableSpec, pl
 def source_rows(settings: Settings, spec: TableSpec, start: int, end: int, query_timeout: int) -> int:
     """Rows in the source with a cursor in [start, end): the backfill's size, for the plan and the ETA."""
     from ordertrack.identifiers import quote_mysql
-    from ordertrack.source.connection import connect
+    from ordertrack.source.connection import connect, one_row
 
     conn = connect(settings.mysql, read_timeout=query_timeout)
     try:
@@ -201,7 +202,7 @@ def source_rows(settings: Settings, spec: TableSpec, start: int, end: int, query
             cur.execute(f"SELECT COUNT(*) FROM {table} "
                         f"WHERE {quote_mysql(spec.cursor_column)} >= %s AND {quote_mysql(spec.cursor_column)} < %s",
                         (start, end))
-            return int(cur.fetchone()[0])
+            return int(one_row(cur)[0])
     finally:
         conn.close()
 

@@ -49,7 +49,9 @@ def as_outage(exc: BaseException, where: str) -> OutageError | None:
         return OutageError("source", f"The source database stopped answering during {where} ({error_text(exc)}); "
                                      "nothing of it was published, and the next run redoes it.")
     if lost == "kafka":
-        return OutageError("kafka", f"Kafka stopped answering during {where} ({kafka_error(exc).str()}); "
+        err = kafka_error(exc)
+        assert err is not None  # service_lost says Kafka only for an exception carrying a KafkaError
+        return OutageError("kafka", f"Kafka stopped answering during {where} ({err.str()}); "
                                     "nothing of it was published, and the next run redoes it.")
     return None
 

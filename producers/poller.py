@@ -141,6 +141,22 @@ class TablePoller:
         self._conn: pymysql.connections.Connection | None = None
         self._window_started = time.monotonic()
 
+    # -- what `open()` made: used only after it, within a window or a clock check ----------------
+    @property
+    def _source_conn(self) -> pymysql.connections.Connection:
+        assert self._conn is not None, "open() first"
+        return self._conn
+
+    @property
+    def _tx_producer(self) -> Producer:
+        assert self._producer is not None, "open() first"
+        return self._producer
+
+    @property
+    def _admin_client(self) -> AdminClient:
+        assert self._admin is not None, "open() first"
+        return self._admin
+
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self) -> None:
         """Connect to the source and init the transactional producer (fencing a crashed
@@ -180,11 +196,12 @@ class TablePoller:
         writer, right after a flush it is the offset after our last row; while a backfill writes
         too it may be later (the other writer's rows, or its open transaction): an upper bound, so
         a window is judged landed (dq, reconcile) a little late, never early."""
-        self._admin.poll(0)  # an admin client hands over its queued log lines only when polled
-        md = self._admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
+        admin = self._admin_client
+        admin.poll(0)  # an admin client hands over its queued log lines only when polled
+        md = admin.list_topics(self.spec.topic, timeout=15).topics[self.spec.topic]
         if md.error is not None:
             raise KafkaException(md.error)
-        futures = self._admin.list_offsets(
+        futures = admin.list_offsets(
             {TopicPartition(self.spec.topic, p): OffsetSpec.latest() for p in md.partitions},
             isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=15,
         )
@@ -222,7 +239,7 @@ class TablePoller:
         Raises OutageError when the source is away."""
         self.open()
         try:
-            return self.probe.clock(self._conn)
+            return self.probe.clock(self._source_conn)
         except pymysql.err.Error as exc:
             outage = as_outage(exc, "the clock check")
             if outage is None:
@@ -254,7 +271,7 @@ class TablePoller:
             self.open()
             # 1. Probe before the snapshot: a writer that commits between the two is then either
             #    held for (seen open) or visible in the snapshot (committed first).
-            clock, _ = self.probe.read(self._conn)
+            clock, _ = self.probe.read(self._source_conn)
             window = plan_window(
                 self.spec.name,
                 watermark.position if watermark else None,
@@ -302,7 +319,7 @@ class TablePoller:
 
     def _publish(self, window: Window, previous: Watermark | None, result: WindowResult) -> None:
         spec = self.spec
-        reader = WindowReader(self._conn, spec, spec.batch_size)
+        reader = WindowReader(self._source_conn, spec, spec.batch_size)
         null_cursors = reader.null_cursor_rows()
         if null_cursors:
             log.warning("producer.null_cursor_rows", table=spec.name, rows=null_cursors,
@@ -319,7 +336,7 @@ class TablePoller:
     def _publish_sub_window(self, reader: WindowReader, window: Window, start: int, null_cursors: int,
                             result: WindowResult, pages: int) -> tuple[int, int]:
         """Publish `[start, end)` with its watermark in one Kafka transaction; return (end, pages so far)."""
-        p, spec, k, w = self._producer, self.spec, self.config.kafka, self.config.window_settings
+        p, spec, k, w = self._tx_producer, self.spec, self.config.kafka, self.config.window_settings
         self._delivery_errors.clear()
         before = self._end_offsets()
         # 2. Snapshot and transaction, one each per sub-window: neither stays open for a whole catch-up.
@@ -395,10 +412,10 @@ class TablePoller:
         deadline = None
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value, headers=headers)
+                self._tx_producer.produce(topic, key=key, value=value, headers=headers)
                 return
             except BufferError:  # local queue full: let librdkafka send, then retry
-                self._producer.poll(0.05)
+                self._tx_producer.poll(0.05)
                 # A queue that stays full means the broker takes nothing: Kafka is away.
                 deadline = deadline or time.monotonic() + self.config.kafka.transaction_timeout_seconds
                 if self.stop.is_set():
@@ -407,7 +424,7 @@ class TablePoller:
                     raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "the local queue stayed full")) from None
 
     def _flush(self, wid: str) -> None:
-        left = self._producer.flush(self.config.kafka.transaction_timeout_seconds)
+        left = self._tx_producer.flush(self.config.kafka.transaction_timeout_seconds)
         errors = self._delivery_errors
         if not left and not errors:
             return
@@ -424,7 +441,7 @@ class TablePoller:
         @retry(retry=retry_if_exception(_retriable), stop=stop_after_attempt(5) | stop_after_delay(budget),
                wait=wait_fixed(1), reraise=True)
         def commit() -> None:
-            self._producer.commit_transaction(min(budget, 15))
+            self._tx_producer.commit_transaction(min(budget, 15))
 
         try:
             commit()

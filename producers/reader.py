@@ -23,6 +23,7 @@ import pymysql.cursors
 from ordertrack.errors import TransientError
 from ordertrack.identifiers import quote_mysql
 from ordertrack.log import get_logger
+from ordertrack.source.connection import one_row
 from ordertrack.source.mysql_errors import connection_lost, error_text, privilege_missing, syntax_error
 from ordertrack.tables import TableSpec
 from producers.window import SourceClock
@@ -112,7 +113,7 @@ class WindowReader:
         """Rows no window can ever hold (their cursor is NULL); reported, never silently ignored."""
         with self.conn.cursor() as cur:
             cur.execute(self._nulls)
-            return int(cur.fetchone()[0])
+            return int(one_row(cur)[0])
 
 
 def _numeric(v: Any) -> bool:

@@ -151,6 +151,7 @@ class Producer:
         result = CycleResult(status, started, datetime.now(timezone.utc).isoformat(), drift, results)
         if result.outages:
             first = result.outages[0]
+            assert first.outage is not None  # `outages` keeps only windows with one
             raise OutageError(first.outage, first.error or f"{first.outage} went away", result)
         return result
 

@@ -76,7 +76,8 @@ def plan_window(
     unheld = clock.db_now - buffer_minutes * 60
     if end_override is not None:
         unheld = min(unheld, end_override)
-    end, reason = unheld, None
+    end = unheld
+    reason: HoldReason | None = None
     if clock.replica_lag_seconds:
         lagged = clock.db_now - buffer_minutes * 60 - clock.replica_lag_seconds
         if lagged < end:

@@ -29,7 +29,7 @@ def carried_until(marks: Iterable[Watermark], merged: dict[int, int]) -> int | N
     """The position of the newest record (oldest first in `marks`, one table) whose window, and
     every window before it, is wholly in the mart; None when not even the oldest one is."""
     ends: dict[int, int] = {}
-    carried = None
+    carried: int | None = None
     for m in sorted(marks, key=lambda w: w.written_at):
         for p, end in m.partition_end_offsets.items():
             ends[p] = max(ends.get(p, 0), end)

@@ -23,7 +23,7 @@ COLUMNS = ("order_id", "exception_type", "detected_at", "notes", "source_table",
            "kafka_offset", "resolved_at", "resolved_by", "resolution_notes")
 
 
-def _counted(execute: Execute, statement: exp.Expression, dialect: str, relations: dict[str, Relation],
+def _counted(execute: Execute, statement: exp.Expr, dialect: str, relations: dict[str, Relation],
              params: dict[str, Any]) -> int:
     """Run a statement; return how many rows it touched (counted first, from its own tree)."""
     n = int(execute(render(count_of(statement), dialect, relations), params)[0][0])
@@ -68,7 +68,8 @@ def open_by_type(engine: WarehouseEngine, relations: dict[str, Relation]) -> dic
 def list_exceptions(engine: WarehouseEngine, *, include_resolved: bool = False, exception_type: str | None = None,
                     order_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Newest first."""
-    where, params = ["1 = 1"], {}
+    where = ["1 = 1"]
+    params: dict[str, Any] = {}
     if not include_resolved:
         where.append("resolved_at IS NULL")
     if exception_type:

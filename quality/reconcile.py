@@ -116,7 +116,7 @@ def reconcile(table: str, key_columns: tuple[str, ...], source: Side, target: Si
             if k not in in_target:
                 continue
             missing.remove(k)
-            if k in moved_on and (k not in now_in_source or now_in_source[k] >= until):
+            if k in moved_on and until is not None and (k not in now_in_source or now_in_source[k] >= until):
                 continue  # the source changed after it was read: both sides are past the bound now
             stale.append(k)
             tgt_rows[k] = in_target[k]

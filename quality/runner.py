@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from sqlglot import exp
 
 from ordertrack import freshness
 from ordertrack.config import DataQualityConfig
@@ -109,7 +111,7 @@ class DataQuality:
     # -- warehouse checks ------------------------------------------------------------------------
     def _sql_check(self, name: str, result: CheckResult, rel: dict[str, Relation], now: int) -> None:
         check = SQL_CHECKS[name]
-        findings = parse(DQ_SQL / check.file)
+        findings = cast(exp.Query, parse(DQ_SQL / check.file))  # a check file is one SELECT
         params = check.params(self.cfg, now)
 
         result.found, result.new_exceptions, result.resolved_exceptions, sample = self.engine.in_transaction(
@@ -167,6 +169,7 @@ class DataQuality:
                                        "note": "no fully landed window inside the range"})
                 continue
             a, b = chain[0].window_start, chain[-1].window_end
+            assert a is not None  # published_chain keeps only windows with a start
             # Dead letters of rows in the range are written after the range's windows started.
             dead = extraction.DeadLetters.of(inputs.dead_letters(spec, a - 3600), a, b)
             figures = extraction.diagnose(spec.name, chain, in_flight, inputs.source_versions(spec, a, b),

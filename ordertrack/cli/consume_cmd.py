@@ -155,10 +155,10 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
     except SystemExit:
         if app.fatal:  # the worker stopped itself for a reason an operator must act on
             raise LedgerAheadError(app.fatal) from None
-        if not app.restart:
+        if not app.restart_reason:
             raise
-    if app.restart:
+    if app.restart_reason:
         # A replay moved a landing position back: the same command again, in this process
         # (same pid for supervisors), seeks to the new positions with a fresh consumer.
-        log.info("worker.restarting", reason=app.restart)
+        log.info("worker.restarting", reason=app.restart_reason)
         os.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])

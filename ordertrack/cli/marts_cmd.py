@@ -51,15 +51,18 @@ def rebuild(
         return
     arrow = lambda a, b: f"{a}" if b is None else f"{a} -> {b}"  # noqa: E731
     moved = lambda r: ", ".join(f"{p} {n}" for p, n in r.archived.items()) or ("-" if dry_run else "nothing")  # noqa: E731
+    rows = []
+    for r in reports:
+        assert r.before is not None  # the rebuild counts every table's rows before it changes anything
+        rows.append((r.table, r.raw_keys, arrow(r.before.mart, r.after.mart if r.after else None),
+                     arrow(r.before.history_total, r.after.history_total if r.after else None),
+                     f"{r.mart_rows_changed} ({r.keys_missing} new keys, {r.newer_than_mart + r.newer_than_history} newer)",
+                     *([r.not_in_raw] if full else []), moved(r)))
     print_table(
         "marts rebuild" + (" --full" if full else "") + (" (dry run: nothing changed)" if dry_run else ""),
         ["table", "raw keys", "mart rows", "history rows", "mart rows changed", *(["keys raw lacks"] if full else []),
          "archived"],
-        [(r.table, r.raw_keys, arrow(r.before.mart, r.after.mart if r.after else None),
-          arrow(r.before.history_total, r.after.history_total if r.after else None),
-          f"{r.mart_rows_changed} ({r.keys_missing} new keys, {r.newer_than_mart + r.newer_than_history} newer)",
-          *([r.not_in_raw] if full else []), moved(r))
-         for r in reports],
+        rows,
     )
 
 

@@ -32,6 +32,7 @@ from ordertrack.settings import Settings
 from ordertrack.status import (
     EXIT_UNREACHABLE,
     RunningWork,
+    Section,
     Service,
     StatusInputs,
     StatusReport,
@@ -149,6 +150,7 @@ def running_work(store, engine: WarehouseEngine | None) -> dict[str, list[Runnin
     out: dict[str, list[RunningWork]] = {}
     now = time.time()
     for m in unfinished_runs(store.history(now - RUNNING_LOOKBACK_SECONDS, include_backfill=True)):
+        assert m.run_start is not None and m.run_end is not None  # a backfill record names its run's period
         done = (m.position - m.run_start) / max(1, m.run_end - m.run_start)
         out.setdefault(m.table, []).append(RunningWork(
             "backfill", f"run {m.run_id} {format_utc(m.run_start)}..{format_utc(m.run_end)} at {format_utc(m.position)} "
@@ -288,7 +290,7 @@ def _grid(title: str, columns: tuple[str, ...]) -> Table:
     return view
 
 
-def _watermark_cell(t: TableStatus, unavailable: dict[str, str], now: float) -> str:
+def _watermark_cell(t: TableStatus, unavailable: dict[Section, str], now: float) -> str:
     if t.binlog:
         return "binlog CDC"
     if "watermarks" in unavailable:

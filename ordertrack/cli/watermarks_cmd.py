@@ -11,9 +11,9 @@ from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.errors import ConfigError
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
-from ordertrack.source.connection import connect
+from ordertrack.source.connection import connect, one_row
 from ordertrack.timeparse import format_utc
-from ordertrack.watermarks.model import Watermark
+from ordertrack.watermarks.model import Watermark, WatermarkStatus
 from ordertrack.watermarks.s3_files import export_files, import_files, s3_client
 from producers.runner import watermark_store
 
@@ -56,7 +56,7 @@ def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
                   f"{r['age_seconds']}s" if r["age_seconds"] is not None else None, r["window_id"]) for r in rows])
 
 
-def _apply_moves(ctx: typer.Context, moves: dict[str, int], status: str, apply: bool, note: str) -> None:
+def _apply_moves(ctx: typer.Context, moves: dict[str, int], status: WatermarkStatus, apply: bool, note: str) -> None:
     store = _store(ctx)
     current = store.latest()
     rows = [(t, format_utc(current[t].position) if t in current else None, format_utc(pos)) for t, pos in moves.items()]
@@ -78,7 +78,7 @@ def seed(
     state = ctx.obj
     with connect(state.settings.mysql) as conn, conn.cursor() as cur:
         cur.execute("SELECT UNIX_TIMESTAMP()")
-        now = int(cur.fetchone()[0])
+        now = int(one_row(cur)[0])
     pos = now - state.config.window_settings.buffer_minutes * 60
     specs = _select(ctx, table)
     _apply_moves(ctx, {s.name: pos for s in specs}, "seeded", apply, "seed --to-now")

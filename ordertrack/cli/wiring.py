@@ -16,7 +16,7 @@ from quality.runner import DataQuality, DqInputs
 from sidecar.scheduler import Job
 
 
-def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - CliState
+def dq_inputs(state, engine: WarehouseEngine | None) -> DqInputs:  # noqa: ANN001 - CliState
     from consumers.lag import measure_lag
     from producers.runner import watermark_store
 
@@ -33,6 +33,7 @@ def dq_inputs(state, engine: WarehouseEngine) -> DqInputs:  # noqa: ANN001 - Cli
                 return {tuple(r) for r in cur.fetchall()}
 
     def lag() -> dict[str, tuple[int, float]]:
+        assert engine is not None, "lag needs the warehouse's ledger"  # status passes None and reads only connector_down
         rows = measure_lag(config, settings, engine, list(state.registry))
         out: dict[str, tuple[int, float]] = {}
         for r in rows:

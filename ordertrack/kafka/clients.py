@@ -97,7 +97,7 @@ class LibrdkafkaLogger(logging.Logger):
     def __init__(self) -> None:
         super().__init__("librdkafka")
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
         if len(args) == 3:
             facility, client, text = (str(a) for a in args)
         else:

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.messages import position
 
 
 class WatchfulConsumer(Consumer):
@@ -62,14 +63,15 @@ def read_range(c: WatchfulConsumer, bootstrap: str, topic: str, starts: dict[int
         if c.brokers_down:  # else a read cut off by an outage would wait out the whole deadline
             raise ServiceUnavailableError(f"Kafka at {bootstrap} stopped answering while {topic} was read.")
         for m in c.consume(num_messages=500, timeout=1.0):
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    todo.discard(m.partition())
+            if err := m.error():
+                if err.code() == KafkaError._PARTITION_EOF:
+                    todo.discard(position(m)[1])
                     continue
-                raise ServiceUnavailableError(f"Reading {topic} failed: {m.error().str()}")
+                raise ServiceUnavailableError(f"Reading {topic} failed: {err.str()}")
             out.append(m)
-            if m.offset() + 1 >= ends[m.partition()]:
-                todo.discard(m.partition())
+            _, partition, offset = position(m)
+            if offset + 1 >= ends[partition]:
+                todo.discard(partition)
     return out
 
 

@@ -17,7 +17,7 @@ from ordertrack.errors import ServiceUnavailableError
 from ordertrack.identifiers import quote_mysql
 from ordertrack.preflight.findings import Finding, error, unreachable, warning
 from ordertrack.settings import Settings
-from ordertrack.source.connection import SourceUnreachableError, connect
+from ordertrack.source.connection import SourceUnreachableError, connect, one_row
 from ordertrack.source.mysql_errors import connection_lost, error_text, privilege_missing, syntax_error
 from ordertrack.tables import TableRegistry, TableSpec
 
@@ -274,7 +274,7 @@ def check_source(config: PipelineConfig, settings: Settings) -> list[Finding]:
     out: list[Finding] = []
     with conn, conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
-        version = str(cur.fetchone()[0])
+        version = str(one_row(cur)[0])
         if (f := default_database_finding(cur, mysql.database, mysql.user)) is not None:
             out.append(f)
         registry = TableRegistry(config)

@@ -25,7 +25,7 @@ def safe_url(url: str) -> str:
     u = urlparse(url)
     if u.username is None and u.password is None:
         return url
-    return u._replace(netloc=u.hostname + (f":{u.port}" if u.port else "")).geturl()
+    return u._replace(netloc=(u.hostname or "") + (f":{u.port}" if u.port else "")).geturl()
 
 
 def duckdb_path(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pymysql
 import pymysql.cursors
 
@@ -12,6 +14,12 @@ from ordertrack.settings import MySQLSettings
 class SourceUnreachableError(ServiceUnavailableError):
     """The source did not answer (down, restarting, out of connections): trying again later may
     work, where a refused login or a missing database would not."""
+
+
+def one_row(cur: pymysql.cursors.Cursor) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate without GROUP BY,
+    `SELECT VERSION()`): pymysql's stub types `fetchone()` Optional whatever the statement."""
+    return cast("tuple[Any, ...]", cur.fetchone())
 
 
 def connect(

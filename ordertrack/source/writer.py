@@ -17,7 +17,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from ordertrack.outage import Outage, OutageReport
 from ordertrack.settings import Settings
-from ordertrack.source.connection import SourceUnreachableError, connect
+from ordertrack.source.connection import SourceUnreachableError, connect, one_row
 from ordertrack.source.mysql_errors import connection_lost, error_text
 from ordertrack.source.workload import Batch, WorkloadModel, WorkloadParams
 
@@ -221,14 +221,14 @@ def open_workload_connection(settings: Settings) -> pymysql.connections.Connecti
 def source_clock(conn: pymysql.connections.Connection) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT UNIX_TIMESTAMP()")
-        return int(cur.fetchone()[0])
+        return int(one_row(cur)[0])
 
 
 def source_clock_and_next_id(conn: pymysql.connections.Connection) -> tuple[int, int]:
     """The source's own clock (unix seconds) and the next free order id."""
     with conn.cursor() as cur:
         cur.execute("SELECT UNIX_TIMESTAMP(), COALESCE(MAX(order_id), 100000) + 1 FROM ecs_order_info")
-        now, next_id = cur.fetchone()
+        now, next_id = one_row(cur)
     return int(now), int(next_id)
 
 

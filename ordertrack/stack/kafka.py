@@ -11,7 +11,7 @@ from ordertrack.log import get_logger
 from ordertrack.resources import resource_path
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
-from ordertrack.stack.service import PidTracked, ServiceStatus
+from ordertrack.stack.service import PidTracked, ServiceState, ServiceStatus
 from ordertrack.stack.tools import MAVEN_HINT, fetch_with_maven, require, require_java
 
 log = get_logger(__name__)
@@ -145,7 +145,7 @@ class KafkaService(PidTracked):
         pid = self.running_pid()
         if pid is None:
             return ServiceStatus(self.name, self.bootstrap, "stopped", None)
-        state = "running" if self._metadata_ok() else "unhealthy"
+        state: ServiceState = "running" if self._metadata_ok() else "unhealthy"
         return ServiceStatus(self.name, self.bootstrap, state, pid, f"Kafka {KAFKA_VERSION} KRaft")
 
 

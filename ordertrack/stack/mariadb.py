@@ -23,6 +23,7 @@ from ordertrack.errors import OrdertrackError
 from ordertrack.log import get_logger
 from ordertrack.resources import resource_text
 from ordertrack.source.cdc_account import GLOBAL_PRIVILEGES
+from ordertrack.source.connection import one_row
 from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.process import start_detached
@@ -190,7 +191,7 @@ class MariaDBService(PidTracked):
         try:
             with self.admin_connect() as conn, conn.cursor() as cur:
                 cur.execute("SELECT VERSION()")
-                version = cur.fetchone()[0]
+                version = one_row(cur)[0]
             return ServiceStatus(self.name, self.address, "running", pid, f"MariaDB {version}")
         except pymysql.err.MySQLError:
             return ServiceStatus(self.name, self.address, "unhealthy", pid)

@@ -22,6 +22,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
@@ -265,7 +266,8 @@ class PostgresService(PidTracked):
             return ServiceStatus(self.name, self.address, "stopped", None)
         try:
             with self.admin_connect() as conn:
-                version = conn.execute("SHOW server_version").fetchone()[0]
+                # SHOW answers one row; psycopg's stub types fetchone() Optional whatever the statement
+                version = cast("tuple[Any, ...]", conn.execute("SHOW server_version").fetchone())[0]
             return ServiceStatus(self.name, self.address, "running", pid, f"PostgreSQL {version.split()[0]}")
         except psycopg.Error:
             return ServiceStatus(self.name, self.address, "unhealthy", pid)

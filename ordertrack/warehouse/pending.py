@@ -5,7 +5,7 @@ table, which must not merge a new batch ahead of an older one."""
 from __future__ import annotations
 
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.engine import AfterLanding, Execute, WarehouseEngine
+from ordertrack.warehouse.engine import AfterLanding, Session, WarehouseEngine
 
 
 def merge_pending(engine: WarehouseEngine, spec: TableSpec, merge: AfterLanding) -> int:
@@ -14,7 +14,7 @@ def merge_pending(engine: WarehouseEngine, spec: TableSpec, merge: AfterLanding)
     were merged."""
     batches = engine.unmerged_batches(spec.topic)
     for batch_id in batches:
-        def step(execute: Execute, batch_id: str = batch_id) -> None:
+        def step(execute: Session, batch_id: str = batch_id) -> None:
             merge(execute, spec, batch_id)
             engine.mark_merged(execute, batch_id)
 

@@ -45,13 +45,13 @@ class _PgSession:
     def __init__(self, con: psycopg.Connection) -> None:
         self.con = con
 
-    def __call__(self, statement: str, params: dict[str, Any]) -> list[tuple]:
+    def __call__(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         with self.con.cursor() as cur:
             if params:
                 # psycopg formats %(name)s itself: a literal % in the statement is doubled.
-                cur.execute(_PYFORMAT.sub("%%", statement), params)  # type: ignore[call-overload]
+                cur.execute(_PYFORMAT.sub("%%", sql), params)
             else:
-                cur.execute(statement.encode())
+                cur.execute(sql.encode())
             return list(cur.fetchall()) if cur.description else []
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
@@ -126,7 +126,7 @@ class PostgresEngine(SharedSql):
         con = self._connection()
         try:
             with con.cursor() as cur:
-                cur.execute(statement, params)  # type: ignore[call-overload]
+                cur.execute(statement, params)
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.OperationalError as exc:
             if con.broken:

@@ -70,12 +70,13 @@ class _RedshiftSession:
         self.cursor = cursor
         self.engine = engine
 
-    def __call__(self, statement: str, params: dict[str, Any]) -> list[tuple]:
+    # `sql` as `Session` names it; it hides the module `sql` (redshift_sql), unused in this method
+    def __call__(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         if params:
             # The driver formats the statement when parameters are bound: a literal % is doubled.
-            statement = _PYFORMAT.sub("%%", statement)
+            sql = _PYFORMAT.sub("%%", sql)
             self.cursor.paramstyle = "pyformat"  # sqlglot renders :name as %(name)s for Redshift
-        self.cursor.execute(statement, params or None)
+        self.cursor.execute(sql, params or None)
         return list(self.cursor.fetchall()) if self.cursor.description else []
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
@@ -118,10 +119,12 @@ class RedshiftEngine(SharedSql):
         import redshift_connector
 
         if self._conn is None:
+            password = self.settings.warehouse.password
+            assert password is not None  # __init__ refuses settings without one
             try:
                 self._conn = redshift_connector.connect(
                     host=self._host, port=self._port, database=self._db, user=self.settings.warehouse.user,
-                    password=self.settings.warehouse.password.get_secret_value(),
+                    password=password.get_secret_value(),
                     ssl=True, sslmode="verify-ca", timeout=60,
                 )
             except Exception as exc:  # the driver raises several unrelated types

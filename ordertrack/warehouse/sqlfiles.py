@@ -8,6 +8,7 @@ history tables). The mapping edits the parsed tree, never the text; `:name` stay
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import sqlglot
@@ -38,17 +39,17 @@ def union_all(tables: list[TableName]) -> exp.Query:
     return union
 
 
-def parse(path: Path) -> exp.Expression:
+def parse(path: Path) -> exp.Expr:
     return sqlglot.parse_one(path.read_text(), read=SOURCE_DIALECT)
 
 
-def substitute(tree: exp.Expression, relations: dict[str, Relation]) -> exp.Expression:
+def substitute(tree: exp.Expr, relations: Mapping[str, Relation]) -> exp.Expr:
     """The tree with every placeholder table replaced by its relation."""
 
-    def transform(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.table in relations and isinstance(relations[node.table], tuple):
+    def transform(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and isinstance(target := relations.get(node.table), tuple):
             # a column qualified by a placeholder table (an UPDATE's target): the bare table name
-            return exp.column(node.name, table=relations[node.table][1], quoted=True)
+            return exp.column(node.name, table=target[1], quoted=True)
         if not (isinstance(node, exp.Table) and node.name in relations):
             return node
         rel, alias = relations[node.name], node.alias or None
@@ -64,14 +65,14 @@ def substitute(tree: exp.Expression, relations: dict[str, Relation]) -> exp.Expr
     return tree.copy().transform(transform)
 
 
-def first_per_key(tree: exp.Expression, dialect: str) -> exp.Expression:
+def first_per_key(tree: exp.Expr, dialect: str) -> exp.Expr:
     """PostgreSQL has no QUALIFY, and sqlglot's rewrite of it keeps the row number as an extra
     column (`SELECT *` over a subquery): `QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) = 1`
     is `SELECT DISTINCT ON (k) ... ORDER BY k, o` there, with exactly the selected columns."""
     if dialect != "postgres":
         return tree
 
-    def transform(node: exp.Expression) -> exp.Expression:
+    def transform(node: exp.Expr) -> exp.Expr:
         qualify = node.args.get("qualify") if isinstance(node, exp.Select) else None
         cond = qualify.this if qualify is not None else None
         if not (isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Window)
@@ -89,12 +90,12 @@ def first_per_key(tree: exp.Expression, dialect: str) -> exp.Expression:
     return tree.transform(transform)
 
 
-def render(source: Path | exp.Expression, dialect: str, relations: dict[str, Relation]) -> str:
+def render(source: Path | exp.Expr, dialect: str, relations: Mapping[str, Relation]) -> str:
     tree = parse(source) if isinstance(source, Path) else source
     return first_per_key(substitute(tree, relations), dialect).sql(dialect=dialect)
 
 
-def count_of(statement: exp.Expression) -> exp.Expression:
+def count_of(statement: exp.Expr) -> exp.Expr:
     """`SELECT COUNT(*)` over the rows a `DELETE ... WHERE`, an `UPDATE ... WHERE` or an
     `INSERT ... SELECT` would touch, from the statement's own tree: the figure a job reports
     (engines disagree on how a statement reports its row count). Run it just before the statement."""
@@ -111,6 +112,6 @@ def count_of(statement: exp.Expression) -> exp.Expression:
     return q.where(where.this.copy()) if where is not None else q
 
 
-def render_text(sql: str, dialect: str, relations: dict[str, Relation]) -> str:
+def render_text(sql: str, dialect: str, relations: Mapping[str, Relation]) -> str:
     """Inline SQL, written in the source dialect with placeholders like the files."""
     return render(sqlglot.parse_one(sql, read=SOURCE_DIALECT), dialect, relations)

@@ -89,15 +89,15 @@ class KafkaWatermarkStore:
         are never compacted away."""
         c = self._consumer("read_committed")
         try:
-            marks = [Watermark.from_json(m.value()) for m in read_since(c, self.bootstrap, self.topic, since, MISSING_HINT)
-                     if m.value() is not None]
+            marks = [Watermark.from_json(v) for m in read_since(c, self.bootstrap, self.topic, since, MISSING_HINT)
+                     if (v := m.value()) is not None]
             return sorted((m for m in marks if include_backfill or m.live), key=lambda w: w.written_at)
         finally:
             c.close()
 
     def _read(self, c: WatchfulConsumer, starts: dict[int, int], ends: dict[int, int]) -> list[Watermark]:
-        return [Watermark.from_json(m.value()) for m in read_range(c, self.bootstrap, self.topic, starts, ends)
-                if m.value() is not None]
+        return [Watermark.from_json(v) for m in read_range(c, self.bootstrap, self.topic, starts, ends)
+                if (v := m.value()) is not None]
 
     def write(self, marks: list[Watermark]) -> None:
         if not marks:
