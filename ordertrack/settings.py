@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -147,9 +147,12 @@ def env_files() -> tuple[Path, ...]:
     return (state_dir() / ".env", Path(".env").absolute())
 
 
-def _load(cls: type[BaseSettings], files: tuple[str, ...]) -> BaseSettings:
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _load(cls: type[S], files: tuple[str, ...]) -> S:
     try:
-        return cls(_env_file=files)  # type: ignore[call-arg]
+        return cls(_env_file=files)
     except ValidationError as exc:
         first = exc.errors()[0]
         var = f"{cls.model_config.get('env_prefix', '')}{first['loc'][0]}".upper()
@@ -160,14 +163,14 @@ def _load(cls: type[BaseSettings], files: tuple[str, ...]) -> BaseSettings:
 def load_settings() -> Settings:
     """Build the settings from the `.env` files and the environment."""
     files = tuple(str(p) for p in env_files() if p.exists())
-    groups = {
-        "mysql": _load(MySQLSettings, files),
-        "workload": _load(WorkloadSettings, files),
-        "kafka": _load(KafkaSettings, files),
-        "warehouse": _load(WarehouseSettings, files),
-        "s3": _load(S3Settings, files),
-        "connect": _load(ConnectSettings, files),
-    }
+    mysql = _load(MySQLSettings, files)
+    workload = _load(WorkloadSettings, files)
+    kafka = _load(KafkaSettings, files)
+    warehouse = _load(WarehouseSettings, files)
+    s3 = _load(S3Settings, files)
+    connect = _load(ConnectSettings, files)
+    groups: dict[Fallback, BaseSettings] = {"mysql": mysql, "kafka": kafka, "warehouse": warehouse}
     defaulted = frozenset(g for g, fields in _ADDRESS_FIELDS.items()
                           if not set(fields) & groups[g].model_fields_set)
-    return Settings.model_construct(**groups, env_files=files, defaulted=defaulted)
+    return Settings.model_construct(mysql=mysql, workload=workload, kafka=kafka, warehouse=warehouse, s3=s3,
+                                    connect=connect, env_files=files, defaulted=defaulted)
