@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo test unit bench-producer bench-landing bench-marts chaos clean
+.PHONY: help setup system-deps stack-up stack-down demo lint test unit bench-producer bench-landing bench-marts chaos clean
 
 help:
 	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result and the dq checks"
-	@echo "make test   - set up, start the local stack, run the whole test suite (unit + integration)"
+	@echo "make test   - set up, run make lint, start the local stack, run the whole test suite (unit + integration)"
+	@echo "make lint   - ruff and mypy only"
 	@echo "make unit   - only the fast tests that need no service"
 	@echo "make stack-down - stop the local stack"
 
@@ -37,8 +38,12 @@ demo: stack-up
 	$(OT) lag
 	$(OT) dq run || echo "open data-quality exceptions: see ordertrack exceptions list"
 
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 # The suite needs Kafka Connect too (binlog CDC tests); `make demo` does not.
-test: setup
+test: setup lint
 	$(OT) stack up --connect
 	$(BIN)/pytest
 
