@@ -144,7 +144,7 @@ class Lander:
             self._dead_letter(spec, rejected)
 
         after = self.after_landing
-        if after is not None and spec.binlog and not self._merged_up_to_now(spec):
+        if after is not None and spec.binlog and not self._merged_up_to_now(spec, after):
             after = None  # change events merge in binlog order: after the older unmerged batches
         try:
             return self.engine.land(spec, spec.topic, staged, after=after, before_commit=before_commit,
@@ -160,12 +160,12 @@ class Lander:
             result.merge_error = error
             return result
 
-    def _merged_up_to_now(self, spec: TableSpec) -> bool:
+    def _merged_up_to_now(self, spec: TableSpec, merge: AfterLanding) -> bool:
         """Merge a Debezium table's unmerged batches (a merge that failed earlier), oldest first;
         True when none is left. Merged out of order, an older batch would meet a key a later delete
         had removed, and put its old version back."""
         try:
-            merge_pending(self.engine, spec, self.after_landing)
+            merge_pending(self.engine, spec, merge)
         except Exception as exc:  # the merge still fails: keep landing, unmerged, in order
             log.error("marts.merge.failed", table=spec.name, error=f"{type(exc).__name__}: {exc}",
                       hint="later batches land unmerged until it merges (sidecar merge job, `ordertrack marts run`)")

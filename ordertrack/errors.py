@@ -90,6 +90,13 @@ def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
         return ServiceUnavailableError(
             f"The DuckDB warehouse is held by another process ({text}); run again once it is released."
         )
+    if type(exc).__module__.split(".")[0] == "psycopg" and type(exc).__name__ in (
+            "OperationalError", "InterfaceError", "ConnectionTimeout", "AdminShutdown", "CannotConnectNow"):
+        # libpq's messages can repeat the connection string: only the first line, password removed.
+        import re
+
+        text = re.sub(r"password=\S+", "password=***", re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", text))
+        return ServiceUnavailableError(f"The PostgreSQL warehouse did not answer ({text}); run again once it is back.")
     if type(exc).__module__.split(".")[0] in ("redshift_connector", "botocore", "urllib3") and (
             "connect" in text.lower() or "timed out" in text.lower() or "connection" in type(exc).__name__.lower()):
         return ServiceUnavailableError(f"The warehouse or S3 did not answer ({text}); run again once it is back.")

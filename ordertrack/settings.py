@@ -88,10 +88,11 @@ class WarehouseSettings(BaseSettings):
 
     url: str = Field(
         "duckdb:///.stack/warehouse.duckdb",
-        description="duckdb:///relative/path, duckdb:////absolute/path, or redshift://host:port/db.",
+        description="duckdb:///relative/path, duckdb:////absolute/path, postgresql://user:password@host:port/db "
+                    "or redshift://host:port/db.",
     )
-    user: str | None = Field(None, description="Redshift user.")
-    password: SecretStr | None = Field(None, description="Redshift password.")
+    user: str | None = Field(None, description="Redshift (or PostgreSQL, when the URL has none) user.")
+    password: SecretStr | None = Field(None, description="Redshift (or PostgreSQL, when the URL has none) password.")
     s3_staging: str | None = Field(None, description="Redshift: s3://bucket/prefix/ where batches are staged.")
     iam_role: str | None = Field(None, description="Redshift: the IAM role COPY assumes to read the staging bucket.")
 

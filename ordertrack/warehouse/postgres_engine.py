@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from ordertrack.errors import ConfigError, ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as q
@@ -109,6 +110,16 @@ class PostgresEngine(SharedSql):
         return con
 
     def in_transaction(self, fn: Callable[[Session], T]) -> T:
+        """One transaction; redone from the start (up to a minute) after a deadlock or a
+        serialization failure: the worker's threads merge into marts that overlap (tracking heals
+        orders), and PostgreSQL breaks such a cycle by failing one of them."""
+        for attempt in Retrying(retry=retry_if_exception(self.retryable), wait=wait_exponential_jitter(0.05, 2.0),
+                                stop=stop_after_delay(60), reraise=True):
+            with attempt:
+                return self._transaction(fn)
+        raise AssertionError("unreachable: Retrying re-raises the last failure")
+
+    def _transaction(self, fn: Callable[[Session], T]) -> T:
         con = self._connection()
         try:
             with con.transaction():
