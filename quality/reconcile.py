@@ -6,7 +6,7 @@ per range cross the network. Ranges whose sums differ are cut again, until they 
 to fetch and compare row by row. Identical ranges cost one aggregate each; a table of tens of
 millions of rows with a handful of differences reads each side about once.
 
-The hash is the first 32 bits of MD5 over `key|...|cursor`, the same text on MySQL, DuckDB and
+The hash is the first 32 bits of MD5 over `key|...|cursor`, the same text on MySQL, DuckDB, PostgreSQL and
 Redshift; a row version is its key and its cursor, so a row whose cursor matches but whose other
 columns differ is not seen (the cursor is what every change moves).
 """
@@ -143,7 +143,7 @@ class SqlSide:
                  until: int | None = None) -> None:
         self.name, self._query, self.spec, self.relation, self.dialect = name, query, spec, relation, dialect
         quote = quote_mysql if dialect == "mysql" else quote_ansi
-        self.ph = {"mysql": "%s", "duckdb": "?", "redshift": "%s"}[dialect]
+        self.ph = {"mysql": "%s", "duckdb": "?", "postgres": "%s", "redshift": "%s"}[dialect]
         self.keys = [quote(k) for k in spec.key_columns]
         self.first = self.keys[0]
         self.cursor = quote(spec.cursor_column)
@@ -164,6 +164,8 @@ class SqlSide:
         if self.dialect == "duckdb":
             return f"CAST('0x' || substr(md5(concat_ws('|', {', '.join(cols)})), 1, 8) AS BIGINT)"
         text = " || '|' || ".join(f"CAST({c} AS VARCHAR)" for c in cols)
+        if self.dialect == "postgres":  # 8 hex digits as 32 bits, read unsigned
+            return f"CAST(CAST('x' || SUBSTRING(MD5({text}), 1, 8) AS BIT(32)) AS BIGINT)"
         return f"STRTOL(SUBSTRING(MD5({text}), 1, 8), 16)"
 
     def bounds(self) -> tuple[int, int] | None:

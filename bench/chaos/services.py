@@ -81,7 +81,9 @@ class PrivateStack:
 
     def up(self) -> float:
         began = time.time()
-        r = run_cli(self.layout, "stack", "up", "--json", timeout=600)
+        # Its pipeline lands into DuckDB: no PostgreSQL (which, run as root, could not even reach a
+        # state folder under pytest's private temporary folder).
+        r = run_cli(self.layout, "stack", "up", "--json", "--no-postgres", timeout=600)
         if r.returncode != 0:
             raise HarnessError(f"`ordertrack stack up` of the private stack failed: {last_line(r.stderr)}")
         return round(time.time() - began, 1)

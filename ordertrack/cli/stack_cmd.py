@@ -10,7 +10,7 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.stack import Stack
 from ordertrack.stack.service import ServiceStatus
 
-app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB, moto S3; Kafka Connect on request) under .stack/.", no_args_is_help=True)
+app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB, PostgreSQL, moto S3; Kafka Connect on request) under .stack/.", no_args_is_help=True)
 
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
 
@@ -30,11 +30,13 @@ def _show(statuses: list[ServiceStatus], as_json: bool, env_file: str) -> None:
 def up(
     connect: bool = typer.Option(False, "--connect", envvar="ORDERTRACK_STACK_CONNECT",
                                  help="Also run Kafka Connect with Debezium (binlog CDC)."),
+    postgres: bool = typer.Option(True, "--postgres/--no-postgres", envvar="ORDERTRACK_STACK_POSTGRES",
+                                  help="Run PostgreSQL (the PostgreSQL warehouse engine and its tests)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch what is missing, start what is stopped, wait until every service is healthy."""
     stack = Stack()
-    statuses = stack.up(connect=connect)
+    statuses = stack.up(connect=connect, postgres=postgres)
     _show(statuses, as_json, str(stack.layout.env_file))
     if not as_json:
         typer.echo(f"connection settings written to {stack.layout.env_file}")

@@ -22,30 +22,44 @@ class Stack:
         self.connect = ConnectService(self.layout)
         self.services = (self.mariadb, self.postgres, self.kafka, self.s3, self.connect)
 
-    def up(self, connect: bool = False) -> list[ServiceStatus]:
+    def up(self, connect: bool = False, postgres: bool = True) -> list[ServiceStatus]:
         """Start what is not running and wait for health; running services are left alone. The
-        Kafka Connect worker only with `connect` (binlog CDC), or when it already runs."""
-        with_connect = connect or self.connect.pid_file.exists()  # asked for once: kept up, restarted if it died
+        Kafka Connect worker only with `connect` (binlog CDC), or when it already runs;
+        PostgreSQL unless `postgres` is False (a stack that lands into DuckDB only, such as the
+        fault harness's), or when it already runs. Asked for once, each is kept up."""
+        with_connect = connect or self._started(self.connect)
+        with_postgres = postgres or self._started(self.postgres)
         for s in self.services:
-            if s is not self.connect or with_connect:
+            if (s is not self.connect or with_connect) and (s is not self.postgres or with_postgres):
                 s.check_tools()
         self.layout.root.mkdir(parents=True, exist_ok=True)
         env = self.env()
         write_env(self.layout.env_file, env)
-        statuses = [self.mariadb.up(env), self.postgres.up(env), self.kafka.up(), self.s3.up()]
-        return statuses + [self.connect.up(env) if with_connect else self._connect_off()]
+        return [self.mariadb.up(env),
+                self.postgres.up(env) if with_postgres else self._off(self.postgres),
+                self.kafka.up(), self.s3.up(),
+                self.connect.up(env) if with_connect else self._off(self.connect)]
 
     def down(self) -> list[ServiceStatus]:
-        return [self._connect_off() if s is self.connect and not s.pid_file.exists() else s.down()
-                for s in reversed(self.services)]
+        return [s.down() if self._started(s) else self._off(s) for s in reversed(self.services)]
 
     def status(self) -> list[ServiceStatus]:
-        return [s.status() if s is not self.connect or s.pid_file.exists() else self._connect_off()
-                for s in self.services]
+        return [s.status() if self._started(s) else self._off(s) for s in self.services]
 
-    def _connect_off(self) -> ServiceStatus:
-        return ServiceStatus(self.connect.name, self.connect.url, "off", None,
-                             "not started: only binlog CDC needs it (stack up --connect)")
+    def _started(self, s: object) -> bool:
+        """Whether an optional service (Connect, PostgreSQL) was started here; the others always are."""
+        if s is self.connect:
+            return self.connect.pid_file.exists()
+        if s is self.postgres:
+            return self.postgres.pid_file.exists()
+        return True
+
+    def _off(self, s: object) -> ServiceStatus:
+        if s is self.connect:
+            return ServiceStatus(self.connect.name, self.connect.url, "off", None,
+                                 "not started: only binlog CDC needs it (stack up --connect)")
+        return ServiceStatus(self.postgres.name, self.postgres.address, "off", None,
+                             "not started: only the PostgreSQL warehouse needs it (stack up without --no-postgres)")
 
     def env(self) -> dict[str, str]:
         values = dict(read_env(self.layout.env_file))

@@ -4,9 +4,10 @@ every engine at connect (rendered for its dialect)."""
 from __future__ import annotations
 
 from ordertrack.identifiers import quote_ansi as q
-from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE
+from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE, WarehouseEngine
 from ordertrack.warehouse.landing import render
 from ordertrack.warehouse.positions import replays_ddl
+from ordertrack.warehouse.types import catalog_type
 
 
 def catalog_ddl(raw_schema: str, mart_schema: str, dialect: str = "redshift") -> list[str]:
@@ -28,3 +29,16 @@ def catalog_ddl(raw_schema: str, mart_schema: str, dialect: str = "redshift") ->
         replays_ddl(raw_schema, sized=True),
     ]
     return [render(s, dialect) for s in statements]
+
+
+def table_columns(engine: WarehouseEngine, schema: str, table: str) -> dict[str, str]:
+    """Column -> full type (`DECIMAL(p,s)`, `VARCHAR(n)`) of a table, from `information_schema`
+    (PostgreSQL and Redshift say `numeric` and `character varying` without them); empty when
+    the table does not exist."""
+    ph = engine.placeholder
+    rows = engine.query(
+        "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+        f"FROM information_schema.columns WHERE table_schema = {ph} AND table_name = {ph} ORDER BY ordinal_position",
+        [schema, table],
+    )
+    return {n: catalog_type(t, length, precision, scale) for n, t, length, precision, scale in rows}

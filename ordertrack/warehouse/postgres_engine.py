@@ -24,10 +24,10 @@ from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
-from ordertrack.warehouse.catalog import catalog_ddl
+from ordertrack.warehouse.catalog import catalog_ddl, table_columns
 from ordertrack.warehouse.engine import META_COLUMNS, Session, T
 from ordertrack.warehouse.landing import SharedSql
-from ordertrack.warehouse.types import Column, catalog_type, widened
+from ordertrack.warehouse.types import Column, widened
 
 log = get_logger(__name__)
 
@@ -146,12 +146,7 @@ class PostgresEngine(SharedSql):
 
     # -- raw tables -------------------------------------------------------------------------------
     def raw_columns(self, spec: TableSpec) -> dict[str, str]:
-        rows = self.query(
-            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
-            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-            [spec.raw_schema, spec.raw_table],
-        )
-        return {n: catalog_type(t, length, precision, scale) for n, t, length, precision, scale in rows}
+        return table_columns(self, spec.raw_schema, spec.raw_table)
 
     def ensure_raw_table(self, spec: TableSpec, columns: list[Column]) -> list[str]:
         existing = self.raw_columns(spec)
