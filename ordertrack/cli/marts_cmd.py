@@ -111,7 +111,7 @@ def _print_landing(state, spec, engine: str) -> None:  # noqa: ANN001 - the CLI 
     typer.echo(f"-- {spec.name}: one landing transaction ({engine}); the parameters are bound by the driver")
     for name, text in plan(spec, columns, state.config.target.raw_schema, state.config.target.mart_schema,
                            engine).items():
-        if name == "fresh":
+        if name == "fresh_table":
             typer.echo(f"-- stage\n{stage};\n")
         note = " (only while a replay's hole is open)" if name in ("replace", "advance") else ""
         typer.echo(f"-- {name}{note}\n{text};\n")

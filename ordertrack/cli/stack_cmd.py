@@ -10,7 +10,8 @@ from ordertrack.cli.output import print_json, print_table
 from ordertrack.stack import Stack
 from ordertrack.stack.service import ServiceStatus
 
-app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB, PostgreSQL, moto S3; Kafka Connect on request) under .stack/.", no_args_is_help=True)
+app = typer.Typer(help="Fetch, start and stop the local stack (Kafka 4 KRaft, MariaDB, PostgreSQL, moto S3; Kafka Connect on request) "
+                       "under .stack/.", no_args_is_help=True)
 
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
 

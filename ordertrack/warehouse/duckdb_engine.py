@@ -206,6 +206,9 @@ class _DuckSession:
         cur = self.con.execute(sql, used) if used else self.con.execute(sql)
         return cur.fetchall() if cur.description else []
 
+    def lock(self, name: str) -> None:
+        pass  # one process writes the file at a time, and one thread lands a table at a time
+
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
         view = f"{name}_arrow"
         self.con.register(view, rows)

@@ -57,6 +57,12 @@ class Session(Protocol):
         """Create temporary table `name` with the columns of `rows` (warehouse types `types`) and
         load the rows: Arrow (DuckDB), COPY FROM STDIN (PostgreSQL), Parquet on S3 + COPY (Redshift)."""
 
+    def lock(self, name: str) -> None:
+        """Hold an exclusive lock named `name` until the transaction ends, so two writers of the
+        same thing (two landers of one topic, two sidecars starting a job) take turns. Engines
+        whose transactions already serialize them (DuckDB: one writing process; Redshift:
+        serializable isolation, the loser redone) need do nothing."""
+
 AfterLanding = Callable[[Execute, TableSpec, str], None]
 """Called inside the landing transaction with the batch id, after the raw rows and the ledger
 (the mart merge); if it raises, the engine raises `MergeFailed` with nothing committed."""

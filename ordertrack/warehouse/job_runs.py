@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ordertrack.timeparse import utc_naive as _naive
-from ordertrack.warehouse.engine import JOB_RUNS_TABLE, Execute, WarehouseEngine
+from ordertrack.warehouse.engine import JOB_RUNS_TABLE, Session, WarehouseEngine
 from ordertrack.warehouse.sqlfiles import render_text
 
 COLUMNS = ("run_id", "job", "scheduled_for", "started_at", "finished_at", "status", "figures", "error", "host")
@@ -88,7 +88,8 @@ class RunStore:
         insert = self._sql("INSERT INTO __runs__ (run_id, job, scheduled_for, started_at, status, host) "
                            "VALUES (:run_id, :job, :scheduled_for, :started_at, 'running', :host)")
 
-        def step(execute: Execute) -> None:
+        def step(execute: Session) -> None:
+            execute.lock("ordertrack.job_runs")  # two sidecars starting a job take turns
             for run_id, j, h, s in execute(busy, {"since": _naive(now - self.lease)}):
                 if not owner_gone(h):
                     raise Busy(f"job {j} on {h} has been running since {s}")

@@ -66,11 +66,16 @@ def positions_sql(raw_schema: str) -> str:
     return f"SELECT partition, resume, hole_next FROM ({positions_relation(raw_schema, ':topic')}) AS p"
 
 
+FRESH_TABLE_SQL = f"CREATE TEMP TABLE {FRESH} AS SELECT * FROM {STAGE} WHERE 1 = 0"
+"""An empty copy of the stage, filled by `fresh_sql`: a CREATE ... AS with bound parameters is
+not something every driver can prepare (Redshift prepares SELECT, INSERT, UPDATE, DELETE)."""
+
+
 def fresh_sql(raw_schema: str) -> str:
     """The staged messages that land now: offsets not landed yet, or offsets in a replay's open
     hole not re-landed yet, read by a reader that declared its position."""
     return (
-        f"CREATE TEMP TABLE {FRESH} AS SELECT s.* FROM {STAGE} s "
+        f"INSERT INTO {FRESH} SELECT s.* FROM {STAGE} s "
         f"LEFT JOIN ({positions_relation(raw_schema, ':topic')}) p ON p.partition = s._partition "
         "WHERE s._offset >= COALESCE(p.next_offset, 0) "
         "OR (s._declared AND s._offset >= p.hole_next AND s._offset < p.hole_to)"
@@ -166,6 +171,7 @@ def plan(spec: TableSpec, source_columns: list[str], raw_schema: str, mart_schem
     come from the engine). `ordertrack marts sql --landing` prints exactly these."""
     return {name: render(text, dialect) for name, text in (
         ("positions", positions_sql(raw_schema)),
+        ("fresh_table", FRESH_TABLE_SQL),
         ("fresh", fresh_sql(raw_schema)),
         ("replace", replace_relanded_sql(spec, raw_schema)),
         ("insert", insert_raw_sql(spec, source_columns)),
@@ -206,10 +212,12 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
         now = utcnow()
         params: dict[str, Any] = {"topic": topic, "now": now, "batch_id": batch_id, "table": spec.name,
                                   "merged": after is not None}
+        session.lock(f"ordertrack.landing.{topic}")  # two landers of one topic take turns
         at = session(sql["positions"], params)
         check_not_rewound(topic, {int(p): int(o) for p, o, _ in at}, expected)
         holes = any(h is not None for _, _, h in at)
         session.stage(STAGE, rows.table, rows.types)
+        session(sql["fresh_table"], {})
         session(sql["fresh"], params)
         if holes:
             session(sql["replace"], params)

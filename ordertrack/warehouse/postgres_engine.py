@@ -17,7 +17,6 @@ from urllib.parse import urlparse
 import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from ordertrack.errors import ConfigError, ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as q
@@ -27,6 +26,7 @@ from ordertrack.tables import TableSpec
 from ordertrack.warehouse.catalog import catalog_ddl, table_columns
 from ordertrack.warehouse.engine import META_COLUMNS, Session, T
 from ordertrack.warehouse.landing import SharedSql
+from ordertrack.warehouse.redo import redo_on_conflict
 from ordertrack.warehouse.types import Column, widened
 
 log = get_logger(__name__)
@@ -54,6 +54,11 @@ class _PgSession:
             else:
                 cur.execute(sql.encode())
             return list(cur.fetchall()) if cur.description else []
+
+    def lock(self, name: str) -> None:
+        # A transaction-level advisory lock: released at COMMIT or ROLLBACK, never left behind.
+        with self.con.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
         cols = ", ".join(f"{q(c)} {_pg_type(types[c])}" for c in rows.column_names)
@@ -102,7 +107,7 @@ class PostgresEngine(SharedSql):
         if self._user:
             kwargs["user"] = self._user
         try:
-            con = psycopg.connect(self._conninfo.replace("postgresql+psycopg://", "postgresql://"), **kwargs)
+            con = psycopg.connect(self._conninfo, **kwargs)
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {_no_secret(first)}") from None
@@ -113,11 +118,7 @@ class PostgresEngine(SharedSql):
         """One transaction; redone from the start (up to a minute) after a deadlock or a
         serialization failure: the worker's threads merge into marts that overlap (tracking heals
         orders), and PostgreSQL breaks such a cycle by failing one of them."""
-        for attempt in Retrying(retry=retry_if_exception(self.retryable), wait=wait_exponential_jitter(0.05, 2.0),
-                                stop=stop_after_delay(60), reraise=True):
-            with attempt:
-                return self._transaction(fn)
-        raise AssertionError("unreachable: Retrying re-raises the last failure")
+        return redo_on_conflict(self.retryable, lambda: self._transaction(fn))
 
     def _transaction(self, fn: Callable[[Session], T]) -> T:
         con = self._connection()

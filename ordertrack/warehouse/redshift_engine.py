@@ -11,7 +11,6 @@ the S3 half against moto's server; not against a real cluster.
 from __future__ import annotations
 
 import io
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from ordertrack.warehouse import redshift_sql as sql
 from ordertrack.warehouse.catalog import catalog_ddl, table_columns
 from ordertrack.warehouse.engine import Session, T
 from ordertrack.warehouse.landing import SharedSql
+from ordertrack.warehouse.redo import redo_on_conflict
 from ordertrack.warehouse.types import Column, catalog_type, widened
 from ordertrack.watermarks.s3_files import parse_s3_url, s3_client
 
@@ -47,40 +47,45 @@ STATEMENT_TIMEOUT_MS = 15 * 60 * 1000
 tried again, instead of holding the worker forever."""
 
 
-def stage_to_s3(client: Any, staging_url: str, topic: str, rows: pa.Table) -> tuple[str, str]:
+def stage_to_s3(client: Any, staging_url: str, prefix_name: str, rows: pa.Table) -> tuple[list[str], str]:
     """Write the typed batch as one Parquet object and a COPY manifest naming it (with its length,
-    which COPY of Parquet requires); return (data URI, manifest URI)."""
+    which COPY of Parquet requires); return (every URI written, the manifest's URI)."""
     bucket, prefix = parse_s3_url(staging_url)
-    key = f"{prefix}{topic}/{uuid.uuid4().hex}"
+    key = f"{prefix}{prefix_name}/{uuid.uuid4().hex}"
     buf = io.BytesIO()
-    pq.write_table(rows, buf, compression="zstd")
+    pq.write_table(rows, buf, compression="snappy")  # what every COPY of Parquet reads
     body = buf.getvalue()
     client.put_object(Bucket=bucket, Key=f"{key}.parquet", Body=body)
     manifest = {"entries": [{"url": f"s3://{bucket}/{key}.parquet", "mandatory": True,
                              "meta": {"content_length": len(body)}}]}
     client.put_object(Bucket=bucket, Key=f"{key}.manifest", Body=orjson.dumps(manifest))
-    return f"s3://{bucket}/{key}.parquet", f"s3://{bucket}/{key}.manifest"
+    data, manifest_uri = f"s3://{bucket}/{key}.parquet", f"s3://{bucket}/{key}.manifest"
+    return [data, manifest_uri], manifest_uri
 
 
-_PYFORMAT = re.compile(r"%(?!\(\w+\)s)")
 
 
 class _RedshiftSession:
     def __init__(self, cursor: Any, engine: "RedshiftEngine") -> None:
         self.cursor = cursor
         self.engine = engine
+        self.staged: list[str] = []  # s3:// URIs this transaction wrote, deleted when it ends
 
     # `sql` as `Session` names it; it hides the module `sql` (redshift_sql), unused in this method
     def __call__(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         if params:
-            # The driver formats the statement when parameters are bound: a literal % is doubled.
-            sql = _PYFORMAT.sub("%%", sql)
+            # The driver turns %(name)s into $n and binds server-side; no statement carries a
+            # literal % (LIKE patterns are parameters), which its parser would misread.
             self.cursor.paramstyle = "pyformat"  # sqlglot renders :name as %(name)s for Redshift
         self.cursor.execute(sql, params or None)
         return list(self.cursor.fetchall()) if self.cursor.description else []
 
+    def lock(self, name: str) -> None:
+        pass  # serializable isolation aborts one of two conflicting writers; it is redone
+
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
-        _, manifest = stage_to_s3(self.engine._s3, self.engine.settings.warehouse.s3_staging or "", name, rows)
+        keys, manifest = stage_to_s3(self.engine._s3, self.engine.settings.warehouse.s3_staging or "", name, rows)
+        self.staged.extend(keys)
         cols = ", ".join(f"{q(c)} {types[c]}" for c in rows.column_names)
         self(f"CREATE TEMP TABLE {q(name)} ({cols})", {})
         self(sql.copy_parquet(name, manifest, self.engine.settings.warehouse.iam_role or ""), {})
@@ -104,6 +109,8 @@ class RedshiftEngine(SharedSql):
         self._host, self._port, self._db = u.hostname, u.port or 5439, u.path.lstrip("/") or "dev"
         self._s3 = s3_client(settings.s3)
         self._local = threading.local()
+        self._all: list[Any] = []  # every thread's connection, for close()
+        self._all_lock = threading.Lock()
 
     @property
     def _conn(self) -> Any:
@@ -122,20 +129,27 @@ class RedshiftEngine(SharedSql):
             password = self.settings.warehouse.password
             assert password is not None  # __init__ refuses settings without one
             try:
-                self._conn = redshift_connector.connect(
+                conn = redshift_connector.connect(
                     host=self._host, port=self._port, database=self._db, user=self.settings.warehouse.user,
                     password=password.get_secret_value(),
-                    ssl=True, sslmode="verify-ca", timeout=60,
+                    ssl=True, sslmode="verify-full", timeout=60,
                 )
             except Exception as exc:  # the driver raises several unrelated types
                 raise ServiceUnavailableError(
                     f"Cannot connect to Redshift at {self._host}:{self._port}/{self._db} as "
                     f"{self.settings.warehouse.user!r}: {type(exc).__name__}."
                 ) from None
-            self._conn.autocommit = True
-            for stmt in (*SESSION_SETTINGS, f"SET statement_timeout TO {STATEMENT_TIMEOUT_MS}",
-                         *catalog_ddl(self.raw_schema, self.mart_schema, self.dialect)):
-                self._conn.cursor().execute(stmt)
+            try:
+                conn.autocommit = True
+                for stmt in (*SESSION_SETTINGS, f"SET statement_timeout TO {STATEMENT_TIMEOUT_MS}",
+                             *catalog_ddl(self.raw_schema, self.mart_schema, self.dialect)):
+                    conn.cursor().execute(stmt)
+            except BaseException:
+                conn.close()  # never kept without its settings (identifiers would fold to lower case)
+                raise
+            self._conn = conn
+            with self._all_lock:
+                self._all.append(conn)
         return self._conn
 
     def query(self, statement: str, params: list[Any] | None = None) -> list[tuple]:
@@ -195,10 +209,14 @@ class RedshiftEngine(SharedSql):
         return "1023" in str(exc) and "serializable" in str(exc).lower()
 
     def in_transaction(self, fn: Callable[[Session], T]) -> T:
+        return redo_on_conflict(self.retryable, lambda: self._transaction(fn))
+
+    def _transaction(self, fn: Callable[[Session], T]) -> T:
         cur = self._connect().cursor()
+        session = _RedshiftSession(cur, self)
         cur.execute("BEGIN")
         try:
-            out = fn(_RedshiftSession(cur, self))
+            out = fn(session)
             cur.execute("COMMIT")
             return out
         except BaseException:
@@ -207,6 +225,18 @@ class RedshiftEngine(SharedSql):
             except Exception:  # a lost connection: the first error is the one worth raising
                 self._conn = None
             raise
+        finally:
+            self._unstage(session.staged)
+
+    def _unstage(self, uris: list[str]) -> None:
+        """The staged files are only needed by COPY: deleted once the transaction has ended (they
+        hold the batch's rows). A failed delete is logged, never raised."""
+        for uri in uris:
+            bucket, key = uri[len("s3://"):].split("/", 1)
+            try:
+                self._s3.delete_object(Bucket=bucket, Key=key)
+            except Exception as exc:  # the landing's own outcome stands
+                log.warning("redshift.staging.not_deleted", uri=uri, error=type(exc).__name__)
 
     def vacuum(self, specs: list[TableSpec]) -> list[str]:
         statements = sql.vacuum_statements(specs)
@@ -216,6 +246,12 @@ class RedshiftEngine(SharedSql):
         return statements
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close every thread's connection."""
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # already broken
+                pass
+        self._conn = None

@@ -44,6 +44,11 @@ class Misfit(Exception):
     """Why a value does not fit its column (the text follows `the value of <column> `)."""
 
 
+class _Inexact(Exception):
+    """A JSON number orjson read as a double reached a column that needs its exact digits
+    (a DECIMAL, a large BIGINT, text): the message is parsed again with decimals kept exact."""
+
+
 @dataclass
 class ParsedBatch:
     """The messages of a batch, each parsed once: the lander reads its keys (columns the raw
@@ -130,26 +135,24 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     order_ids: list[int | None] = [None] * parsed.num_rows
     misfits: set[str] = set()
     for i, doc in enumerate(parsed.docs):
+        window = parsed.window_ids[i]
+        if reasons[i] is None and window is not None and len(window.encode()) > 128:
+            reasons[i] = "the window id header is longer than 128 bytes"
         if reasons[i] is not None:
             continue
         if doc is None or any(doc.get(k) is None for k in keys):
             reasons[i] = key_reason
             continue
-        row: list[Any] = []
-        for c, convert in converters:
-            value = doc.get(c)
-            if value is None:
-                row.append(None)
-                continue
-            try:
-                row.append(convert(value))
-            except Misfit as why:
-                reasons[i] = f"the value of {c} {why}"
-                misfits.add(c)
-                break
-        else:
-            for (c, _), v in zip(converters, row):
-                out[c][i] = v
+        try:
+            row, misfit = _row(doc, converters)
+        except _Inexact:
+            row, misfit = _row(_exact(parsed.values[i]), converters)
+        if misfit is not None:
+            reasons[i] = f"the value of {misfit[0]} {misfit[1]}"
+            misfits.add(misfit[0])
+            continue
+        for (c, _), v in zip(converters, row):
+            out[c][i] = v
     for i, doc in enumerate(parsed.docs):  # a rejected message's exceptions row still names its order
         if reasons[i] is not None and doc is not None:
             order_ids[i] = _order_id(doc)
@@ -158,7 +161,7 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
         pa.array(parsed.partitions, pa.int32()),
         pa.array(parsed.offsets, pa.int64()),
         pa.array(parsed.window_ids, pa.string()),
-        pa.array([r[:1000] if r else r for r in reasons], pa.string()),
+        pa.array([_cut(r) for r in reasons], pa.string()),
         pa.array(order_ids, pa.int64()),
         pa.array([p in declared for p in parsed.partitions], pa.bool_()),
     ]
@@ -168,6 +171,39 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
         arrays.append(pa.array(out[c], atype))
         fields.append(pa.field(c, atype))
     return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
+
+
+def _row(doc: dict[str, Any], converters: list[tuple[str, Callable[[Any], Any]]]) -> tuple[list[Any], tuple[str, str] | None]:
+    """The converted values of one message, or the first column that does not fit and why."""
+    row: list[Any] = []
+    for c, convert in converters:
+        value = doc.get(c)
+        if value is None:
+            row.append(None)
+            continue
+        try:
+            row.append(convert(value))
+        except Misfit as why:
+            return row, (c, str(why))
+    return row, None
+
+
+def _exact(value: bytes | None) -> dict[str, Any]:
+    """The message parsed with every JSON number with a fraction or exponent kept as a Decimal."""
+    import json
+
+    doc = json.loads(value or b"{}", parse_float=Decimal)
+    return doc if isinstance(doc, dict) else {}
+
+
+REASON_BYTES = 1000
+"""A reason is cut to this many UTF-8 bytes: it must fit the stage's VARCHAR(1024) on every engine."""
+
+
+def _cut(reason: str | None) -> str | None:
+    if reason is None or len(reason) * 4 <= REASON_BYTES:
+        return reason
+    return reason.encode()[:REASON_BYTES].decode(errors="ignore")
 
 
 def _order_id(doc: dict[str, Any]) -> int | None:
@@ -241,9 +277,13 @@ def _int(value: Any, bits: int, shown: str = "BIGINT") -> int:
     if type(value) is int:
         number: Any = value
     else:
+        if type(value) is float and abs(value) >= 2 ** 53:
+            raise _Inexact()  # past a double's exact integers: the digits must come from the text
         number = _number(value)
-        if number is None or number != number.to_integral_value():
+        if number is None or (number.adjusted() <= 40 and number != number.to_integral_value()):
             raise Misfit(f"does not convert to {shown} without change")
+        if number.adjusted() > 40:  # no integer column holds it: never build it (1e1000000000)
+            raise Misfit(f"is out of the range of {shown}")
         number = int(number)
     limit = 1 << (bits - 1)
     if not -limit <= number < limit:
@@ -252,9 +292,13 @@ def _int(value: Any, bits: int, shown: str = "BIGINT") -> int:
 
 
 def _decimal(value: Any, precision: int, scale: int, shown: str) -> Decimal:
+    if type(value) is float:
+        raise _Inexact()  # a double's shortest text may not be the digits the message carried
     number = _number(value)
     if number is None:
         raise Misfit(f"does not convert to {shown}")
+    if number and number.adjusted() >= precision - scale:  # before quantize: 1e200 would not fit its context
+        raise Misfit(f"has more integer digits than {shown} holds")
     with localcontext() as ctx:
         ctx.prec = 100  # the default 28 digits would fail on a DECIMAL(38,10) value
         exact = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
@@ -287,14 +331,17 @@ def _bool(value: Any, shown: str) -> bool:
 
 
 def _date(value: Any, shown: str) -> dt.date:
-    text = str(value)
-    time_of_day = text[10:].strip(" T")
-    if time_of_day and time_of_day.split("+")[0].rstrip("Z").strip("0:.") != "":
-        raise Misfit(f"has a time of day a {shown} would drop")
+    if not isinstance(value, str):
+        raise Misfit(f"does not convert to {shown}")
     try:
-        return dt.date.fromisoformat(text[:10])
+        at = dt.datetime.fromisoformat(value)
     except ValueError:
         raise Misfit(f"does not convert to {shown}") from None
+    if at.tzinfo is not None:  # the day in UTC, as every warehouse timestamp
+        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if at.time() != dt.time(0):
+        raise Misfit(f"has a time of day a {shown} would drop")
+    return at.date()
 
 
 def _timestamp(value: Any, shown: str) -> dt.datetime:
@@ -310,7 +357,16 @@ def _timestamp(value: Any, shown: str) -> dt.datetime:
 
 
 def _text(value: Any, limit: int, shown: str) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    if type(value) is float:
+        raise _Inexact()  # `1.10` lands as the text `1.10`, not the double's `1.1`
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Decimal):
+        text = str(value)
+    else:  # nested JSON as its text; its numbers as JSON numbers (doubles)
+        text = orjson.dumps(value, default=float).decode()
+    if "\x00" in text:
+        raise Misfit("holds a NUL character, which PostgreSQL and Redshift text cannot hold")
     if len(text) * 4 > limit:  # only long text needs its bytes counted
         size = len(text.encode())
         if size > limit:

@@ -4,6 +4,8 @@ engines' own copies of the landing used to disagree."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import orjson
@@ -12,6 +14,7 @@ import pytest
 from consumers.staging import RawMessage, stage
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
+from ordertrack.warehouse.landing import render
 from ordertrack.warehouse.types import Column
 from tests.support.warehouses import ENGINES, open_warehouse
 
@@ -88,3 +91,41 @@ def test_an_engine_url_that_target_type_does_not_name_says_which_to_change(make_
     r = env.cli("marts", "run", WAREHOUSE_URL="postgresql://u:secret-pw@127.0.0.1:1/db")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "set target.type to postgres" in r.stderr and "secret-pw" not in r.stderr
+
+
+def test_offsets_relanded_into_a_replays_hole_replace_their_rows_once(engine):
+    engine.ensure_raw_table(SPATH, COLUMNS)
+    batch = [message(i, order_id=i) for i in range(5)]
+    engine.land(SPATH, SPATH.topic, stage(batch))
+    engine.in_transaction(lambda ex: ex(render(  # what `ordertrack replay` opens: a hole [1, 3) on partition 0
+        "INSERT INTO settlement_public.ordertrack_replays (replay_id, table_name, topic, partition, from_offset, "
+        "to_offset, next_offset, requested_at) VALUES ('r1', :t, :topic, 0, 1, 3, 1, GETDATE())", engine.dialect),
+        {"t": SPATH.name, "topic": SPATH.topic}))
+    assert engine.next_offsets(SPATH.topic) == {0: 1}
+    undeclared = engine.land(SPATH, SPATH.topic, stage(batch[1:]))  # a reader that did not seek there
+    assert (undeclared.landed, undeclared.skipped) == (0, 4)
+    again = engine.land(SPATH, SPATH.topic, stage(batch[1:]), expected={0: 1})
+    assert (again.landed, again.skipped) == (2, 2)
+    assert engine.query("SELECT _kafka_offset, COUNT(*) FROM settlement_public.uni_tracking_spath_raw "
+                        "GROUP BY _kafka_offset ORDER BY 1") == [(i, 1) for i in range(5)]
+    assert engine.next_offsets(SPATH.topic) == {0: 5}
+    assert engine.query("SELECT finished_at IS NOT NULL FROM settlement_public.ordertrack_replays") == [(True,)]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_two_landers_of_one_topic_at_once_land_each_offset_once(engine):
+    """A rebalance can leave the old owner of a partition mid-batch while the new one lands the
+    same offsets: they take turns, and the second finds them landed."""
+    engine.ensure_raw_table(SPATH, COLUMNS)
+    batch = [message(i, order_id=i) for i in range(2000)]
+    start = threading.Barrier(2)
+
+    def land():
+        start.wait(timeout=30)
+        return engine.land(SPATH, SPATH.topic, stage(batch)).landed
+
+    with ThreadPoolExecutor(2) as pool:
+        landed = sorted(f.result() for f in [pool.submit(land), pool.submit(land)])
+    assert landed == [0, 2000]
+    assert engine.query("SELECT COUNT(*), COUNT(DISTINCT _kafka_offset) FROM settlement_public.uni_tracking_spath_raw") \
+        == [(2000, 2000)]

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from pydantic import SecretStr
+from redshift_connector.core import convert_paramstyle
 from sqlglot import exp
 
 from consumers.staging import RawMessage, stage
@@ -44,6 +45,8 @@ class Recorder:
 
     def __init__(self, positions=(), counts=(3, 2), rejects=((0, 2, "key column(s) order_id, traceSeq missing or NULL"),)):
         self.sent: list[tuple[str, dict | None]] = []
+        self.bound: list[tuple[str, list]] = []
+        self.copied: list[tuple[dict, bytes]] = []
         self.answers = {"SELECT partition, resume, hole_next": list(positions),
                         "SELECT COUNT(*), SUM(": [counts], "SELECT _partition, _offset, _reason": list(rejects)}
         self.autocommit = False
@@ -55,6 +58,16 @@ class Recorder:
 
     def execute(self, statement, params=None):
         self.sent.append((statement, params))
+        if params:  # what redshift_connector does with a pyformat statement before it sends it
+            converted, make_args = convert_paramstyle("pyformat", statement)
+            self.bound.append((converted, make_args(params)))
+        if statement.startswith("COPY"):  # the staged files exist while the transaction runs
+            client = s3_client(load_settings().s3)
+            bucket, key = statement.split("'")[1][5:].split("/", 1)
+            manifest = orjson.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+            [entry] = manifest["entries"]
+            data = client.get_object(Bucket=bucket, Key=entry["url"][5:].split("/", 1)[1])["Body"].read()
+            self.copied.append((entry, data))
         found = [rows for head, rows in self.answers.items() if statement.startswith(head)]
         self._rows = found[0] if found else []
         self.description = [("c",)] if found else None
@@ -123,6 +136,8 @@ def test_a_landing_sends_the_shared_statements_with_every_parameter_bound(record
         # Every parameter is bound the driver's way: nothing like `:batch_id` reaches the cluster.
         assert not re.search(r"(?<![:\w]):[a-z_]+\b", re.sub(r"'[^']*'", "", text)), text
         assert set(re.findall(r"%\((\w+)\)s", text)) <= set(params or {}), text
+    # Every statement with parameters goes through the driver's own pyformat conversion.
+    assert len(conn.bound) == len([p for _, p in conn.sent if p]) and all("$1" in t for t, _ in conn.bound)
     create, copy = sent[2], sent[3]
     assert create.startswith('CREATE TEMP TABLE "ordertrack_stage" (') and '"pathTime" BIGINT' in create
     assert copy.startswith('COPY "ordertrack_stage" FROM \'s3://') and copy.endswith(
@@ -133,20 +148,19 @@ def test_a_landing_sends_the_shared_statements_with_every_parameter_bound(record
 
 
 @pytest.mark.integration
-def test_the_copy_manifest_names_the_typed_parquet_file_with_its_length(recorded):
+def test_the_copy_manifest_names_the_typed_parquet_file_with_its_length_and_both_go_once_landed(recorded):
     engine, conn = recorded
     engine.land(SPATH, SPATH.topic, stage(_messages()))
-    copy = next(t for t, _ in conn.sent if t.startswith("COPY"))
-    manifest_uri = copy.split("'")[1]
-    client = s3_client(load_settings().s3)
-    bucket, key = manifest_uri[5:].split("/", 1)
-    [entry] = orjson.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["entries"]
-    body = client.get_object(Bucket=bucket, Key=entry["url"][5:].split("/", 1)[1])["Body"].read()
+    [(entry, body)] = conn.copied
     assert entry["mandatory"] and entry["meta"]["content_length"] == len(body)
     table = pq.read_table(io.BytesIO(body))
     assert table.column_names[:6] == ["_partition", "_offset", "_window_id", "_reason", "_order_id", "_declared"]
     assert str(table.schema.field("weight").type) == "decimal128(10, 3)"
     assert table.column("weight").to_pylist()[:2] == [Decimal("1.250"), Decimal("2.000")]
+    # Once the transaction has ended the staged files are gone (they hold the batch's rows).
+    client = s3_client(load_settings().s3)
+    bucket, key = entry["url"][5:].split("/", 1)
+    assert client.list_objects_v2(Bucket=bucket, Prefix=key.rsplit("/", 1)[0]).get("KeyCount", 0) == 0
 
 
 @pytest.mark.integration
@@ -157,9 +171,9 @@ def test_the_ledger_and_the_exceptions_go_where_every_engine_puts_them(recorded)
     spec = dataclasses.replace(SPATH, raw_schema="elsewhere")
     engine.land(spec, spec.topic, stage(_messages()))
     sent = [t for t, _ in conn.sent]
-    [ledger] = [t for t in sent if t.startswith("INSERT INTO") and "ordertrack_ingest_ledger" in t]
+    [ledger] = [t for t in sent if t.startswith("INSERT INTO") and "\"ordertrack_ingest_ledger\" (topic" in t]
     assert ledger.startswith('INSERT INTO "settlement_public"."ordertrack_ingest_ledger"')
-    [exceptions] = [t for t in sent if t.startswith("INSERT INTO") and "order_tracking_exceptions" in t]
+    [exceptions] = [t for t in sent if t.startswith("INSERT INTO") and "\"order_tracking_exceptions\" (order_id" in t]
     assert "f._order_id" in exceptions and "NOT EXISTS" in exceptions and "resolved_at IS NULL" in exceptions
 
 
@@ -280,6 +294,6 @@ def test_a_failed_merge_lands_the_batch_unmerged_on_redshift_as_everywhere(recor
     result = Lander(engine, load_pipeline_config(), load_settings(), after_landing=broken).land(SPATH, _messages())
     sent = [t for t, _ in conn.sent]
     assert [t for t in sent if t in ("BEGIN", "ROLLBACK", "COMMIT")] == ["BEGIN", "ROLLBACK", "BEGIN", "COMMIT"]
-    ledgers = [p for t, p in conn.sent if t.startswith("INSERT INTO") and "ordertrack_ingest_ledger" in t]
+    ledgers = [p for t, p in conn.sent if t.startswith("INSERT INTO") and "\"ordertrack_ingest_ledger\" (topic" in t]
     assert [p["merged"] for p in ledgers] == [True, False]
     assert result.merge_error == "RuntimeError: merge bug" and not result.merged

@@ -10,15 +10,13 @@ import pyarrow as pa
 import pytest
 
 from consumers.staging import RawMessage, stage
-from ordertrack.warehouse.typed import Misfit, _converter, parse, typed
+from ordertrack.warehouse.typed import parse, typed
 
 
 def misfit(value, wtype):
-    try:
-        _converter(wtype)(value)
-    except Misfit as why:
-        return str(why)
-    return None
+    """Why `value`, as a message carries it, does not fit a column of `wtype` (None: it fits)."""
+    m = RawMessage(0, 0, orjson.dumps({"k": 1, "c": value}), "w")
+    return typed(parse(stage([m])), {"k": "BIGINT", "c": wtype}, ["k"]).table.column("_reason")[0].as_py()
 
 
 @pytest.mark.parametrize(("value", "wtype", "fits"), [
@@ -47,6 +45,11 @@ def misfit(value, wtype):
     ("yesterday", "TIMESTAMP", False),
     ("1.5e3", "DOUBLE PRECISION", True),
     ({"a": 1}, "VARCHAR(64)", True),            # nested JSON lands as its text
+    (1e200, "DECIMAL(18,2)", False),            # rejected, never a crash of the batch
+    ("1e1000000000", "BIGINT", False),          # rejected without building the integer
+    ("a\x00b", "VARCHAR", False),               # PostgreSQL and Redshift text cannot hold a NUL
+    (20240105, "DATE", False),
+    ("2024-01-05T00:00:00+05:00", "DATE", False),  # 19:00 the day before, in UTC
 ])
 def test_misfit(value, wtype, fits):
     assert (misfit(value, wtype) is None) is fits
@@ -72,6 +75,23 @@ def test_typed_rows_name_the_column_that_does_not_fit_and_keep_the_rest():
     assert batch.misfit_columns == {"amount"}
     assert batch.table.schema.field("amount").type == pa.decimal128(12, 2)
     assert all(r["_declared"] for r in rows)
+
+
+def test_numbers_keep_the_digits_the_message_carried():
+    """orjson reads 1234567890123456.78 as a double; the column gets the message's own digits."""
+    m = RawMessage(0, 0, b'{"k": 1, "a": 1234567890123456.78, "t": 1.10, "b": 123456789012345678901.0}', "w")
+    row = typed(parse(stage([m])), {"k": "BIGINT", "a": "DECIMAL(18,2)", "t": "VARCHAR", "b": "DECIMAL(38,1)"},
+                ["k"]).table.to_pylist()[0]
+    assert (row["a"], row["t"], row["b"]) == (Decimal("1234567890123456.78"), "1.10", Decimal("123456789012345678901.0"))
+
+
+def test_a_long_reason_is_cut_to_the_bytes_every_stage_holds():
+    key = "é" * 60
+    m = RawMessage(0, 0, orjson.dumps({"k": 1, **{f"{key}{i}": 1 for i in range(5)}}), "w")
+    parsed = parse(stage([m]))
+    parsed.reject_keys(set(parsed.keys) - {"k"}, lambda keys: "keys " + ", ".join(keys) * 3)
+    reason = typed(parsed, {"k": "BIGINT"}, ["k"]).table.column("_reason")[0].as_py()
+    assert reason.startswith("keys ") and len(reason.encode()) <= 1000
 
 
 def test_a_rejected_message_still_names_its_order():
