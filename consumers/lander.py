@@ -95,8 +95,9 @@ class Lander:
             existing = set(self.engine.raw_columns(spec))
             unknown -= existing  # added since (the worker widens its tables at start-up, concurrently)
             folded = {c.lower() for c in existing}
-            # Not a name SQL can carry, or one that differs from a column only by case (the
-            # engines fold case): its messages are dead letters, never an ALTER that fails the batch.
+            # Not a name SQL can carry, or one that differs from a column only by case (quoted
+            # names keep their case, but two columns differing only by case confuse every reader):
+            # its messages are dead letters, never an ALTER that fails the batch.
             poison = {k for k in unknown if not _is_identifier(k) or k.lower() in folded}
             if poison:
                 log.warning("landing.keys.rejected", table=spec.name, keys=[k[:64] for k in sorted(poison)[:20]])

@@ -87,6 +87,8 @@ class PostgresEngine(SharedSql):
         self.settings = settings
         self.raw_schema, self.mart_schema = raw_schema, mart_schema
         self._local = threading.local()
+        self._all: list[psycopg.Connection] = []  # every thread's connection, for close()
+        self._all_lock = threading.Lock()
         with self._connection() as con:
             for stmt in catalog_ddl(raw_schema, mart_schema, self.dialect):
                 con.execute(stmt.encode())
@@ -112,6 +114,8 @@ class PostgresEngine(SharedSql):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {_no_secret(first)}") from None
         self._local.con = con
+        with self._all_lock:
+            self._all.append(con)
         return con
 
     def in_transaction(self, fn: Callable[[Session], T]) -> T:
@@ -181,10 +185,12 @@ class PostgresEngine(SharedSql):
         return statements
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        """Close every thread's connection."""
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for con in conns:
             con.close()
-            self._local.con = None
+        self._local.con = None
 
 
 def _no_secret(text: str) -> str:

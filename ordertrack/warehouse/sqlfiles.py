@@ -74,12 +74,16 @@ def first_per_key(tree: exp.Expr, dialect: str) -> exp.Expr:
 
     def transform(node: exp.Expr) -> exp.Expr:
         qualify = node.args.get("qualify") if isinstance(node, exp.Select) else None
-        cond = qualify.this if qualify is not None else None
-        if not (isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Window)
-                and isinstance(cond.this.this, exp.RowNumber) and cond.expression.name == "1"):
+        if qualify is None:
             return node
-        window = cond.this
-        keys = [k.copy() for k in window.args.get("partition_by") or []]
+        cond = qualify.this
+        window = cond.this if isinstance(cond, exp.EQ) else None
+        keys = [k.copy() for k in window.args.get("partition_by") or []] if isinstance(window, exp.Window) else []
+        if not (isinstance(window, exp.Window) and isinstance(window.this, exp.RowNumber)
+                and cond.expression.name == "1" and keys and not node.args.get("order") and not node.args.get("distinct")):
+            # Anything else would silently keep the row number as a column: say so instead.
+            raise ValueError(f"only QUALIFY ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) = 1 renders for {dialect}: "
+                             f"{qualify.sql()}")
         order = window.args.get("order")
         node.set("qualify", None)
         node.set("distinct", exp.Distinct(on=exp.Tuple(expressions=keys)))

@@ -72,9 +72,17 @@ def test_inline_statements_of_the_run_table_and_the_exceptions_render_for_redshi
             return [(1,)]  # one open exception
         return []
 
+    class Session:
+        def __call__(self, sql, params):
+            seen.append(sql)
+            return answer(sql)
+
+        def lock(self, name):
+            pass
+
     class Recorder(SimpleNamespace):
         def in_transaction(self, fn):
-            return fn(lambda sql, params: seen.append(sql) or answer(sql))
+            return fn(Session())
 
     engine = Recorder(dialect="redshift", placeholder="%s", raw_schema="settlement_public", mart_schema="settlement_ods")
     exceptions.resolve(engine, order_id=1, exception_type="dead_letter", note="n", by="b")
