@@ -19,12 +19,11 @@ partition:
 A lander that read on from a position the warehouse has since moved back (a worker that was
 running when the replay committed) finds `resume < expected` inside its landing transaction and
 gets `LedgerRewound`, with nothing committed: it must seek to the new position first. The rules
-are the same for every engine: the SQL below is shared.
+are the same for every engine: the relation below and the landing's statements that apply them
+(`ordertrack.warehouse.landing`: `fresh_sql`, `replace_relanded_sql`, `advance_holes_sql`) are shared.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.warehouse.engine import LEDGER_TABLE
@@ -70,48 +69,6 @@ def positions_relation(schema: str, topic: str) -> str:
         f"LEFT JOIN (SELECT partition, MIN(next_offset) AS next_offset, MAX(to_offset) AS to_offset "
         f"FROM {q(schema)}.{q(REPLAYS_TABLE)} WHERE topic = {topic} AND finished_at IS NULL GROUP BY partition) h "
         f"ON h.partition = l.partition AND h.to_offset <= l.next_offset"
-    )
-
-
-def partitions_sql(partitions: Iterable[int]) -> str:
-    """`(0, 2)`: the partitions a lander declared positions for, as an SQL list (integers only)."""
-    ps = sorted({int(p) for p in partitions})
-    return f"({', '.join(map(str, ps))})" if ps else "(NULL)"
-
-
-def lands(message: str, position: str, declared: Iterable[int]) -> str:
-    """The condition under which message `message` (alias with `partition` and `"offset"`) lands,
-    given its partition's row `position` of `positions_relation` (NULL: nothing landed there yet)
-    and the partitions whose reader declared its position (only those may re-land a hole)."""
-    o = f'{message}."offset"'
-    return (f"({o} >= COALESCE({position}.next_offset, 0) "
-            f"OR ({message}.partition IN {partitions_sql(declared)} "
-            f"AND {o} >= {position}.hole_next AND {o} < {position}.hole_to))")
-
-
-def replaced_rows(raw: str, topic: str, fresh: str, positions: str) -> str:
-    """Delete the raw rows of the offsets a batch re-lands into a hole (those below the ledger's
-    next offset), before the batch inserts them again."""
-    return (f"DELETE FROM {raw} USING (SELECT f.partition, f.\"offset\" FROM {fresh} f "
-            f"JOIN ({positions}) p ON p.partition = f.partition WHERE f.\"offset\" < p.next_offset) relanded "
-            f"WHERE {raw}._kafka_topic = {topic} AND {raw}._kafka_partition = relanded.partition "
-            f"AND {raw}._kafka_offset = relanded.\"offset\"")
-
-
-def advance_holes(schema: str, topic: str, batch: str, now: str, declared: Iterable[int]) -> str:
-    """After a batch of `topic` (relation `batch` with `partition` and `"offset"`) landed: move each
-    open hole of a declared partition past the batch's last offset, and close the holes the reader
-    has passed. A declared reader reads its partition contiguously from at most the hole's next
-    offset (the `expected` check), so every hole offset up to the batch's last has been re-landed."""
-    h = f"{q(schema)}.{q(REPLAYS_TABLE)}"
-    return (
-        f"UPDATE {h} SET "
-        f"next_offset = CASE WHEN b.last_offset + 1 >= {h}.to_offset THEN {h}.to_offset "
-        f"WHEN b.last_offset + 1 > {h}.next_offset THEN b.last_offset + 1 ELSE {h}.next_offset END, "
-        f"finished_at = CASE WHEN b.last_offset + 1 >= {h}.to_offset THEN {now} END "
-        f"FROM (SELECT partition, MAX(\"offset\") AS last_offset FROM {batch} GROUP BY partition) b "
-        f"WHERE {h}.topic = {topic} AND {h}.partition = b.partition AND {h}.finished_at IS NULL "
-        f"AND b.partition IN {partitions_sql(declared)}"
     )
 
 
