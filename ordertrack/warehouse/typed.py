@@ -129,30 +129,64 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     that cannot land gets its reason and NULLs in every source column."""
     keys = list(key_columns)
     key_reason = f"key column(s) {', '.join(keys)} missing or NULL"
-    converters = [(c, _converter(t)) for c, t in columns.items()]
-    out: dict[str, list[Any]] = {c: [None] * parsed.num_rows for c in columns}
+    n = parsed.num_rows
     reasons = list(parsed.reasons)
-    order_ids: list[int | None] = [None] * parsed.num_rows
-    misfits: set[str] = set()
-    for i, doc in enumerate(parsed.docs):
+    order_ids: list[int | None] = [None] * n
+    docs = parsed.docs
+    for i, doc in enumerate(docs):
         window = parsed.window_ids[i]
         if reasons[i] is None and window is not None and len(window.encode()) > 128:
             reasons[i] = "the window id header is longer than 128 bytes"
-        if reasons[i] is not None:
-            continue
-        if doc is None or any(doc.get(k) is None for k in keys):
+        if reasons[i] is None and (doc is None or any(doc.get(k) is None for k in keys)):
             reasons[i] = key_reason
+    live = [i for i in range(n) if reasons[i] is None]
+    live_docs: list[dict[str, Any]] = [docs[i] for i in live]  # type: ignore[misc]  # a live row has a doc
+    # Column by column: a column whose values are all of the plain kind it expects (ints in
+    # range, text without NUL that fits) is taken as it is; any other goes value by value. A
+    # message gets the reason of its first column, in column order, that does not fit.
+    converted: dict[str, list[Any]] = {}
+    first_misfit: dict[int, tuple[str, str]] = {}
+    exact_docs: dict[int, dict[str, Any]] = {}
+    for c, wtype in columns.items():
+        values = [d.get(c) for d in live_docs]
+        plain = _plain(values, wtype)
+        if plain is not None:
+            converted[c] = plain
             continue
-        try:
-            row, misfit = _row(doc, converters)
-        except _Inexact:
-            row, misfit = _row(_exact(parsed.values[i]), converters)
-        if misfit is not None:
-            reasons[i] = f"the value of {misfit[0]} {misfit[1]}"
-            misfits.add(misfit[0])
+        convert = _converter(wtype)
+        out: list[Any] = []
+        for i, v in zip(live, values):
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                try:
+                    out.append(convert(v))
+                except _Inexact:
+                    if i not in exact_docs:
+                        exact_docs[i] = _exact(parsed.values[i])
+                    try:
+                        out.append(convert(exact_docs[i].get(c)))
+                    except _Inexact:  # never expected: the exact parse leaves no double behind
+                        raise Misfit("is a number that cannot be read exactly") from None
+            except Misfit as why:
+                out.append(None)
+                first_misfit.setdefault(i, (c, str(why)))
+        converted[c] = out
+    misfits: set[str] = set()
+    for i, (c, reason) in first_misfit.items():
+        reasons[i] = f"the value of {c} {reason}"
+        misfits.add(c)
+    columns_out: dict[str, list[Any]] = {}
+    for c in columns:
+        if len(live) == n and not first_misfit:
+            columns_out[c] = converted[c]
             continue
-        for (c, _), v in zip(converters, row):
-            out[c][i] = v
+        full: list[Any] = [None] * n
+        for k, i in enumerate(live):
+            if i not in first_misfit:
+                full[i] = converted[c][k]
+        columns_out[c] = full
     for i, doc in enumerate(parsed.docs):  # a rejected message's exceptions row still names its order
         if reasons[i] is not None and doc is not None:
             order_ids[i] = _order_id(doc)
@@ -168,24 +202,36 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     fields = list(META)
     for c, t in columns.items():
         atype = arrow_type(t)
-        arrays.append(pa.array(out[c], atype))
+        arrays.append(pa.array(columns_out[c], atype))
         fields.append(pa.field(c, atype))
     return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
 
 
-def _row(doc: dict[str, Any], converters: list[tuple[str, Callable[[Any], Any]]]) -> tuple[list[Any], tuple[str, str] | None]:
-    """The converted values of one message, or the first column that does not fit and why."""
-    row: list[Any] = []
-    for c, convert in converters:
-        value = doc.get(c)
-        if value is None:
-            row.append(None)
-            continue
-        try:
-            row.append(convert(value))
-        except Misfit as why:
-            return row, (c, str(why))
-    return row, None
+def _plain(values: list[Any], wtype: str) -> list[Any] | None:
+    """`values` as they are, when every one is NULL or of the plain kind that fits a `wtype`
+    column unchanged (the per-value checks would pass each); None when any needs a closer look."""
+    base, nums = _parts(wtype)
+    present = [v for v in values if v is not None] if None in values else values
+    if not present:
+        return values
+    if base in _INT_BITS:
+        if set(map(type, present)) != {int}:
+            return None
+        limit = 1 << (_INT_BITS[base] - 1)
+        return values if -limit <= min(present) and max(present) < limit else None
+    if base == "VARCHAR" or base not in _TYPED_BASES:
+        if set(map(type, present)) != {str}:
+            return None
+        limit = min(nums[0], VARCHAR_MAX_BYTES) if base == "VARCHAR" and nums else VARCHAR_MAX_BYTES
+        if max(len(v) for v in present) * 4 > limit or "\x00" in "".join(present):
+            return None  # a long one may still fit in bytes: counted value by value
+        return values
+    if base == "BOOLEAN" and set(map(type, present)) == {bool}:
+        return values
+    return None
+
+
+_TYPED_BASES = {*_INT_BITS, "DECIMAL", "DOUBLE PRECISION", "BOOLEAN", "DATE", "TIMESTAMP"}
 
 
 def _exact(value: bytes | None) -> dict[str, Any]:
@@ -361,10 +407,15 @@ def _text(value: Any, limit: int, shown: str) -> str:
         raise _Inexact()  # `1.10` lands as the text `1.10`, not the double's `1.1`
     if isinstance(value, str):
         text = value
-    elif isinstance(value, Decimal):
-        text = str(value)
-    else:  # nested JSON as its text; its numbers as JSON numbers (doubles)
-        text = orjson.dumps(value, default=float).decode()
+    elif isinstance(value, (Decimal, int)) and not isinstance(value, bool):
+        text = str(value)  # exact, whatever its size
+    else:  # booleans and nested JSON as their JSON text
+        try:
+            text = orjson.dumps(value, default=float).decode()
+        except TypeError:  # an integer past 64 bits inside: the standard library writes it
+            import json
+
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=float)
     if "\x00" in text:
         raise Misfit("holds a NUL character, which PostgreSQL and Redshift text cannot hold")
     if len(text) * 4 > limit:  # only long text needs its bytes counted

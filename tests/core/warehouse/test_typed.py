@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumers.staging import RawMessage, stage
 from ordertrack.warehouse.typed import parse, typed
@@ -99,3 +102,26 @@ def test_a_rejected_message_still_names_its_order():
     row = typed(parse(stage([m])), {"order_id": "BIGINT", "n": "INTEGER"}, ["order_id"]).table.to_pylist()[0]
     assert (row["_order_id"], row["_declared"]) == (42, False)
     assert row["_reason"].startswith("the value of n ")
+
+
+def _one_by_one(values: list, columns: dict[str, str]) -> list[tuple]:
+    """The reference: each message alone, each column in order, as `typed` must decide."""
+    out = []
+    for v in values:
+        row = typed(parse(stage([RawMessage(0, 0, json.dumps({"k": 1, **v}).encode(), "w")])), columns, ["k"]).table.to_pylist()[0]
+        out.append(tuple(row[c] for c in ("_reason", *columns)))
+    return out
+
+
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.text(max_size=8),
+                   st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["12.5", "1e3", "2024-01-01", "a\x00"]))
+
+
+@given(st.lists(st.fixed_dictionaries({}, optional={"i": scalar, "n": scalar, "d": scalar, "t": scalar, "b": scalar}),
+                min_size=1, max_size=30))
+def test_a_batch_decides_each_message_as_it_would_alone(values):
+    """Column by column with plain columns taken as they are, or value by value: the same result."""
+    columns = {"k": "BIGINT", "i": "INTEGER", "n": "BIGINT", "d": "DECIMAL(12,2)", "t": "VARCHAR(16)", "b": "BOOLEAN"}
+    batch = [RawMessage(0, o, json.dumps({"k": 1, **v}).encode(), "w") for o, v in enumerate(values)]
+    rows = typed(parse(stage(batch)), columns, ["k"]).table.to_pylist()
+    assert [tuple(r[c] for c in ("_reason", *columns)) for r in rows] == _one_by_one(values, columns)
