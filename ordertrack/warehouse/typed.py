@@ -377,14 +377,7 @@ def _bool(value: Any, shown: str) -> bool:
 
 
 def _date(value: Any, shown: str) -> dt.date:
-    if not isinstance(value, str):
-        raise Misfit(f"does not convert to {shown}")
-    try:
-        at = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise Misfit(f"does not convert to {shown}") from None
-    if at.tzinfo is not None:  # the day in UTC, as every warehouse timestamp
-        at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    at = _timestamp(value, shown)  # the day in UTC, as every warehouse timestamp
     if at.time() != dt.time(0):
         raise Misfit(f"has a time of day a {shown} would drop")
     return at.date()
