@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-
 from marts import SQL_DIR
 from marts.runner import MERGE_ORDER, MartRunner, MartSql
 from ordertrack.errors import ConfigError, OrdertrackError
@@ -34,7 +32,7 @@ from ordertrack.log import get_logger
 from ordertrack.progress import Progress
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import LEDGER_TABLE, Execute, WarehouseEngine
-from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, render_text
+from ordertrack.warehouse.sqlfiles import render_text, transpile
 
 log = get_logger(__name__)
 
@@ -222,7 +220,7 @@ def _rows(execute: Execute, runner: MartRunner, spec: TableSpec) -> Rows:
 def _count(execute: Execute, dialect: str, sql: str) -> int:
     """Inline counts are written in the source dialect, like the files (identifiers come quoted
     from the config, validated, or from the catalog)."""
-    return int(execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect)[0], {})[0][0])
+    return int(execute(transpile(sql, dialect), {})[0][0])
 
 
 def rebuild_files() -> list[Path]:

@@ -33,7 +33,7 @@ from ordertrack.identifiers import validate_identifier
 from ordertrack.log import get_logger
 from ordertrack.tables import TableRegistry, TableSpec
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, Execute, WarehouseEngine
-from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, first_per_key, union_all
+from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT, first_per_key, transpile, union_all
 from ordertrack.warehouse.sqlfiles import table as _table
 from ordertrack.warehouse.types import catalog_type, widened
 
@@ -200,7 +200,7 @@ def history_tables(execute: Execute, dialect: str, spec: TableSpec) -> list[str]
     """The half-year history tables of a mart found in the catalog, oldest first."""
     sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema AND table_name LIKE :pattern "
            "ORDER BY table_name")
-    rows = execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect)[0],
+    rows = execute(transpile(sql, dialect),
                    {"schema": spec.mart_schema, "pattern": f"hist_{spec.name}_%"})
     pattern = re.compile(rf"^hist_{re.escape(spec.name)}_\d{{4}}_h[12]$")
     return [r[0] for r in rows if pattern.match(r[0])]
@@ -266,7 +266,7 @@ class MartRunner:
 
     def _run(self, execute: Execute, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         """Inline SQL is written in the source dialect too, and rendered like the files."""
-        return execute(sqlglot.transpile(sql, read=SOURCE_DIALECT, write=self.dialect)[0], params or {})
+        return execute(transpile(sql, self.dialect), params or {})
 
     # -- merge -------------------------------------------------------------------------------------
     def merge_batch(self, execute: Execute, spec: TableSpec, batch_id: str | None, latest: Path = BATCH_LATEST,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.warehouse.engine import EXCEPTIONS_TABLE, JOB_RUNS_TABLE, LEDGER_TABLE, WarehouseEngine
-from ordertrack.warehouse.landing import render
 from ordertrack.warehouse.positions import replays_ddl
+from ordertrack.warehouse.sqlfiles import transpile as render
 from ordertrack.warehouse.types import catalog_type
 
 

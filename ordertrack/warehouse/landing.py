@@ -26,12 +26,10 @@ fit raise `MisfitColumns` when asked to.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from typing import Any
 
 import pyarrow as pa
-import sqlglot
 
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.tables import TableSpec
@@ -48,17 +46,13 @@ from ordertrack.warehouse.engine import (
     WarehouseEngine,
 )
 from ordertrack.warehouse.positions import REPLAYS_TABLE, check_not_rewound, positions_relation
-from ordertrack.warehouse.sqlfiles import SOURCE_DIALECT
+from ordertrack.warehouse.sqlfiles import transpile as render
 from ordertrack.warehouse.typed import ParsedBatch, parse, typed
 
 STAGE = "ordertrack_stage"
 FRESH = "ordertrack_fresh"
 
 
-@functools.lru_cache(maxsize=512)
-def render(sql: str, dialect: str) -> str:
-    """`sql` (Redshift, `:name` parameters) in the engine's dialect, parameters in its style."""
-    return sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect)[0]
 
 
 # -- the statements (Redshift dialect) -------------------------------------------------------------
@@ -161,10 +155,6 @@ def unmerged_batches_sql(raw_schema: str) -> str:
             "AND batch_id IS NOT NULL GROUP BY batch_id ORDER BY MIN(landed_at), MIN(first_offset)")
 
 
-def next_offsets_sql(raw_schema: str) -> str:
-    return f"SELECT partition, resume FROM ({positions_relation(raw_schema, ':topic')}) AS p"
-
-
 def plan(spec: TableSpec, source_columns: list[str], raw_schema: str, mart_schema: str, dialect: str) -> dict[str, str]:
     """Every statement of a landing of `spec`, rendered for `dialect`, in the order they run
     (`replace` and `advance` only while a replay's hole is open; the stage's own statements
@@ -237,7 +227,7 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
                 if engine.retryable(exc):
                     raise  # not the merge's fault: the whole landing is redone
                 raise MergeFailed() from exc
-        index = {(p, o): i for i, (p, o) in enumerate(zip(parsed.partitions, parsed.offsets))}
+        index = {(p, o): i for i, (p, o) in enumerate(zip(parsed.partitions, parsed.offsets))} if rejects else {}
         rejected = [{"partition": int(p), "offset": int(o), "reason": r, "value": parsed.value_text(index[(p, o)])}
                     for p, o, r in rejects]
         if before_commit is not None and rejected:
@@ -249,9 +239,9 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
 
 
 def next_offsets(engine: WarehouseEngine, topic: str) -> dict[int, int]:
-    rows = engine.in_transaction(lambda s: s(render(next_offsets_sql(engine.raw_schema), engine.dialect),
+    rows = engine.in_transaction(lambda s: s(render(positions_sql(engine.raw_schema), engine.dialect),
                                               {"topic": topic}))
-    return {int(p): int(o) for p, o in rows}
+    return {int(p): int(o) for p, o, _ in rows}
 
 
 def unmerged_batches(engine: WarehouseEngine, topic: str) -> list[str]:

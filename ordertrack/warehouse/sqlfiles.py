@@ -8,6 +8,7 @@ history tables). The mapping edits the parsed tree, never the text; `:name` stay
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -114,6 +115,14 @@ def count_of(statement: exp.Expr) -> exp.Expr:
     q = exp.select(count).from_(statement.this.copy())
     where = statement.args.get("where")
     return q.where(where.this.copy()) if where is not None else q
+
+
+@functools.lru_cache(maxsize=512)
+def transpile(sql: str, dialect: str) -> str:
+    """A statement written in the source dialect (no placeholder tables; `:name` parameters), in
+    the engine's dialect with its parameter style. Cached: the landing renders the same few
+    statements for every batch."""
+    return sqlglot.transpile(sql, read=SOURCE_DIALECT, write=dialect)[0]
 
 
 def render_text(sql: str, dialect: str, relations: Mapping[str, Relation]) -> str:

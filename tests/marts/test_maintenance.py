@@ -9,7 +9,7 @@ from marts.maintenance import archive_all, trim_raw
 from marts.runner import MartRunner
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.landing import render
+from ordertrack.warehouse.sqlfiles import transpile as render
 from tests.marts.test_merge import ORDERS, SPATH, T0, TRACKING, Topic
 
 REGISTRY = TableRegistry(load_pipeline_config())

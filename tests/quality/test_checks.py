@@ -11,7 +11,7 @@ from consumers.staging import stage
 from marts.runner import MartRunner
 from ordertrack.config import DataQualityConfig, load_pipeline_config
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.landing import render
+from ordertrack.warehouse.sqlfiles import transpile as render
 from quality import exceptions
 from quality.runner import DataQuality
 from tests.marts.test_merge import COLUMNS, ORDERS, SPATH, TRACKING, Topic

@@ -14,7 +14,7 @@ import pytest
 from consumers.staging import RawMessage, stage
 from ordertrack.config import load_pipeline_config
 from ordertrack.tables import TableRegistry
-from ordertrack.warehouse.landing import render
+from ordertrack.warehouse.sqlfiles import transpile as render
 from ordertrack.warehouse.types import Column
 from tests.support.warehouses import ENGINES, open_warehouse
 
