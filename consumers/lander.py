@@ -90,10 +90,9 @@ class Lander:
             return LandResult()
         staged = parse(stage(unwrap(messages) if spec.binlog else messages))
         added: list[str] = []
-        unknown = staged.keys - set(self.engine.raw_columns(spec))
+        existing = set(self.engine.raw_columns(spec))
+        unknown = staged.keys - existing
         if unknown:
-            existing = set(self.engine.raw_columns(spec))
-            unknown -= existing  # added since (the worker widens its tables at start-up, concurrently)
             folded = {c.lower() for c in existing}
             # Not a name SQL can carry, or one that differs from a column only by case (quoted
             # names keep their case, but two columns differing only by case confuse every reader):

@@ -62,11 +62,19 @@ def service_lost(exc: BaseException) -> LostService | None:
     return None
 
 
+def without_secrets(text: str) -> str:
+    """`text` with any password a driver repeated from its connection string masked (libpq names
+    `password=...` and whole URLs in some messages)."""
+    import re
+
+    return re.sub(r"password=\S+", "password=***", re.sub(r"://([^:/@\s]+):[^@\s]+@", r"://\1:***@", text))
+
+
 def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
     """The one-sentence form of a lost or refused connection raised by a client library, or None
     when `exc` is not one (then it is a bug, reported as such). One-shot commands end with it
     (exit 4); long-running ones wait the outage out instead."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = without_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     import pymysql
     from confluent_kafka import KafkaException
 
@@ -92,10 +100,6 @@ def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
         )
     if type(exc).__module__.split(".")[0] == "psycopg" and type(exc).__name__ in (
             "OperationalError", "InterfaceError", "ConnectionTimeout", "AdminShutdown", "CannotConnectNow"):
-        # libpq's messages can repeat the connection string: only the first line, password removed.
-        import re
-
-        text = re.sub(r"password=\S+", "password=***", re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", text))
         return ServiceUnavailableError(f"The PostgreSQL warehouse did not answer ({text}); run again once it is back.")
     if type(exc).__module__.split(".")[0] in ("redshift_connector", "botocore", "urllib3") and (
             "connect" in text.lower() or "timed out" in text.lower() or "connection" in type(exc).__name__.lower()):

@@ -18,7 +18,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
 
-from ordertrack.errors import ConfigError, ServiceUnavailableError
+from ordertrack.errors import ConfigError, ServiceUnavailableError, without_secrets
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
@@ -112,7 +112,7 @@ class PostgresEngine(SharedSql):
             con = psycopg.connect(self._conninfo, **kwargs)
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {_no_secret(first)}") from None
+            raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {without_secrets(first)}") from None
         self._local.con = con
         with self._all_lock:
             self._all.append(con)
@@ -131,8 +131,7 @@ class PostgresEngine(SharedSql):
                 return fn(_PgSession(con))
         except psycopg.OperationalError as exc:
             if con.broken:
-                raise ServiceUnavailableError(f"The PostgreSQL connection to {self._where} was lost: "
-                                              f"{_no_secret(str(exc).strip().splitlines()[0] if str(exc).strip() else '')}") from exc
+                raise self._lost(exc) from exc
             raise
 
     def retryable(self, exc: BaseException) -> bool:
@@ -146,8 +145,13 @@ class PostgresEngine(SharedSql):
                 return list(cur.fetchall()) if cur.description else []
         except psycopg.OperationalError as exc:
             if con.broken:
-                raise ServiceUnavailableError(f"The PostgreSQL connection to {self._where} was lost.") from exc
+                raise self._lost(exc) from exc
             raise
+
+    def _lost(self, exc: psycopg.OperationalError) -> ServiceUnavailableError:
+        """A lost connection, as one sentence (an outage the caller waits out or reports)."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ServiceUnavailableError(f"The PostgreSQL connection to {self._where} was lost: {without_secrets(first)}")
 
     # -- raw tables -------------------------------------------------------------------------------
     def raw_columns(self, spec: TableSpec) -> dict[str, str]:
@@ -191,8 +195,3 @@ class PostgresEngine(SharedSql):
         for con in conns:
             con.close()
         self._local.con = None
-
-
-def _no_secret(text: str) -> str:
-    """libpq repeats the connection string in some messages: drop any password it names."""
-    return re.sub(r"password=\S+", "password=***", re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", text))
