@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"ORDERTRACK_KAFKA_PORT": 9092, "ORDERTRACK_KAFKA_CONTROLLER_PORT": 9093,
+                 "ORDERTRACK_KAFKA_SECURE_PORT": 9094, "ORDERTRACK_KAFKA_MTLS_PORT": 9095,
                  "ORDERTRACK_MARIADB_PORT": 3307, "ORDERTRACK_MOTO_PORT": 5055, "ORDERTRACK_POSTGRES_PORT": 5433}
 # Anything that could point a child at another stack (the shared one above all) is scrubbed from
 # its environment; the private stack's `.env` is then passed explicitly.

@@ -33,11 +33,14 @@ def up(
                                  help="Also run Kafka Connect with Debezium (binlog CDC)."),
     postgres: bool = typer.Option(True, "--postgres/--no-postgres", envvar="ORDERTRACK_STACK_POSTGRES",
                                   help="Run PostgreSQL (the PostgreSQL warehouse engine and its tests)."),
+    secure: bool = typer.Option(False, "--secure", envvar="ORDERTRACK_STACK_SECURE",
+                                help="Secured: Kafka SASL_SSL (SCRAM) and mutual-TLS listeners with ACLs, MariaDB TLS "
+                                     "(certificates under <state>/tls/; kept on later `up`s)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch what is missing, start what is stopped, wait until every service is healthy."""
     stack = Stack()
-    statuses = stack.up(connect=connect, postgres=postgres)
+    statuses = stack.up(connect=connect, postgres=postgres, secure=secure)
     _show(statuses, as_json, str(stack.layout.env_file))
     if not as_json:
         typer.echo(f"connection settings written to {stack.layout.env_file}")

@@ -32,6 +32,8 @@ class StackLayout:
     cache: Path
     kafka_port: int
     kafka_controller_port: int
+    kafka_secure_port: int  # SASL_SSL listener (SCRAM), only in a secured stack
+    kafka_mtls_port: int  # SSL listener with client certificates required, only in a secured stack
     mariadb_port: int
     postgres_port: int
     moto_port: int
@@ -49,6 +51,8 @@ class StackLayout:
             cache=cache,
             kafka_port=_port("ORDERTRACK_KAFKA_PORT", 9092),
             kafka_controller_port=_port("ORDERTRACK_KAFKA_CONTROLLER_PORT", 9093),
+            kafka_secure_port=_port("ORDERTRACK_KAFKA_SECURE_PORT", 9094),
+            kafka_mtls_port=_port("ORDERTRACK_KAFKA_MTLS_PORT", 9095),
             mariadb_port=_port("ORDERTRACK_MARIADB_PORT", 3307),
             postgres_port=_port("ORDERTRACK_POSTGRES_PORT", 5433),
             moto_port=_port("ORDERTRACK_MOTO_PORT", 5055),
@@ -58,6 +62,16 @@ class StackLayout:
     @property
     def env_file(self) -> Path:
         return self.root / ".env"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    @property
+    def secure(self) -> bool:
+        """Whether the stack runs secured (`stack up --secure`): asked for once, the certificate
+        folder exists and the stack stays secured on later `up`s (remove the folder to go back)."""
+        return self.tls_dir.is_dir()
 
     @property
     def kafka_dir(self) -> Path:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from ordertrack.stack.connect import ConnectService
 from ordertrack.stack.envfile import read_env, write_env
-from ordertrack.stack.kafka import KafkaService
+from ordertrack.stack.kafka import SECURE_ENV_KEYS, KafkaService
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.mariadb import MariaDBService
 from ordertrack.stack.moto import MotoService
 from ordertrack.stack.postgres import PostgresService
 from ordertrack.stack.service import ServiceStatus
+from ordertrack.stack.tls import ensure_stack_tls
 
 
 class Stack:
@@ -22,22 +23,28 @@ class Stack:
         self.connect = ConnectService(self.layout)
         self.services = (self.mariadb, self.postgres, self.kafka, self.s3, self.connect)
 
-    def up(self, connect: bool = False, postgres: bool = True) -> list[ServiceStatus]:
+    def up(self, connect: bool = False, postgres: bool = True, secure: bool = False) -> list[ServiceStatus]:
         """Start what is not running and wait for health; running services are left alone. The
         Kafka Connect worker only with `connect` (binlog CDC), or when it already runs;
         PostgreSQL unless `postgres` is False (a stack that lands into DuckDB only, such as the
-        fault harness's), or when it already runs. Asked for once, each is kept up."""
+        fault harness's), or when it already runs. Asked for once, each is kept up.
+
+        `secure` (or a stack secured before: its `tls/` folder exists) makes the certificates
+        once and runs Kafka with SASL_SSL and mutual-TLS listeners and MariaDB with TLS; a
+        running plain Kafka or MariaDB is restarted for it (ordertrack/stack/tls.py, kafka.py)."""
         with_connect = connect or self._started(self.connect)
         with_postgres = postgres or self._started(self.postgres)
         for s in self.services:
             if (s is not self.connect or with_connect) and (s is not self.postgres or with_postgres):
                 s.check_tools()
         self.layout.root.mkdir(parents=True, exist_ok=True)
+        if secure or self.layout.secure:
+            ensure_stack_tls(self.layout.tls_dir)
         env = self.env()
         write_env(self.layout.env_file, env)
         return [self.mariadb.up(env),
                 self.postgres.up(env) if with_postgres else self._off(self.postgres),
-                self.kafka.up(), self.s3.up(),
+                self.kafka.up(env), self.s3.up(),
                 self.connect.up(env) if with_connect else self._off(self.connect)]
 
     def down(self) -> list[ServiceStatus]:
@@ -63,6 +70,9 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         values = dict(read_env(self.layout.env_file))
+        if not self.layout.secure:  # no leftovers of a secured stack whose tls/ folder was removed
+            for k in (*SECURE_ENV_KEYS, "MYSQL_SSL_CA"):
+                values.pop(k, None)
         for s in self.services:
             values.update(s.env())
         values["WAREHOUSE_URL"] = f"duckdb:///{self.layout.warehouse_path}"

@@ -7,6 +7,11 @@ Binlog is on (ROW format, FULL row image, a server id) so Debezium's binlog CDC 
   `information_schema.innodb_trx`, SLAVE MONITOR to read replica lag: what the poller needs;
 * the workload user (`WORKLOAD_MYSQL_USER`): writes the synthetic workload, nothing more;
 * the binlog CDC user (`CONNECT_MYSQL_USER`): what Debezium needs to snapshot and stream (CDC_GRANTS).
+
+In a secured stack (`stack up --secure`) the server also speaks TLS with the stack's server
+certificate (`--ssl-ca/--ssl-cert/--ssl-key`) and the pipeline and workload users are
+`REQUIRE SSL` (re-applied on every `up`; `REQUIRE NONE` in a plain stack). The CDC user is left
+as it is: Debezium 2.6.2 talks to MariaDB with `database.ssl.mode=disabled` (docs/RUNTIME.md).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from ordertrack.source.cdc_account import GLOBAL_PRIVILEGES
 from ordertrack.source.connection import one_row
 from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import start_detached
+from ordertrack.stack.process import _cmdline, start_detached
 from ordertrack.stack.service import PidTracked, ServiceStatus
+from ordertrack.stack.tls import StackTLS
 from ordertrack.stack.tools import require
 
 log = get_logger(__name__)
@@ -85,10 +91,21 @@ class MariaDBService(PidTracked):
             # The binlog CDC account Kafka Connect's Debezium connector logs in with.
             "CONNECT_MYSQL_USER": CDC_USER,
             "CDC_MYSQL_PASSWORD": old.get("CDC_MYSQL_PASSWORD") or secrets.token_urlsafe(18),
+            **self._tls_env(),
         }
+
+    def _tls_env(self) -> dict[str, str]:
+        if not self.layout.secure:
+            return {"MYSQL_SSL_MODE": "disabled"}
+        return {"MYSQL_SSL_MODE": "verify_identity", "MYSQL_SSL_CA": str(StackTLS(self.layout.tls_dir).ca.cert_path)}
 
     # -- up ---------------------------------------------------------------------------------
     def up(self, env: dict[str, str] | None = None) -> ServiceStatus:
+        pid = self.running_pid()
+        if pid is not None and self.layout.secure and "--ssl-cert=" not in _cmdline(pid):
+            # A plain server asked to run secured: TLS is set up at start only.
+            log.info("stack.mariadb.restart", reason="TLS asked for")
+            self.down()
         if self.running_pid() is None:
             self._install()
             (self.dir / "run").mkdir(parents=True, exist_ok=True)
@@ -140,6 +157,10 @@ class MariaDBService(PidTracked):
             "--binlog-row-image=FULL",
             "--binlog-expire-logs-seconds=259200",
         ]
+        if self.layout.secure:
+            tls = StackTLS(self.layout.tls_dir)
+            argv += [f"--ssl-ca={tls.ca.cert_path}", f"--ssl-cert={tls.server.cert_path}",
+                     f"--ssl-key={tls.server.key_path}"]
         if os.geteuid() == 0:
             argv.append("--user=root")
         return argv
@@ -170,16 +191,19 @@ class MariaDBService(PidTracked):
             cur.execute(f"USE `{SOURCE_DATABASE}`")
             for stmt in split_sql(resource_text("source_schema.sql")):
                 cur.execute(stmt)
-            for user, pw_var, grants in (
-                (env["MYSQL_USER"], "MYSQL_PASSWORD", PIPELINE_GRANTS),
-                (env["WORKLOAD_MYSQL_USER"], "WORKLOAD_MYSQL_PASSWORD", WORKLOAD_GRANTS),
-                (env["CONNECT_MYSQL_USER"], "CDC_MYSQL_PASSWORD", CDC_GRANTS),
+            # The pipeline and workload users must use TLS in a secured stack; the CDC user keeps
+            # what it has (Debezium connects without TLS).
+            require = "REQUIRE SSL" if self.layout.secure else "REQUIRE NONE"
+            for user, pw_var, grants, tls_clause in (
+                (env["MYSQL_USER"], "MYSQL_PASSWORD", PIPELINE_GRANTS, require),
+                (env["WORKLOAD_MYSQL_USER"], "WORKLOAD_MYSQL_PASSWORD", WORKLOAD_GRANTS, require),
+                (env["CONNECT_MYSQL_USER"], "CDC_MYSQL_PASSWORD", CDC_GRANTS, ""),
             ):
                 account = f"'{user}'@'%'"
                 # With bound parameters pymysql %-formats the statement, so the host '%' is doubled.
                 bound = account.replace("%", "%%")
                 cur.execute(f"CREATE USER IF NOT EXISTS {bound} IDENTIFIED BY %s", (env[pw_var],))
-                cur.execute(f"ALTER USER {bound} IDENTIFIED BY %s", (env[pw_var],))
+                cur.execute(f"ALTER USER {bound} IDENTIFIED BY %s {tls_clause}", (env[pw_var],))
                 for g in grants:
                     cur.execute(g.format(user=account))
 

@@ -97,7 +97,9 @@ class PostgresService(PidTracked):
         password = password or secrets.token_urlsafe(18)
         return {
             "POSTGRES_WAREHOUSE_URL": (f"postgresql://{WAREHOUSE_USER}:{quote(password, safe='')}"
-                                       f"@127.0.0.1:{self.layout.postgres_port}/{WAREHOUSE_DATABASE}"),
+                                       f"@127.0.0.1:{self.layout.postgres_port}/{WAREHOUSE_DATABASE}"
+                                       # The local server has no TLS; the engine's default is `require`.
+                                       "?sslmode=disable"),
             "POSTGRES_ADMIN_SOCKET_DIR": str(self.run_dir),
         }
 

@@ -48,7 +48,7 @@ def test_up_is_idempotent_and_the_warehouse_role_owns_its_database(postgres):
     env = postgres.env()
     assert env["POSTGRES_ADMIN_SOCKET_DIR"] == str(postgres.run_dir)
     url = env["POSTGRES_WAREHOUSE_URL"]
-    assert url.startswith("postgresql://ordertrack_wh:") and url.endswith("@127.0.0.1:15434/warehouse")
+    assert url.startswith("postgresql://ordertrack_wh:") and url.endswith("@127.0.0.1:15434/warehouse?sslmode=disable")
 
     first = postgres.up(env)
     assert (first.name, first.state, first.address) == ("postgres", "running", "127.0.0.1:15434")

@@ -59,7 +59,7 @@ def test_up_twice_keeps_the_running_services(kafka_bootstrap, mariadb_admin):
     assert {s["name"]: s["address"] for s in json.loads(status.stdout)["services"]} == {
         "mariadb": f"127.0.0.1:{layout.mariadb_port}",
         "postgres": f"127.0.0.1:{layout.postgres_port}",
-        "kafka": kafka_bootstrap,
+        "kafka": f"127.0.0.1:{layout.kafka_port}",  # the plaintext listener (secured stack: the admin's)
         "s3": f"http://127.0.0.1:{layout.moto_port}",
         "connect": f"http://127.0.0.1:{layout.connect_port}",
     }
@@ -78,6 +78,8 @@ def isolated_env() -> dict[str, str]:
         ORDERTRACK_CACHE_DIR=str(StackLayout.from_env().cache),
         ORDERTRACK_KAFKA_PORT="19092",
         ORDERTRACK_KAFKA_CONTROLLER_PORT="19093",
+        ORDERTRACK_KAFKA_SECURE_PORT="19094",
+        ORDERTRACK_KAFKA_MTLS_PORT="19095",
         ORDERTRACK_MARIADB_PORT="13307",
         ORDERTRACK_POSTGRES_PORT="15433",
         ORDERTRACK_MOTO_PORT="15055",
@@ -106,7 +108,11 @@ def test_isolated_stack_up_then_down_leaves_no_process(isolated_env):
     env_file = Path(state) / ".env"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092" in env_file.read_text()
-    assert "@127.0.0.1:15433/warehouse\n" in env_file.read_text()
+    # A plain stack says so: no TLS anywhere (the clients' defaults would ask for it).
+    assert "@127.0.0.1:15433/warehouse?sslmode=disable\n" in env_file.read_text()
+    assert "KAFKA_SECURITY_PROTOCOL=PLAINTEXT\n" in env_file.read_text()
+    assert "MYSQL_SSL_MODE=disabled\n" in env_file.read_text()
+    assert not (Path(state) / "tls").exists()
     # The pid `up` recorded is the postmaster's own (as root too: setpriv execs, no wrapper between).
     postgres_pid = next(s["pid"] for s in services if s["name"] == "postgres")
     assert (Path(state) / "postgres" / "data" / "postmaster.pid").read_text().split()[0] == str(postgres_pid)
