@@ -84,7 +84,7 @@ def main() -> None:
     # (c) end to end on the same number of rows, from the producer benchmark's source.
     settings = load_settings()
     prepare_source(max(n, 1_000_000))
-    admin = KafkaAdmin(settings.kafka.bootstrap_servers)
+    admin = KafkaAdmin(settings.kafka)
     admin.ensure_topics(pipeline_topics(cfg))
     e2e_engine = DuckDBEngine(tmp / "e2e.duckdb")
     try:

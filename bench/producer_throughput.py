@@ -129,7 +129,7 @@ def main() -> None:
     end = BASE + args.rows // 50 + 1
     tag = uuid.uuid4().hex[:6]
     cfg = bench_config(tag, args.page)
-    admin = KafkaAdmin(settings.kafka.bootstrap_servers)
+    admin = KafkaAdmin(settings.kafka)
     admin.ensure_topics(pipeline_topics(cfg))
     try:
         n, fetch_s, payloads = fetch_only(cfg, settings, end)

@@ -21,6 +21,7 @@ from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
 from ordertrack.kafka.messages import position
+from ordertrack.kafka.security import client_conf
 from ordertrack.log import get_logger
 from ordertrack.progress import Progress
 from ordertrack.settings import Settings
@@ -45,7 +46,7 @@ class TableDrain:
 
 def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
     return routed({
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        **client_conf(settings.kafka),
         "group.id": f"{config.pipeline.name}.landing",
         "client.id": f"{config.pipeline.name}.landing",
         "isolation.level": "read_committed",

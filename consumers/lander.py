@@ -37,6 +37,7 @@ from ordertrack.errors import ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as quote
 from ordertrack.identifiers import validate_identifier
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.security import client_conf
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
@@ -62,7 +63,7 @@ class Lander:
         self.config = config
         self.settings = settings
         self._dlq = Producer(routed({
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **client_conf(settings.kafka),
             "client.id": f"{config.pipeline.name}.landing.dlq",
             "enable.idempotence": True,
         }))

@@ -29,7 +29,7 @@ def check_ledger_within_log(settings: Settings, spec: TableSpec, ledger_next: di
     passes one `admin` for all of them (else one is opened for this check)."""
     if not ledger_next:
         return
-    ends = (admin or KafkaAdmin(settings.kafka.bootstrap_servers)).end_offsets(spec.topic)
+    ends = (admin or KafkaAdmin(settings.kafka)).end_offsets(spec.topic)
     for p, nxt in sorted(ledger_next.items()):
         if nxt > ends.get(p, 0):
             raise ledger_ahead_error(spec, p, nxt, ends.get(p, 0))

@@ -137,7 +137,7 @@ def plan_replay(config: PipelineConfig, settings: Settings, engine: WarehouseEng
         requested += f" --to {format_utc(to_time)}"
     plan = ReplayPlan(spec.name, spec.topic, uuid.uuid4().hex[:12], requested)
     landed = landing_positions(engine, spec.topic)
-    c = reader(settings.kafka.bootstrap_servers, f"{config.pipeline.name}.replay", "read_committed")
+    c = reader(settings.kafka, f"{config.pipeline.name}.replay", "read_committed")
     try:
         parts = partitions(c, settings.kafka.bootstrap_servers, spec.topic, "run `ordertrack topics create`")
         if from_offsets is not None and (unknown := sorted(set(from_offsets) - set(parts))):

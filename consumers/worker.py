@@ -53,6 +53,7 @@ from consumers.ledger import LedgerAheadError, check_ledger_within_log
 from consumers.staging import RawMessage, header, last_offsets
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin
+from ordertrack.kafka.security import faust_credentials
 from ordertrack.log import get_logger
 from ordertrack.outage import Outage
 from ordertrack.settings import Settings
@@ -134,7 +135,7 @@ class LandingApp(faust.App):
     def ledger_positions(self, tps) -> dict[TP, int]:  # noqa: ANN001
         out: dict[TP, int] = {}
         specs = {s.topic: s for s in self.registry}
-        admin = KafkaAdmin(self.settings.kafka.bootstrap_servers)  # one client for every table's check
+        admin = KafkaAdmin(self.settings.kafka)  # one client for every table's check
         for topic in {tp.topic for tp in tps}:
             if topic not in specs:
                 continue
@@ -207,6 +208,8 @@ def build_app(
         app_id,
         datadir=str(datadir / app_id),
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        # TLS and SASL as every other client has them; checked to be the configured protocol.
+        broker_credentials=faust_credentials(settings.kafka),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

@@ -33,6 +33,12 @@ class ServiceUnavailableError(OrdertrackError):
     exit_code = 4
 
 
+class SecurityError(ServiceUnavailableError):
+    """A secured connection failed: the certificate did not verify, the service does not speak TLS
+    where TLS was asked for, credentials or a grant were refused. A setting to fix, never an outage
+    to wait out, and never a reason to try without TLS."""
+
+
 class NotCheckableYet(OrdertrackError):
     """A check has nothing to judge yet (nothing carried, nothing landed): not a data problem and
     not bad input; the same exit code as a check a service kept from running."""

@@ -120,8 +120,10 @@ def retry_until_ok(fn: Callable[[], T], outage: Outage, stop: threading.Event | 
 
 def worth_waiting(exc: BaseException) -> bool:
     """False for our own errors that name something to fix (exit codes other than 4)."""
-    from ordertrack.errors import OrdertrackError, ServiceUnavailableError, TransientError
+    from ordertrack.errors import OrdertrackError, SecurityError, ServiceUnavailableError, TransientError
 
+    if isinstance(exc, SecurityError):
+        return False
     if isinstance(exc, OrdertrackError):
         return isinstance(exc, (ServiceUnavailableError, TransientError)) and "refused" not in str(exc)
     return True

@@ -11,10 +11,14 @@ import os
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ordertrack.errors import ConfigError
+
+MySQLSslMode = Literal["disabled", "required", "verify_ca", "verify_identity"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 def state_dir() -> Path:
@@ -34,6 +38,25 @@ class MySQLSettings(BaseSettings):
     database: str = Field("kuaisong", description="Source schema.")
     unix_socket: str | None = Field(None, description="Socket path, instead of host and port.")
     init_command: str | None = Field(None, description="SQL run when a session opens (e.g. a time zone).")
+    ssl_mode: MySQLSslMode = Field(
+        "required", description="TLS to the source over TCP: disabled, required (encrypted, certificate not "
+        "checked), verify_ca (signed by MYSQL_SSL_CA) or verify_identity (and naming MYSQL_HOST). Never "
+        "downgraded: a server without TLS is refused unless disabled. Not used over a unix socket.")
+    ssl_ca: str | None = Field(None, description="CA file (PEM) the server's certificate must chain to.")
+    ssl_cert: str | None = Field(None, description="Client certificate (PEM), when the server asks for one.")
+    ssl_key: str | None = Field(None, description="Its private key (PEM).")
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> "MySQLSettings":
+        if self.ssl_mode in ("verify_ca", "verify_identity") and not self.ssl_ca:
+            raise ValueError(f"MYSQL_SSL_MODE={self.ssl_mode} needs MYSQL_SSL_CA, the CA file to verify the "
+                             "server's certificate with")
+        if bool(self.ssl_cert) != bool(self.ssl_key):
+            raise ValueError("MYSQL_SSL_CERT and MYSQL_SSL_KEY go together: set both or neither")
+        if self.ssl_mode == "disabled" and (self.ssl_ca or self.ssl_cert):
+            raise ValueError("MYSQL_SSL_CA or MYSQL_SSL_CERT is set but MYSQL_SSL_MODE=disabled: say which you "
+                             "mean (TLS would not be used)")
+        return self
 
 
 class WorkloadSettings(BaseSettings):
@@ -46,9 +69,64 @@ class WorkloadSettings(BaseSettings):
 
 
 class KafkaSettings(BaseSettings):
+    """One set of connection and security settings for every Kafka client of the pipeline
+    (confluent-kafka's producer, admin and consumers, faust's aiokafka worker): what reaches each
+    is built in `ordertrack.kafka.security`."""
+
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: what the broker's listener speaks.")
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, or OAUTHBEARER (with KAFKA_SASL_OAUTHBEARER_PROVIDER).")
+    sasl_username: str | None = Field(None, description="SASL user (PLAIN, SCRAM).")
+    sasl_password: SecretStr | None = Field(None, description="Its password.")
+    sasl_oauthbearer_provider: Literal["aws_msk_iam"] | None = Field(
+        None, description="Where OAUTHBEARER tokens come from: aws_msk_iam (Amazon MSK IAM, signed with the AWS "
+        "credentials boto3 finds, for KAFKA_SASL_OAUTHBEARER_REGION).")
+    sasl_oauthbearer_region: str | None = Field(None, description="MSK's region (default AWS_DEFAULT_REGION).")
+    ssl_ca_location: str | None = Field(None, description="CA file (PEM) the broker's certificate must chain to "
+                                                          "(default: the system's CAs).")
+    ssl_certificate_location: str | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    ssl_key_location: str | None = Field(None, description="Its private key (PEM).")
+    ssl_key_password: SecretStr | None = Field(None, description="The key's password, if it has one.")
+    ssl_endpoint_identification: bool = Field(
+        True, description="Check that the broker's certificate names the host connected to; turn off only for "
+        "brokers reached by an address their certificate does not name.")
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> "KafkaSettings":
+        p, m = self.security_protocol, self.sasl_mechanism
+        if self.sasl:
+            if m is None:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={p} needs KAFKA_SASL_MECHANISM")
+            if m == "OAUTHBEARER":
+                if self.sasl_oauthbearer_provider is None:
+                    raise ValueError("KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SASL_OAUTHBEARER_PROVIDER "
+                                     "(aws_msk_iam)")
+            elif not self.sasl_username or self.sasl_password is None:
+                raise ValueError(f"KAFKA_SASL_MECHANISM={m} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            if p == "SASL_PLAINTEXT" and m in ("PLAIN", "OAUTHBEARER"):
+                raise ValueError(f"KAFKA_SASL_MECHANISM={m} over SASL_PLAINTEXT would send the credentials in clear: "
+                                 "use KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+        elif m is not None:
+            raise ValueError(f"KAFKA_SASL_MECHANISM is set but KAFKA_SECURITY_PROTOCOL={p} does not use SASL: "
+                             "use SASL_SSL (or SASL_PLAINTEXT)")
+        if not self.tls and (self.ssl_ca_location or self.ssl_certificate_location):
+            raise ValueError(f"a KAFKA_SSL_ file is set but KAFKA_SECURITY_PROTOCOL={p} does not use TLS: "
+                             "use SSL or SASL_SSL")
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ValueError("KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together: set both or neither")
+        return self
 
 
 class S3Settings(BaseSettings):
@@ -95,6 +173,10 @@ class WarehouseSettings(BaseSettings):
     password: SecretStr | None = Field(None, description="Redshift (or PostgreSQL, when the URL has none) password.")
     s3_staging: str | None = Field(None, description="Redshift: s3://bucket/prefix/ where batches are staged.")
     iam_role: str | None = Field(None, description="Redshift: the IAM role COPY assumes to read the staging bucket.")
+    ssl_mode: Literal["disable", "require", "verify-ca", "verify-full"] = Field(
+        "require", description="PostgreSQL: TLS to the warehouse (libpq's sslmode; never `prefer`, which falls "
+        "back to plaintext). An `sslmode` in the URL wins. Redshift always uses verify-full.")
+    ssl_root_cert: str | None = Field(None, description="PostgreSQL: CA file (PEM) for verify-ca / verify-full.")
 
 
 Fallback = Literal["mysql", "kafka", "warehouse"]
@@ -156,6 +238,8 @@ def _load(cls: type[S], files: tuple[str, ...]) -> S:
         return cls(_env_file=files)
     except ValidationError as exc:
         first = exc.errors()[0]
+        if not first["loc"]:  # a check across fields: its message names the variables
+            raise ConfigError(f"{first['msg'].removeprefix('Value error, ')}.") from None
         var = f"{cls.model_config.get('env_prefix', '')}{first['loc'][0]}".upper()
         # The offending value may be a secret: only the variable's name and the problem are told.
         raise ConfigError(f"Environment variable {var} is invalid: {first['msg']}.") from None

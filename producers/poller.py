@@ -38,6 +38,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_d
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.security import check_handshake, client_conf
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.connection import SourceUnreachableError, connect
@@ -95,7 +96,7 @@ def _retriable(exc: BaseException) -> bool:
 def producer_config(config: PipelineConfig, settings: Settings, table: str, *, backfill: bool = False) -> dict:
     ident = f"{config.pipeline.name}.{'backfill' if backfill else 'producer'}.{table}"
     return routed({
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        **client_conf(settings.kafka),
         "client.id": ident,
         "transactional.id": ident,
         "transaction.timeout.ms": config.kafka.transaction_timeout_seconds * 1000,
@@ -168,7 +169,8 @@ class TablePoller:
             except SourceUnreachableError as exc:
                 raise OutageError("source", str(exc)) from None
         if self._admin is None:
-            self._admin = AdminClient(routed({"bootstrap.servers": self.settings.kafka.bootstrap_servers}))
+            check_handshake(self.settings.kafka)
+            self._admin = AdminClient(routed(client_conf(self.settings.kafka)))
         if self._producer is None:
             producer = self._new_producer()
             try:

@@ -77,7 +77,7 @@ class CycleResult:
 
 def watermark_store(config: PipelineConfig, settings: Settings) -> KafkaWatermarkStore:
     return KafkaWatermarkStore(
-        settings.kafka.bootstrap_servers,
+        settings.kafka,
         config.kafka.watermark_topic,
         wait_seconds=config.kafka.transaction_timeout_seconds + 30,
         client_id=config.pipeline.name,

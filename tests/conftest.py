@@ -58,7 +58,7 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(settings: Settings) -> str:
     try:
-        KafkaAdmin(settings.kafka.bootstrap_servers, timeout=5).list_topics()
+        KafkaAdmin(settings.kafka, timeout=5).list_topics()
     except OrdertrackError:
         service_missing(f"Kafka at {settings.kafka.bootstrap_servers}")
     return settings.kafka.bootstrap_servers

@@ -53,7 +53,7 @@ def backfill(
                           "already complete (--restart to publish again)" if p.already_complete
                           else "resumes an interrupted run" if p.resumed else "new run") for p in plans])
         return
-    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
+    KafkaAdmin(state.settings.kafka).ensure_topics(pipeline_topics(state.config))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     results: list[BackfillResult] = []

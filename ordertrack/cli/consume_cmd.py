@@ -61,7 +61,7 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     """The cron-style main job: produce one window of every table, land it, print a summary."""
     state = ctx.obj
     specs = list(state.registry)
-    KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))
+    KafkaAdmin(state.settings.kafka).ensure_topics(pipeline_topics(state.config))
     if state.registry.polled():
         with Producer(state.config, state.settings, state.registry.polled()) as producer:
             produced = producer.cycle()
@@ -140,7 +140,7 @@ def _run_worker(state, specs, batch_size: int, max_batch_age: str, metrics_port:
 
         start_http_server(metrics_port)
     # A worker started while Kafka or the warehouse is away waits for them, as it would mid-run.
-    retry_until_ok(lambda: KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config)),
+    retry_until_ok(lambda: KafkaAdmin(state.settings.kafka).ensure_topics(pipeline_topics(state.config)),
                    Outage("kafka"))
     engine = retry_until_ok(lambda: open_engine(state.config, state.settings, create="always"), Outage("warehouse"))
     app = build_app(state.config, state.settings, engine, specs, batch_size=batch_size, max_batch_age_seconds=age,

@@ -73,7 +73,7 @@ def produce(
     stop = threading.Event()
     # SIGTERM (a scheduler stopping us) and Ctrl-C both end the open window by aborting it.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ensure = lambda: KafkaAdmin(state.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(state.config))  # noqa: E731
+    ensure = lambda: KafkaAdmin(state.settings.kafka).ensure_topics(pipeline_topics(state.config))  # noqa: E731
     if interval is None:
         ensure()
     else:  # the long-running loop started while Kafka is away waits for it, as it would mid-run

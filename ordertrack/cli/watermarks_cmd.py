@@ -21,7 +21,7 @@ app = typer.Typer(help="Show and move the per-table watermarks.", no_args_is_hel
 
 
 def _store(ctx: typer.Context):
-    KafkaAdmin(ctx.obj.settings.kafka.bootstrap_servers).ensure_topics(pipeline_topics(ctx.obj.config))
+    KafkaAdmin(ctx.obj.settings.kafka).ensure_topics(pipeline_topics(ctx.obj.config))
     return watermark_store(ctx.obj.config, ctx.obj.settings)
 
 

@@ -45,7 +45,7 @@ def dq_inputs(state, engine: WarehouseEngine | None) -> DqInputs:  # noqa: ANN00
         from ordertrack.kafka.reader import read_since, reader
 
         topic = config.kafka.dead_letter_topic
-        c = reader(settings.kafka.bootstrap_servers, f"{config.pipeline.name}.dq.dead-letters")
+        c = reader(settings.kafka, f"{config.pipeline.name}.dq.dead-letters")
         try:
             records = read_since(c, settings.kafka.bootstrap_servers, topic, since, "run `ordertrack topics create`")
         finally:

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AclBinding, AdminClient, NewTopic, OffsetSpec
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
+from ordertrack.kafka.security import check_handshake, client_conf, refusal
 from ordertrack.log import get_logger
+from ordertrack.settings import KafkaSettings
 from ordertrack.tables import TableRegistry
 
 log = get_logger(__name__)
@@ -48,10 +50,12 @@ def pipeline_topics(config: PipelineConfig) -> list[TopicSpec]:
 
 
 class KafkaAdmin:
-    def __init__(self, bootstrap_servers: str, timeout: float = 15.0) -> None:
-        self.bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings, timeout: float = 15.0) -> None:
+        self.bootstrap = kafka.bootstrap_servers
+        self.kafka = kafka
         self.timeout = timeout
-        self._admin = AdminClient(routed({"bootstrap.servers": bootstrap_servers}))
+        check_handshake(kafka)
+        self._admin = AdminClient(routed(client_conf(kafka)))
 
     def _serve_logs(self) -> None:
         # An admin client hands over its queued log lines and errors only when polled.
@@ -106,6 +110,10 @@ class KafkaAdmin:
                 log.info("kafka.topic.created", topic=name)
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # lost a race with another process: fine
+                    refused = refusal(exc.args[0], self.kafka, f"{name} (creating it is an administrator's step: "
+                                                               "`ordertrack topics create` as one)")
+                    if refused is not None:
+                        raise refused from None
                     raise ServiceUnavailableError(f"Kafka refused to create topic {name}: {exc.args[0].str()}") from None
         return created
 
@@ -117,3 +125,17 @@ class KafkaAdmin:
         for name, fut in self._admin.delete_topics(todo, request_timeout=self.timeout).items():
             fut.result()
             log.info("kafka.topic.deleted", topic=name)
+
+    def create_acls(self, bindings: list[AclBinding]) -> int:
+        """Create the ALLOW bindings (creating an existing one is a no-op); return how many were sent."""
+        if not bindings:
+            return 0
+        for binding, fut in self._admin.create_acls(bindings, request_timeout=self.timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                raise ServiceUnavailableError(
+                    f"Kafka refused to create the ACL {binding.restype_name} {binding.name} {binding.operation.name} "
+                    f"for {binding.principal}: {exc.args[0].str()} (creating ACLs takes an administrator's "
+                    "principal).") from None
+        return len(bindings)

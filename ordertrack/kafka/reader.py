@@ -12,6 +12,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
 from ordertrack.kafka.messages import position
+from ordertrack.kafka.security import check_handshake, client_conf
+from ordertrack.settings import KafkaSettings
 
 
 class WatchfulConsumer(Consumer):
@@ -26,9 +28,10 @@ class WatchfulConsumer(Consumer):
             self.brokers_down = True
 
 
-def reader(bootstrap: str, client_id: str, isolation: str = "read_committed") -> WatchfulConsumer:
+def reader(kafka: KafkaSettings, client_id: str, isolation: str = "read_committed") -> WatchfulConsumer:
+    check_handshake(kafka)
     return WatchfulConsumer({
-        "bootstrap.servers": bootstrap,
+        **client_conf(kafka),
         "group.id": f"{client_id}.reader.{uuid.uuid4().hex[:8]}",
         "client.id": client_id,
         "isolation.level": isolation,

@@ -32,7 +32,7 @@ def topic_findings(needed: list[TopicSpec], existing: dict[str, int]) -> list[Fi
 
 def check_kafka(config: PipelineConfig, settings: Settings, timeout: float = 10.0) -> list[Finding]:
     try:
-        existing = KafkaAdmin(settings.kafka.bootstrap_servers, timeout=timeout).list_topics()
+        existing = KafkaAdmin(settings.kafka, timeout=timeout).list_topics()
     except ServiceUnavailableError as exc:
         return [unreachable("kafka", "kafka.connect", str(exc))]
     return topic_findings(pipeline_topics(config), existing)

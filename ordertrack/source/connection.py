@@ -7,8 +7,9 @@ from typing import Any, cast
 import pymysql
 import pymysql.cursors
 
-from ordertrack.errors import ServiceUnavailableError
+from ordertrack.errors import SecurityError, ServiceUnavailableError
 from ordertrack.settings import MySQLSettings
+from ordertrack.tls import TlsFailure, client_context, tls_failure
 
 
 class SourceUnreachableError(ServiceUnavailableError):
@@ -37,6 +38,7 @@ def connect(
     where = cfg.unix_socket or f"{cfg.host}:{cfg.port}"
     try:
         return pymysql.connect(
+            **_tls(cfg),
             host=cfg.host,
             port=cfg.port,
             unix_socket=cfg.unix_socket,
@@ -52,9 +54,15 @@ def connect(
         )
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else None
+        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        kind = tls_failure(text) if not cfg.unix_socket and (code in (2003, 2026) or "ssl" in text.lower()) else None
+        if kind is not None:
+            raise SecurityError(_tls_sentence(kind, cfg, where)) from None
         if code == 1045:
+            tls = " (an account that requires TLS is refused without it: check MYSQL_SSL_MODE too)" \
+                if cfg.ssl_mode == "disabled" and not cfg.unix_socket else ""
             raise ServiceUnavailableError(
-                f"MySQL at {where} refused user {who!r}: check MYSQL_USER and MYSQL_PASSWORD."
+                f"MySQL at {where} refused user {who!r}: check MYSQL_USER and MYSQL_PASSWORD{tls}."
             ) from None
         if code == 1049:
             raise ServiceUnavailableError(
@@ -64,3 +72,39 @@ def connect(
             f"Cannot reach MySQL at {where} as {who!r} (error {code}): is it running? "
             "For the local stack run `ordertrack stack up`."
         ) from None
+
+
+def _tls(cfg: MySQLSettings) -> dict[str, Any]:
+    """pymysql's TLS arguments for `MYSQL_SSL_MODE`. A context passed as `ssl` makes pymysql
+    refuse a server without TLS instead of going on in plaintext (its default, like MySQL's
+    PREFERRED, would). A unix socket is local: TLS over it protects nothing, and servers count a
+    socket as secure transport."""
+    if cfg.ssl_mode == "disabled" or cfg.unix_socket:
+        return {"ssl_disabled": True}
+    verify = cfg.ssl_mode in ("verify_ca", "verify_identity")
+    try:
+        ctx = client_context(cfg.ssl_ca, verify=verify, check_hostname=cfg.ssl_mode == "verify_identity",
+                             cert=cfg.ssl_cert, key=cfg.ssl_key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        what = "MYSQL_SSL_CERT / MYSQL_SSL_KEY" if cfg.ssl_cert and "ca" not in str(exc).lower() else "MYSQL_SSL_CA"
+        raise SecurityError(f"The MySQL TLS files could not be read ({type(exc).__name__}: "
+                            f"{getattr(exc, 'strerror', None) or exc}): check {what}.") from None
+    return {"ssl": ctx}
+
+
+def _tls_sentence(kind: TlsFailure, cfg: MySQLSettings, where: str) -> str:
+    ca = f"MYSQL_SSL_CA ({cfg.ssl_ca})" if cfg.ssl_ca else "the system's CAs (MYSQL_SSL_CA is not set)"
+    return {
+        "not_tls": f"MySQL at {where} does not offer TLS, and MYSQL_SSL_MODE={cfg.ssl_mode} requires it: enable TLS on "
+                   "the server, or set MYSQL_SSL_MODE=disabled for a server reached only over a trusted network "
+                   "(nothing falls back to plaintext by itself).",
+        "expired": f"MySQL at {where} presented an expired (or not yet valid) certificate: renew the server's "
+                   "certificate; MYSQL_SSL_MODE=verify_ca or verify_identity refuses it.",
+        "wrong_host": f"MySQL at {where} presented a certificate that does not name {cfg.host}: connect by a name "
+                      "it carries (MYSQL_HOST), or set MYSQL_SSL_MODE=verify_ca to check the CA only.",
+        "untrusted": f"MySQL at {where} presented a certificate that {ca} does not verify: check MYSQL_SSL_CA.",
+        "client_cert": f"MySQL at {where} refused the TLS handshake without a client certificate it accepts: "
+                       "check MYSQL_SSL_CERT and MYSQL_SSL_KEY.",
+        "other": f"The TLS handshake with MySQL at {where} failed: check MYSQL_SSL_MODE, MYSQL_SSL_CA, "
+                 "MYSQL_SSL_CERT and MYSQL_SSL_KEY.",
+    }[kind]

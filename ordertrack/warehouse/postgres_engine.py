@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import psycopg
 import pyarrow as pa
@@ -84,6 +84,12 @@ class PostgresEngine(SharedSql):
         self._password = (w.password.get_secret_value() if w.password else None) if not u.password else None
         self._user = w.user if not u.username else None
         self._where = f"{u.hostname}:{u.port or 5432}{u.path}"
+        # TLS unless told otherwise: libpq's own default (`prefer`) falls back to plaintext.
+        # An `sslmode` in the URL wins (the local stack's says `disable`: its server has no TLS).
+        in_url = "sslmode" in parse_qs(u.query)
+        self._tls: dict[str, str] = {} if in_url else {"sslmode": w.ssl_mode}
+        if w.ssl_root_cert and "sslrootcert" not in parse_qs(u.query):
+            self._tls["sslrootcert"] = w.ssl_root_cert
         self.settings = settings
         self.raw_schema, self.mart_schema = raw_schema, mart_schema
         self._local = threading.local()
@@ -108,11 +114,14 @@ class PostgresEngine(SharedSql):
             kwargs["password"] = self._password
         if self._user:
             kwargs["user"] = self._user
+        kwargs.update(self._tls)
         try:
             con = psycopg.connect(self._conninfo, **kwargs)
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {without_secrets(first)}") from None
+            hint = " (check WAREHOUSE_SSL_MODE and WAREHOUSE_SSL_ROOT_CERT)" if "ssl" in first.lower() else ""
+            raise ServiceUnavailableError(
+                f"Cannot connect to PostgreSQL at {self._where}: {without_secrets(first)}{hint}") from None
         self._local.con = con
         with self._all_lock:
             self._all.append(con)

@@ -23,7 +23,9 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
 from ordertrack.kafka.reader import WatchfulConsumer, partitions, read_range, read_since, reader
+from ordertrack.kafka.security import client_conf
 from ordertrack.log import get_logger
+from ordertrack.settings import KafkaSettings
 from ordertrack.watermarks.model import Watermark
 
 log = get_logger(__name__)
@@ -33,14 +35,15 @@ MISSING_HINT = "run `ordertrack topics create`"
 
 
 class KafkaWatermarkStore:
-    def __init__(self, bootstrap_servers: str, topic: str, *, wait_seconds: float = 300.0, client_id: str = "ordertrack") -> None:
-        self.bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaSettings, topic: str, *, wait_seconds: float = 300.0, client_id: str = "ordertrack") -> None:
+        self.kafka = kafka
+        self.bootstrap = kafka.bootstrap_servers
         self.topic = topic
         self.wait_seconds = wait_seconds
         self.client_id = client_id
 
     def _consumer(self, isolation: str) -> WatchfulConsumer:
-        return reader(self.bootstrap, f"{self.client_id}.watermarks", isolation)
+        return reader(self.kafka, f"{self.client_id}.watermarks", isolation)
 
     def _partitions(self, c: WatchfulConsumer) -> list[int]:
         return partitions(c, self.bootstrap, self.topic, MISSING_HINT)
@@ -103,7 +106,7 @@ class KafkaWatermarkStore:
         if not marks:
             return
         p = Producer(routed({
-            "bootstrap.servers": self.bootstrap,
+            **client_conf(self.kafka),
             "transactional.id": f"{self.client_id}.watermarks-admin",
             "client.id": f"{self.client_id}.watermarks-admin",
         }))

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ordertrack.settings import load_settings
+from ordertrack.settings import KafkaSettings, load_settings
 from tests.support.kafka_source import db_now, insert
 from tests.support.waits import wait_until
 
@@ -332,4 +332,4 @@ def test_switching_from_the_poller_to_debezium_under_load_loses_and_repeats_noth
         from ordertrack.tables import TableRegistry
 
         cli(switched, "connectors", "delete")
-        KafkaAdmin(env.bootstrap).delete_topics([s.topic for s in TableRegistry(load_pipeline_config(switched))])
+        KafkaAdmin(KafkaSettings(bootstrap_servers=env.bootstrap)).delete_topics([s.topic for s in TableRegistry(load_pipeline_config(switched))])

@@ -17,7 +17,7 @@ from consumers.lander import DEAD_LETTER_VALUE_CHARS, Lander
 from consumers.staging import RawMessage
 from marts.runner import MartRunner
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
-from ordertrack.settings import load_settings
+from ordertrack.settings import KafkaSettings, load_settings
 from ordertrack.tables import TableRegistry
 from tests.consumers.test_landing import publish_spath, raw_offsets
 from tests.consumers.test_worker import stop, wait_landed
@@ -190,7 +190,7 @@ def test_a_recreated_topic_stops_landing_with_one_sentence_until_its_ledger_is_r
     spec = env.spec("uni_tracking_spath")
     publish_spath(env, mariadb_admin, 3_000)
     assert env.cli("consume", "--drain", "--table", "uni_tracking_spath").returncode == 0
-    admin = KafkaAdmin(env.bootstrap)
+    admin = KafkaAdmin(KafkaSettings(bootstrap_servers=env.bootstrap))
     admin.delete_topics([spec.topic])
     deadline = time.monotonic() + 60
     while True:  # topic deletion completes asynchronously

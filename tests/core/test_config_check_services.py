@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ordertrack.kafka.admin import KafkaAdmin
+from ordertrack.settings import KafkaSettings
 from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ SECRET = "hunter2-secret"
 
 
 def delete_topics(bootstrap: str, names: list[str]) -> None:
-    admin = KafkaAdmin(bootstrap)
+    admin = KafkaAdmin(KafkaSettings(bootstrap_servers=bootstrap))
     admin.delete_topics(names)
     # Deletion completes on the controller first; wait until the broker's metadata agrees.
     wait_until(f"topics {names} gone", lambda: not set(names) & set(admin.list_topics()), timeout=60)

@@ -17,6 +17,7 @@ import yaml
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.resources import resource_path, resource_text
+from ordertrack.settings import KafkaSettings
 from ordertrack.stack.mariadb import CDC_USER, PIPELINE_USER, WORKLOAD_USER, split_sql
 
 ORDERTRACK = str(Path(sys.executable).with_name("ordertrack"))
@@ -133,7 +134,7 @@ def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Cal
         path = tmp_path / f"pipeline_{tag}.yaml"
         path.write_text(yaml.safe_dump(raw))
         cfg = PipelineConfig.model_validate(raw)
-        KafkaAdmin(kafka_bootstrap).ensure_topics(pipeline_topics(cfg))
+        KafkaAdmin(KafkaSettings(bootstrap_servers=kafka_bootstrap)).ensure_topics(pipeline_topics(cfg))
         env = Env(db, cfg, path, kafka_bootstrap, tmp_path / f"warehouse_{tag}.duckdb", url)
         made.append(env)
         return env
@@ -147,7 +148,7 @@ def _env_factory(mariadb_admin, kafka_bootstrap, tmp_path: Path) -> Iterator[Cal
                 env.cli("connectors", "delete", timeout=60)
             with mariadb_admin.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{env.db}`")
-            KafkaAdmin(kafka_bootstrap).delete_topics([t.name for t in pipeline_topics(env.config)])
+            KafkaAdmin(KafkaSettings(bootstrap_servers=kafka_bootstrap)).delete_topics([t.name for t in pipeline_topics(env.config)])
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
 from ordertrack.kafka.admin import KafkaAdmin, TopicSpec
+from ordertrack.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def topic(kafka_bootstrap):
-    admin = KafkaAdmin(kafka_bootstrap)
+    admin = KafkaAdmin(KafkaSettings(bootstrap_servers=kafka_bootstrap))
     name = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
     admin.ensure_topics([TopicSpec(name, 2, {}, "table")])
     yield name
@@ -117,7 +118,7 @@ def test_aborted_transaction_is_invisible_to_read_committed_aiokafka(kafka_boots
 def test_topics_are_created_with_config_and_deleted(kafka_bootstrap):
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    admin = KafkaAdmin(kafka_bootstrap)
+    admin = KafkaAdmin(KafkaSettings(bootstrap_servers=kafka_bootstrap))
     name = f"test.admin.{uuid.uuid4().hex[:8]}"
     spec = TopicSpec(name, 4, {"retention.ms": "3600000", "cleanup.policy": "delete"}, "table")
     assert admin.ensure_topics([spec]) == [name]

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from ordertrack.kafka import clients
 from ordertrack.kafka.admin import KafkaAdmin
+from ordertrack.settings import KafkaSettings
 
 NOWHERE = "127.0.0.1:1"
 
@@ -64,7 +65,7 @@ def test_error_events_keep_a_callback_already_configured():
 
 def test_kafka_admin_serves_its_lines_into_the_log_when_kafka_is_away(monkeypatch, capfd):
     monkeypatch.setattr(clients, "_repeats", clients._RepeatFilter(60.0))
-    admin = KafkaAdmin(NOWHERE, timeout=1.5)
+    admin = KafkaAdmin(KafkaSettings(bootstrap_servers=NOWHERE), timeout=1.5)
     with structlog.testing.capture_logs() as logs:
         try:
             admin.list_topics()

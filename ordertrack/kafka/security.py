@@ -1,0 +1,233 @@
+"""One set of Kafka security settings, turned into what each client library takes.
+
+* `client_conf`: librdkafka's properties (confluent-kafka's producer, admin and consumers);
+* `faust_credentials`: faust's credentials for its aiokafka driver. faust picks SASL_PLAINTEXT
+  for SASL credentials without an `ssl_context`; the protocol it would use is checked against
+  the configured one, so credentials are never sent in clear by a library's fallback;
+* `check_handshake`: before a command relies on a secured cluster, one metadata request proves
+  the TLS handshake and the login, or ends the command with one sentence naming the setting to
+  fix (`SecurityError`, exit 4). librdkafka itself only logs such failures and retries until a
+  timeout, which would read as "Kafka is away" and be waited out.
+* `refusal`: the sentence for a request the broker refused for lack of an ACL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from ordertrack.errors import SecurityError
+from ordertrack.settings import KafkaSettings
+from ordertrack.tls import client_context, tls_failure
+
+SECURITY_ERRORS = frozenset({KafkaError._SSL, KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+                             KafkaError.UNSUPPORTED_SASL_MECHANISM, KafkaError.ILLEGAL_SASL_STATE})
+AUTHORIZATION_ERRORS = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "the topic",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "the consumer group",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "the transactional id",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the cluster",
+}
+
+
+def client_conf(k: KafkaSettings) -> dict[str, Any]:
+    """`bootstrap.servers` and the security properties of `k`, for any confluent-kafka client."""
+    conf: dict[str, Any] = {"bootstrap.servers": k.bootstrap_servers, "security.protocol": k.security_protocol}
+    if k.tls:
+        conf["ssl.endpoint.identification.algorithm"] = "https" if k.ssl_endpoint_identification else "none"
+        if k.ssl_ca_location:
+            conf["ssl.ca.location"] = k.ssl_ca_location
+        if k.ssl_certificate_location:
+            conf["ssl.certificate.location"] = k.ssl_certificate_location
+            conf["ssl.key.location"] = k.ssl_key_location
+            if k.ssl_key_password is not None:
+                conf["ssl.key.password"] = k.ssl_key_password.get_secret_value()
+    if k.sasl:
+        conf["sasl.mechanism"] = k.sasl_mechanism
+        if k.sasl_mechanism == "OAUTHBEARER":
+            conf["oauth_cb"] = _MskToken(k).confluent_cb
+        else:
+            assert k.sasl_password is not None  # the settings' validator requires it
+            conf["sasl.username"] = k.sasl_username
+            conf["sasl.password"] = k.sasl_password.get_secret_value()
+    return conf
+
+
+def ssl_context(k: KafkaSettings):  # -> ssl.SSLContext | None
+    """The TLS context aiokafka takes, or None when the protocol has no TLS."""
+    if not k.tls:
+        return None
+    try:
+        return client_context(
+            k.ssl_ca_location, verify=True, check_hostname=k.ssl_endpoint_identification,
+            cert=k.ssl_certificate_location, key=k.ssl_key_location,
+            key_password=k.ssl_key_password.get_secret_value() if k.ssl_key_password else None)
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"The Kafka TLS files could not be read ({type(exc).__name__}: "
+                            f"{getattr(exc, 'strerror', None) or exc}): check KAFKA_SSL_CA_LOCATION, "
+                            "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION.") from None
+
+
+def faust_credentials(k: KafkaSettings) -> Any:
+    """faust's `broker_credentials` for `k` (None for PLAINTEXT)."""
+    from faust.auth import OAuthCredentials, SASLCredentials, SSLCredentials
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    ctx = ssl_context(k)
+    creds: Any
+    if k.security_protocol == "PLAINTEXT":
+        return None
+    if k.security_protocol == "SSL":
+        creds = SSLCredentials(ctx)
+    elif k.sasl_mechanism == "OAUTHBEARER":
+        creds = OAuthCredentials(oauth_cb=_MskToken(k).aiokafka_provider(), ssl_context=ctx)
+    else:
+        assert k.sasl_password is not None
+        creds = SASLCredentials(username=k.sasl_username, password=k.sasl_password.get_secret_value(),
+                                mechanism=k.sasl_mechanism, ssl_context=ctx)
+    used = credentials_to_aiokafka_auth(creds)["security_protocol"]
+    if used != k.security_protocol:  # a library default must never decide the protocol
+        raise SecurityError(f"The worker's Kafka client would connect with {used}, not KAFKA_SECURITY_PROTOCOL="
+                            f"{k.security_protocol}: refusing to start.")
+    return creds
+
+
+class _MskToken:
+    """Amazon MSK IAM tokens (SASL OAUTHBEARER), signed locally with the AWS credentials boto3
+    finds (environment, profile, instance role) by AWS's signer library."""
+
+    def __init__(self, k: KafkaSettings) -> None:
+        from ordertrack.settings import S3Settings
+
+        self.region = k.sasl_oauthbearer_region or S3Settings().default_region
+        self._lock = threading.Lock()
+
+    def token(self) -> tuple[str, float]:
+        """(token, expiry in unix seconds)."""
+        try:
+            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+        except ImportError:  # pragma: no cover - a dependency of the distribution
+            raise SecurityError("KAFKA_SASL_OAUTHBEARER_PROVIDER=aws_msk_iam needs the package "
+                                "aws-msk-iam-sasl-signer-python.") from None
+        with self._lock:
+            try:
+                token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(self.region)
+            except Exception as exc:  # botocore's NoCredentialsError and friends
+                raise SecurityError(f"No MSK IAM token could be signed for region {self.region} "
+                                    f"({type(exc).__name__}): check the AWS credentials and "
+                                    "KAFKA_SASL_OAUTHBEARER_REGION.") from None
+        return token, expiry_ms / 1000
+
+    def confluent_cb(self, _config: str) -> tuple[str, float]:
+        return self.token()
+
+    def aiokafka_provider(self) -> Any:
+        from aiokafka.abc import AbstractTokenProvider
+
+        outer = self
+
+        class Provider(AbstractTokenProvider):
+            async def token(self) -> str:
+                return (await asyncio.get_running_loop().run_in_executor(None, outer.token))[0]
+
+        return Provider()
+
+
+# -- failing closed ----------------------------------------------------------------------------
+
+def security_sentence(err: KafkaError, k: KafkaSettings) -> str | None:
+    """The sentence for a TLS or SASL failure librdkafka reported, or None for another error."""
+    text = err.str() or ""
+    code = err.code()
+    where = f"Kafka at {k.bootstrap_servers}"
+    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or "sasl" in text.lower():
+        if code == KafkaError.UNSUPPORTED_SASL_MECHANISM or "mechanism" in text.lower() and "not" in text.lower() \
+                and "enabled" in text.lower():
+            return f"{where} does not accept SASL mechanism {k.sasl_mechanism}: check KAFKA_SASL_MECHANISM."
+        if k.sasl_mechanism == "OAUTHBEARER":
+            return f"{where} refused the MSK IAM token: check the AWS credentials and KAFKA_SASL_OAUTHBEARER_REGION."
+        if "ssl" not in text.lower() or "authentication" in text.lower():
+            return (f"{where} refused SASL user {k.sasl_username!r} ({k.sasl_mechanism}): check KAFKA_SASL_USERNAME "
+                    "and KAFKA_SASL_PASSWORD.")
+    if code == KafkaError.UNSUPPORTED_SASL_MECHANISM:
+        return f"{where} does not accept SASL mechanism {k.sasl_mechanism}: check KAFKA_SASL_MECHANISM."
+    if code != KafkaError._SSL and not (code == KafkaError._TRANSPORT and k.tls and tls_failure(text)):
+        return None
+    kind = tls_failure(text) or "other"
+    ca = (f"KAFKA_SSL_CA_LOCATION ({k.ssl_ca_location})" if k.ssl_ca_location
+          else "the system's CAs (KAFKA_SSL_CA_LOCATION is not set)")
+    return {
+        "not_tls": f"{where} did not answer in TLS (a plaintext listener?), and KAFKA_SECURITY_PROTOCOL="
+                   f"{k.security_protocol} requires it: check KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL "
+                   "(nothing falls back to plaintext).",
+        "expired": f"{where} presented an expired (or not yet valid) certificate: the broker's certificate "
+                   "must be renewed.",
+        "wrong_host": f"{where} presented a certificate that does not name the host connected to: use a name it "
+                      "carries in KAFKA_BOOTSTRAP_SERVERS.",
+        "untrusted": f"{where} presented a certificate that {ca} does not verify: check KAFKA_SSL_CA_LOCATION.",
+        "client_cert": f"{where} requires a client certificate it trusts (mutual TLS): check "
+                       "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION.",
+        "other": f"The TLS handshake with {where} failed ({text[:200]}): check KAFKA_SECURITY_PROTOCOL and the "
+                 "KAFKA_SSL_ settings.",
+    }[kind]
+
+
+def refusal(err: KafkaError, k: KafkaSettings, resource: str) -> SecurityError | None:
+    """A request refused for lack of an ACL, as one sentence naming the principal and resource."""
+    what = AUTHORIZATION_ERRORS.get(err.code())
+    if what is None:
+        return None
+    who = f"user {k.sasl_username!r}" if k.sasl and k.sasl_username else "this client's principal"
+    return SecurityError(f"Kafka refused {who} access to {what} {resource} ({err.name()}): grant what "
+                         "`ordertrack topics acls` lists for this pipeline.")
+
+
+_verified: set[tuple[str, ...]] = set()
+_verified_lock = threading.Lock()
+
+
+def check_handshake(k: KafkaSettings, timeout: float = 15.0) -> None:
+    """Prove the TLS handshake and SASL login against `k` once per process: raise SecurityError
+    with the failure's sentence. A broker that does not answer at all is not judged (an outage:
+    the caller's own handling waits it out or says so); the check runs again next time."""
+    if k.security_protocol == "PLAINTEXT":
+        return
+    key = (k.bootstrap_servers, k.security_protocol, str(k.sasl_mechanism), str(k.sasl_username),
+           str(k.ssl_ca_location), str(k.ssl_certificate_location))
+    with _verified_lock:
+        if key in _verified:
+            return
+    from confluent_kafka.admin import AdminClient
+
+    from ordertrack.kafka.clients import routed
+
+    seen: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        sentence = security_sentence(err, k)
+        if sentence is not None:
+            seen.append(sentence)
+
+    admin = AdminClient(routed({**client_conf(k), "error_cb": on_error, "client.id": "ordertrack.handshake",
+                                "reconnect.backoff.max.ms": 1000}))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not seen:
+            try:
+                admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            except Exception:
+                admin.poll(0.1)  # hands over the queued error events
+                continue
+            admin.poll(0)
+            if not seen:
+                with _verified_lock:
+                    _verified.add(key)
+                return
+    finally:
+        admin.poll(0)
+    if seen:
+        raise SecurityError(seen[0])
