@@ -25,7 +25,7 @@ from ordertrack.stack.envfile import read_env
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.tls import StackTLS
 
-PORT_SHIFT = 300
+PORT_SHIFT = 400  # not 300: the default S3 port 5055 would become 5355, LLMNR's (systemd-resolved)
 PORT_FIELDS = ("kafka_port", "kafka_controller_port", "kafka_secure_port", "kafka_mtls_port", "mariadb_port",
                "postgres_port", "moto_port", "connect_port")
 
