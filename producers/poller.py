@@ -38,7 +38,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_d
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError, ServiceUnavailableError
 from ordertrack.kafka.clients import routed
-from ordertrack.kafka.security import check_handshake, client_conf
+from ordertrack.kafka.security import check_handshake, client_conf, refusal
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.connection import SourceUnreachableError, connect
@@ -179,6 +179,10 @@ class TablePoller:
                 err = exc.args[0]
                 msg = (f"Kafka at {self.settings.kafka.bootstrap_servers} did not start a transaction for "
                        f"{self.spec.name}: {err.str()}")
+                refused = refusal(err, self.settings.kafka, producer_config(
+                    self.config, self.settings, self.spec.name, backfill=self.backfill_run is not None)["transactional.id"])
+                if refused is not None:
+                    raise refused from None
                 if kafka_away(err):
                     raise OutageError("kafka", msg) from None
                 raise ServiceUnavailableError(msg) from None

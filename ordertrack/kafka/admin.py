@@ -134,8 +134,8 @@ class KafkaAdmin:
             try:
                 fut.result()
             except KafkaException as exc:
+                what = " ".join(str(getattr(x, "name", x)) for x in (binding.restype, binding.name, binding.operation))
                 raise ServiceUnavailableError(
-                    f"Kafka refused to create the ACL {binding.restype_name} {binding.name} {binding.operation.name} "
-                    f"for {binding.principal}: {exc.args[0].str()} (creating ACLs takes an administrator's "
-                    "principal).") from None
+                    f"Kafka refused to create the ACL {what} for {binding.principal}: {exc.args[0].str()} "
+                    "(creating ACLs takes an administrator's principal).") from None
         return len(bindings)

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from ordertrack.errors import ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
 from ordertrack.kafka.reader import WatchfulConsumer, partitions, read_range, read_since, reader
-from ordertrack.kafka.security import client_conf
+from ordertrack.kafka.security import client_conf, refusal
 from ordertrack.log import get_logger
 from ordertrack.settings import KafkaSettings
 from ordertrack.watermarks.model import Watermark
@@ -117,6 +117,9 @@ class KafkaWatermarkStore:
                 p.produce(self.topic, key=wm.key, value=wm.to_json())
             p.commit_transaction(30)
         except KafkaException as exc:
+            refused = refusal(exc.args[0], self.kafka, f"{self.client_id}.watermarks-admin (writing {self.topic})")
+            if refused is not None:
+                raise refused from None
             raise ServiceUnavailableError(f"Writing watermarks to {self.topic} failed: {exc.args[0].str()}") from None
         for wm in marks:
             log.info("watermark.written", table=wm.table, position=wm.position, status=wm.status)
