@@ -159,6 +159,18 @@ class ConnectSettings(BaseSettings):
         None, validation_alias="CDC_MYSQL_PASSWORD",
         description="The CDC account's password where `connectors apply` runs too (optional): then it checks "
         "the account's login, grants and the binlog settings itself before Connect does.")
+    mysql_ssl_mode: MySQLSslMode | None = Field(
+        None, description="TLS of the connector to the source (default MYSQL_SSL_MODE): the connector's "
+        "database.ssl.mode; never silently disabled.")
+    mysql_ssl_ca: str | None = Field(
+        None, description="The source's CA (PEM) on the Connect worker's host, for the connector's JDBC session "
+        "(default MYSQL_SSL_CA).")
+    mysql_ssl_truststore: str | None = Field(
+        None, description="A PKCS#12 trust store holding that CA on the Connect worker's host, for the binlog "
+        "connection (Debezium's binlog reader reads no PEM); needed by verify_ca and verify_identity.")
+    mysql_ssl_truststore_password_ref: str = Field(
+        "${env:CONNECT_MYSQL_SSL_TRUSTSTORE_PASSWORD}",
+        description="The trust store's password as a Connect config provider reference the worker resolves.")
 
 
 class WarehouseSettings(BaseSettings):
