@@ -10,6 +10,7 @@ the command (`SecurityError`, exit 4).
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from typing import Literal
 
@@ -24,7 +25,8 @@ _KINDS: tuple[tuple[TlsFailure, re.Pattern[str]], ...] = (
                                re.I)),
     ("untrusted", re.compile(r"unable to get local issuer|self[- ]signed certificate|certificate verify failed|"
                              r"unable to verify the first certificate|broker certificate could not be verified", re.I)),
-    ("not_tls", re.compile(r"wrong version number|packet length too long|unknown protocol|http request|"
+    ("not_tls", re.compile(r"plaintext broker listener|wrong version number|packet length too long|unknown protocol|"
+                           r"http request|"
                            r"record layer failure|unexpected eof while reading|does not support ssl|"
                            r"ssl is required but the server|server does not support", re.I)),
 )
@@ -55,3 +57,19 @@ def client_context(ca: str | None, *, verify: bool, check_hostname: bool,
     if cert:
         ctx.load_cert_chain(cert, key, key_password)
     return ctx
+
+
+def diagnose_certificate(host: str, port: int, ca: str | None, *, check_hostname: bool,
+                         timeout: float = 5.0) -> TlsFailure | None:
+    """Why a server's certificate fails verification, as Python's TLS sees it with the same CA
+    and host check (clients such as librdkafka report only "certificate verify failed"). None
+    when it verifies, or the server cannot be reached or does not start TLS at once."""
+    ctx = client_context(ca, verify=True, check_hostname=check_hostname)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=host):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return tls_failure(exc.verify_message or str(exc)) or "other"
+    except (OSError, ValueError):
+        return None

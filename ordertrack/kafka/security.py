@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from typing import Any
@@ -22,10 +23,8 @@ from confluent_kafka import KafkaError
 
 from ordertrack.errors import SecurityError
 from ordertrack.settings import KafkaSettings
-from ordertrack.tls import client_context, tls_failure
+from ordertrack.tls import TlsFailure, client_context, diagnose_certificate, tls_failure
 
-SECURITY_ERRORS = frozenset({KafkaError._SSL, KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
-                             KafkaError.UNSUPPORTED_SASL_MECHANISM, KafkaError.ILLEGAL_SASL_STATE})
 AUTHORIZATION_ERRORS = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "the topic",
     KafkaError.GROUP_AUTHORIZATION_FAILED: "the consumer group",
@@ -139,25 +138,37 @@ class _MskToken:
 
 # -- failing closed ----------------------------------------------------------------------------
 
+_BROKER_NAME = re.compile(r"\b(?:plaintext|ssl|sasl_plaintext|sasl_ssl)://\S+?(?:/\S+)?:\s", re.IGNORECASE)
+_SASL_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+                         KafkaError.UNSUPPORTED_SASL_MECHANISM, KafkaError.ILLEGAL_SASL_STATE})
+
+
 def security_sentence(err: KafkaError, k: KafkaSettings) -> str | None:
-    """The sentence for a TLS or SASL failure librdkafka reported, or None for another error."""
-    text = err.str() or ""
-    code = err.code()
+    """The sentence for a TLS or SASL failure librdkafka reported, or None for any other error
+    (a broker away above all: that is an outage, waited out, never a reason to stop)."""
+    # librdkafka names the broker as `sasl_ssl://host:port/id: ...`: its protocol is not a TLS failure.
+    text = _BROKER_NAME.sub("", err.str() or "")
+    low, code = text.lower(), err.code()
     where = f"Kafka at {k.bootstrap_servers}"
-    if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or "sasl" in text.lower():
-        if code == KafkaError.UNSUPPORTED_SASL_MECHANISM or "mechanism" in text.lower() and "not" in text.lower() \
-                and "enabled" in text.lower():
+    tls_kind = tls_failure(text) if k.tls else None
+    if code in _SASL_CODES and (tls_kind is None or "sasl" in low):
+        if code == KafkaError.UNSUPPORTED_SASL_MECHANISM or ("mechanism" in low and "not enabled" in low):
             return f"{where} does not accept SASL mechanism {k.sasl_mechanism}: check KAFKA_SASL_MECHANISM."
         if k.sasl_mechanism == "OAUTHBEARER":
             return f"{where} refused the MSK IAM token: check the AWS credentials and KAFKA_SASL_OAUTHBEARER_REGION."
-        if "ssl" not in text.lower() or "authentication" in text.lower():
+        if k.sasl:
             return (f"{where} refused SASL user {k.sasl_username!r} ({k.sasl_mechanism}): check KAFKA_SASL_USERNAME "
                     "and KAFKA_SASL_PASSWORD.")
-    if code == KafkaError.UNSUPPORTED_SASL_MECHANISM:
-        return f"{where} does not accept SASL mechanism {k.sasl_mechanism}: check KAFKA_SASL_MECHANISM."
-    if code != KafkaError._SSL and not (code == KafkaError._TRANSPORT and k.tls and tls_failure(text)):
+    # A handshake failure is `_SSL`; some reach us as a transport error, and those count only when
+    # their words are a TLS failure's own (never "connection refused" or a timeout).
+    if tls_kind is None or not (code in (KafkaError._SSL, *_SASL_CODES) or
+                                (code == KafkaError._TRANSPORT and tls_kind != "other")):
         return None
-    kind = tls_failure(text) or "other"
+    return tls_sentence(tls_kind, k, text)
+
+
+def tls_sentence(kind: TlsFailure, k: KafkaSettings, text: str = "") -> str:
+    where = f"Kafka at {k.bootstrap_servers}"
     ca = (f"KAFKA_SSL_CA_LOCATION ({k.ssl_ca_location})" if k.ssl_ca_location
           else "the system's CAs (KAFKA_SSL_CA_LOCATION is not set)")
     return {
@@ -186,6 +197,7 @@ def refusal(err: KafkaError, k: KafkaSettings, resource: str) -> SecurityError |
                          "`ordertrack topics acls` lists for this pipeline.")
 
 
+REPEATS_TO_JUDGE = 3
 _verified: set[tuple[str, ...]] = set()
 _verified_lock = threading.Lock()
 
@@ -205,15 +217,24 @@ def check_handshake(k: KafkaSettings, timeout: float = 15.0) -> None:
 
     from ordertrack.kafka.clients import routed
 
+    # A misconfiguration fails every attempt the same way (librdkafka retries within a second);
+    # a broker restarting may cut one handshake short. Only a repeated failure is judged.
+    counts: dict[str, int] = {}
     seen: list[str] = []
 
     def on_error(err: KafkaError) -> None:
         sentence = security_sentence(err, k)
         if sentence is not None:
-            seen.append(sentence)
+            counts[sentence] = counts.get(sentence, 0) + 1
+            if counts[sentence] == REPEATS_TO_JUDGE:
+                seen.append(sentence)
 
-    admin = AdminClient(routed({**client_conf(k), "error_cb": on_error, "client.id": "ordertrack.handshake",
-                                "reconnect.backoff.max.ms": 1000}))
+    # The probe's own failures are told by the one sentence below: its client logs nothing (the
+    # project's logger, so librdkafka writes nothing to stderr either, at the lowest level) and
+    # its errors reach only `on_error`.
+    conf: dict[str, Any] = {**routed(client_conf(k)), "error_cb": on_error, "log_level": 0,
+                            "client.id": "ordertrack.handshake", "reconnect.backoff.max.ms": 1000}
+    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not seen:
@@ -230,4 +251,11 @@ def check_handshake(k: KafkaSettings, timeout: float = 15.0) -> None:
     finally:
         admin.poll(0)
     if seen:
+        if seen[0] == tls_sentence("untrusted", k):
+            # librdkafka says only "certificate verify failed"; Python's TLS says why (expired,
+            # another host's, or really another CA's), from the same CA and host check.
+            host, _, port = k.bootstrap_servers.split(",")[0].strip().rpartition(":")
+            why = diagnose_certificate(host, int(port), k.ssl_ca_location, check_hostname=k.ssl_endpoint_identification)
+            if why in ("expired", "wrong_host"):
+                raise SecurityError(tls_sentence(why, k))
         raise SecurityError(seen[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ordertrack.config import PipelineConfig
-from ordertrack.errors import ServiceUnavailableError
+from ordertrack.errors import SecurityError, ServiceUnavailableError
 from ordertrack.kafka.admin import KafkaAdmin, TopicRole, TopicSpec, pipeline_topics
 from ordertrack.preflight.findings import Finding, error, unreachable
 from ordertrack.settings import Settings
@@ -33,6 +33,8 @@ def topic_findings(needed: list[TopicSpec], existing: dict[str, int]) -> list[Fi
 def check_kafka(config: PipelineConfig, settings: Settings, timeout: float = 10.0) -> list[Finding]:
     try:
         existing = KafkaAdmin(settings.kafka, timeout=timeout).list_topics()
+    except SecurityError as exc:  # a setting to fix, not a service away
+        return [error("kafka", "kafka.security", str(exc))]
     except ServiceUnavailableError as exc:
         return [unreachable("kafka", "kafka.connect", str(exc))]
     return topic_findings(pipeline_topics(config), existing)

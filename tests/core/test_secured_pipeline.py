@@ -166,6 +166,10 @@ def test_a_wrong_sasl_password_fails_closed_for_the_producer_and_the_worker(secu
     for args in (("produce",), ("consume",)):
         one_sentence(secured.cli(*args, KAFKA_SASL_PASSWORD="not-the-password"),
                      "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+    r = secured.cli("config", "check", "--json", KAFKA_SASL_PASSWORD="not-the-password")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    found = [f for f in json.loads(r.stdout)["problems"] if f["check"] == "kafka.security"]
+    assert found and "KAFKA_SASL_PASSWORD" in found[0]["message"], r.stdout[-2000:]
     assert all("not-the-password" not in o for o in secured.outputs)
 
 

@@ -85,6 +85,13 @@ def test_msk_iam_tokens_are_signed_locally_for_both_clients(monkeypatch) -> None
     (KafkaError._SSL, "SSL handshake failed: ssl/record/ssl3_record.c:354: error:0A00010B:SSL routines::wrong version number",
      "plaintext listener"),
     (KafkaError._SSL, "SSL handshake failed: certificate verify failed: certificate has expired", "expired"),
+    # Kafka 4.1's own words, as librdkafka 2.x reports them (measured on the secured stack):
+    (KafkaError._TRANSPORT, "sasl_ssl://127.0.0.1:10492/bootstrap: SSL handshake failed: Disconnected: SSL connection "
+                            "closed by peer: connecting to a PLAINTEXT broker listener? (after 5ms in state SSL_HANDSHAKE)",
+     "KAFKA_SECURITY_PROTOCOL"),
+    (KafkaError._TRANSPORT, "ssl://127.0.0.1:10495/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls "
+                            "alert bad certificate: SSL alert number 42 (after 1ms in state APIVERSION_QUERY)",
+     "KAFKA_SSL_CERTIFICATE_LOCATION"),
     (KafkaError._AUTHENTICATION, "SASL authentication error: Authentication failed during authentication due to "
                                  "invalid credentials with SASL mechanism SCRAM-SHA-512", "KAFKA_SASL_PASSWORD"),
 ])
@@ -93,8 +100,16 @@ def test_handshake_failures_name_the_setting_to_fix(code: int, text: str, needle
     assert sentence is not None and needle in sentence and "s3cret" not in sentence
 
 
-def test_a_broker_away_is_not_a_security_failure() -> None:
-    assert security_sentence(KafkaError(KafkaError._TRANSPORT, "Connection refused"), settings(**SCRAM)) is None
+@pytest.mark.parametrize("text", [
+    "Connection refused",
+    "sasl_ssl://127.0.0.1:9094/bootstrap: Connect to ipv4#127.0.0.1:9094 failed: Connection refused (after 0ms in state CONNECT)",
+    "ssl://b1:9094/1: Disconnected (after 12ms in state UP)",
+    "sasl_ssl://b1:9094/1: Timed out 1 in-flight, 0 retry-queued, 0 out-queue, 0 partially-sent requests",
+])
+def test_a_broker_away_is_not_a_security_failure(text: str) -> None:
+    """An outage of a secured cluster is waited out like any other: its broker names say "ssl"."""
+    for code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT):
+        assert security_sentence(KafkaError(code, text), settings(**SCRAM)) is None
 
 
 def test_a_missing_acl_names_the_principal_and_the_resource() -> None:
