@@ -85,7 +85,8 @@ class KafkaSettings(BaseSettings):
     sasl_oauthbearer_provider: Literal["aws_msk_iam"] | None = Field(
         None, description="Where OAUTHBEARER tokens come from: aws_msk_iam (Amazon MSK IAM, signed with the AWS "
         "credentials boto3 finds, for KAFKA_SASL_OAUTHBEARER_REGION).")
-    sasl_oauthbearer_region: str | None = Field(None, description="MSK's region (default AWS_DEFAULT_REGION).")
+    sasl_oauthbearer_region: str | None = Field(
+        None, description="MSK's region (default: boto3's, from AWS_REGION / AWS_DEFAULT_REGION or its config).")
     ssl_ca_location: str | None = Field(None, description="CA file (PEM) the broker's certificate must chain to "
                                                           "(default: the system's CAs).")
     ssl_certificate_location: str | None = Field(None, description="Client certificate (PEM) for mutual TLS.")

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import threading
 import time
 from typing import Any
 
 from confluent_kafka import KafkaError
 
-from ordertrack.errors import SecurityError
+from ordertrack.errors import ConfigError, SecurityError
 from ordertrack.settings import KafkaSettings
 from ordertrack.tls import TlsFailure, client_context, diagnose_certificate, tls_failure
 
@@ -56,7 +57,7 @@ def client_conf(k: KafkaSettings) -> dict[str, Any]:
     return conf
 
 
-def ssl_context(k: KafkaSettings):  # -> ssl.SSLContext | None
+def ssl_context(k: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context aiokafka takes, or None when the protocol has no TLS."""
     if not k.tls:
         return None
@@ -100,9 +101,13 @@ class _MskToken:
     finds (environment, profile, instance role) by AWS's signer library."""
 
     def __init__(self, k: KafkaSettings) -> None:
-        from ordertrack.settings import S3Settings
+        import boto3
 
-        self.region = k.sasl_oauthbearer_region or S3Settings().default_region
+        region = k.sasl_oauthbearer_region or boto3.session.Session().region_name
+        if not region:
+            raise ConfigError("KAFKA_SASL_OAUTHBEARER_PROVIDER=aws_msk_iam needs the cluster's region: set "
+                              "KAFKA_SASL_OAUTHBEARER_REGION (or AWS_REGION).")
+        self.region: str = region
         self._lock = threading.Lock()
 
     def token(self) -> tuple[str, float]:
