@@ -25,7 +25,7 @@ def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, st
     if not specs:
         raise ConfigError("No table has `cdc_strategy: debezium` in the pipeline YAML: there is no connector to apply.")
     connect, mysql = settings.connect, settings.mysql
-    if not re.fullmatch(r"\$\{[A-Za-z0-9_.-]+:[^}]*\}", connect.mysql_password_ref):
+    if not _REF.fullmatch(connect.mysql_password_ref):
         # A literal would be stored in Connect's config topic and shown by its REST API.
         raise ConfigError("CONNECT_MYSQL_PASSWORD_REF must be a Kafka Connect config provider reference such as "
                           "${env:CDC_MYSQL_PASSWORD} or ${file:/path:key}, never the password itself.")
@@ -80,7 +80,45 @@ def connector_config(config: PipelineConfig, settings: Settings) -> dict[str, st
             "connector.adapter": "mariadb",
             "database.protocol": "jdbc:mariadb",
             "database.jdbc.driver": "org.mariadb.jdbc.Driver",
-            # The MariaDB driver rejects Debezium's default `preferred`.
-            "database.ssl.mode": "disabled",
         })
+    out.update(_source_tls(config, settings))
+    return out
+
+
+_REF = re.compile(r"\$\{[A-Za-z0-9_.-]+:[^}]*\}")
+
+
+def _source_tls(config: PipelineConfig, settings: Settings) -> dict[str, str]:
+    """The connector's TLS to the source, from CONNECT_MYSQL_SSL_MODE (default MYSQL_SSL_MODE).
+
+    Debezium opens two connections and each takes its trust differently (measured on 2.6.2 with
+    MariaDB 10.11, docs/RUNTIME.md): the JDBC session passes `database.ssl.mode` to the driver
+    (the MariaDB driver reads `required` as its `trust`, `verify_ca`, `verify_identity`; it rejects
+    Debezium's default `preferred`, which is never set here) and takes the CA as the driver's
+    `serverSslCert` (a PEM path); the binlog connection takes trust only from
+    `database.ssl.truststore`, a PKCS#12 key store. Both must be on the Connect worker's host.
+    A mode that cannot be expressed is refused, never turned into `disabled`. The connector logs
+    in with the CDC account's password; it presents no client certificate (MYSQL_SSL_CERT is the
+    poller's)."""
+    connect, mysql = settings.connect, settings.mysql
+    mode = connect.mysql_ssl_mode or mysql.ssl_mode
+    out: dict[str, str] = {"database.ssl.mode": mode}
+    if mode in ("disabled", "required"):  # `required`: encrypted, the certificate not checked (the driver's `trust`)
+        return out
+    ca = connect.mysql_ssl_ca or mysql.ssl_ca
+    if not (ca and connect.mysql_ssl_truststore):
+        raise ConfigError(f"MYSQL_SSL_MODE={mode} for the connector needs the source's CA on the Connect worker's "
+                          "host twice: CONNECT_MYSQL_SSL_CA (PEM, default MYSQL_SSL_CA) for its JDBC session and "
+                          "CONNECT_MYSQL_SSL_TRUSTSTORE (PKCS#12) for its binlog connection.")
+    if not _REF.fullmatch(connect.mysql_ssl_truststore_password_ref):
+        raise ConfigError("CONNECT_MYSQL_SSL_TRUSTSTORE_PASSWORD_REF must be a Kafka Connect config provider "
+                          "reference such as ${env:CONNECT_MYSQL_SSL_TRUSTSTORE_PASSWORD}, never the password itself.")
+    out.update({
+        "database.ssl.truststore": connect.mysql_ssl_truststore,
+        "database.ssl.truststore.password": connect.mysql_ssl_truststore_password_ref,
+    })
+    if config.cdc.adapter == "mariadb":
+        out["driver.serverSslCert"] = ca
+    else:  # MySQL Connector/J reads the same store for JDBC (Debezium passes it as trustCertificateKeyStoreUrl)
+        out["driver.trustCertificateKeyStoreType"] = "PKCS12"
     return out

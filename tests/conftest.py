@@ -19,7 +19,7 @@ from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.settings import Settings, load_settings
 from ordertrack.stack import Stack
 from tests.support.pipeline_env import make_env, make_env_module  # noqa: F401 - fixtures for every test folder
-from tests.support.secure_stack import secure_stack  # noqa: F401 - the secured second stack
+from tests.support.secure_stack import secure_stack, secure_stack_connect  # noqa: F401 - the secured second stack
 
 
 def _in_ci() -> bool:

@@ -16,6 +16,10 @@ README's least-privilege table is this list in words. What each grant is for:
 
 Topic creation (Create, DescribeConfigs, AlterConfigs) is not granted: `ordertrack topics create`
 is an administrator's step; every other command finds its topics already there.
+
+`connect_grants` is the same for the Kafka Connect worker that runs the pipeline's Debezium
+connector (its own principal, `User:ordertrack-connect` in the local stack); what each of its
+grants is for is said next to it, and docs/RUNTIME.md has what the broker denied without it.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ from ordertrack.tables import TableRegistry
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    resource: str  # topic | group | transactional-id
+    resource: str  # topic | group | transactional-id | cluster
     pattern: str  # literal | prefixed
-    name: str
-    operation: str  # Read | Write | Describe
+    name: str  # the cluster's is always `kafka-cluster`
+    operation: str  # Read | Write | Describe | Create | DescribeConfigs | IdempotentWrite
     why: str
 
     def binding(self, principal: str) -> AclBinding:
@@ -45,8 +49,12 @@ class Grant:
 
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-             "transactional-id": ResourceType.TRANSACTIONAL_ID}
-_OPERATION = {"Read": AclOperation.READ, "Write": AclOperation.WRITE, "Describe": AclOperation.DESCRIBE}
+             "transactional-id": ResourceType.TRANSACTIONAL_ID, "cluster": ResourceType.BROKER}
+_OPERATION = {"Read": AclOperation.READ, "Write": AclOperation.WRITE, "Describe": AclOperation.DESCRIBE,
+              "Create": AclOperation.CREATE, "DescribeConfigs": AclOperation.DESCRIBE_CONFIGS,
+              "IdempotentWrite": AclOperation.IDEMPOTENT_WRITE}
+CLUSTER = "kafka-cluster"
+"""The one name of the cluster resource in Kafka's ACLs."""
 
 
 def pipeline_grants(config: PipelineConfig) -> list[Grant]:
@@ -80,3 +88,49 @@ def pipeline_grants(config: PipelineConfig) -> list[Grant]:
 def pipeline_acls(config: PipelineConfig, principal: str) -> list[AclBinding]:
     """`pipeline_grants` as ALLOW bindings for `principal` (e.g. `User:ordertrack`), any host."""
     return [g.binding(principal) for g in pipeline_grants(config)]
+
+
+def connect_grants(config: PipelineConfig, group_id: str, storage_prefix: str) -> list[Grant]:
+    """Every grant the Kafka Connect worker's principal needs to run this pipeline's Debezium
+    connector with exactly-once source support, sorted, without repeats: the worker's own
+    (group `group_id`, its `<storage_prefix>.configs|offsets|status` topics, the leader's
+    transactional id) and the connector's (its table topics, its heartbeat topic, its task's
+    transactional id). Empty of connector grants when no table uses Debezium."""
+    from ordertrack.tables import cdc_topic_prefix
+
+    grants: set[Grant] = set()
+    for op in ("Read", "Describe"):
+        grants.add(Grant("group", "literal", group_id, op, "the workers' group: joining it, its leader, rebalances"))
+    for kind in ("configs", "offsets", "status"):
+        topic = f"{storage_prefix}.{kind}"
+        for op, why in (("Read", f"the worker reads every {kind[:-1]} record back at start"),
+                        ("Write", f"the worker writes {kind}" + (" in each task's transaction" if kind == "offsets"
+                                                                 else "")),
+                        ("Describe", "metadata and end offsets"),
+                        ("Create", "the first worker creates it (compacted, replication factor from the worker)"),
+                        ("DescribeConfigs", "the worker checks it is compacted before using it")):
+            grants.add(Grant("topic", "literal", topic, op, why))
+    # Exactly-once source support: the leader writes the config topic in a transaction of its own ...
+    for op in ("Write", "Describe"):
+        grants.add(Grant("transactional-id", "literal", f"connect-cluster-{group_id}", op,
+                         "the leader's config-topic writes (exactly-once source support)"))
+    specs = TableRegistry(config).binlog()
+    if specs:
+        connector = config.cdc.connector
+        # ... and each task writes its events and its offsets in one: `<group>-<connector>-<task>`
+        # (one task: the connector config says tasks.max=1). The leader fences it by the same id.
+        for op in ("Write", "Describe"):
+            grants.add(Grant("transactional-id", "literal", f"{group_id}-{connector}-0", op,
+                             "the task's transactions: events and binlog position commit together"))
+        heartbeat = f"__debezium-heartbeat.{cdc_topic_prefix(config)}"
+        for topic, what in ([(s.topic, "change events") for s in specs] + [(heartbeat, "heartbeats")]):
+            grants.add(Grant("topic", "literal", topic, "Write", f"the connector publishes its {what}"))
+            grants.add(Grant("topic", "literal", topic, "Describe", "metadata; the task looks it up before writing"))
+            grants.add(Grant("topic", "literal", topic, "Create",
+                             "the task creates it when missing (topic.creation.default.*)"))
+    return sorted(grants)
+
+
+def connect_acls(config: PipelineConfig, principal: str, group_id: str, storage_prefix: str) -> list[AclBinding]:
+    """`connect_grants` as ALLOW bindings for `principal` (e.g. `User:ordertrack-connect`), any host."""
+    return [g.binding(principal) for g in connect_grants(config, group_id, storage_prefix)]

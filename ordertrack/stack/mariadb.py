@@ -9,9 +9,9 @@ Binlog is on (ROW format, FULL row image, a server id) so Debezium's binlog CDC 
 * the binlog CDC user (`CONNECT_MYSQL_USER`): what Debezium needs to snapshot and stream (CDC_GRANTS).
 
 In a secured stack (`stack up --secure`) the server also speaks TLS with the stack's server
-certificate (`--ssl-ca/--ssl-cert/--ssl-key`) and the pipeline and workload users are
-`REQUIRE SSL` (re-applied on every `up`; `REQUIRE NONE` in a plain stack). The CDC user is left
-as it is: Debezium 2.6.2 talks to MariaDB with `database.ssl.mode=disabled` (docs/RUNTIME.md).
+certificate (`--ssl-ca/--ssl-cert/--ssl-key`) and the pipeline, workload and CDC users are
+`REQUIRE SSL` (re-applied on every `up`; `REQUIRE NONE` in a plain stack): Debezium's connector
+follows MYSQL_SSL_MODE (connectors/debezium.py, docs/RUNTIME.md).
 """
 
 from __future__ import annotations
@@ -191,13 +191,12 @@ class MariaDBService(PidTracked):
             cur.execute(f"USE `{SOURCE_DATABASE}`")
             for stmt in split_sql(resource_text("source_schema.sql")):
                 cur.execute(stmt)
-            # The pipeline and workload users must use TLS in a secured stack; the CDC user keeps
-            # what it has (Debezium connects without TLS).
+            # Every account must use TLS in a secured stack, Debezium's CDC account included.
             require = "REQUIRE SSL" if self.layout.secure else "REQUIRE NONE"
             for user, pw_var, grants, tls_clause in (
                 (env["MYSQL_USER"], "MYSQL_PASSWORD", PIPELINE_GRANTS, require),
                 (env["WORKLOAD_MYSQL_USER"], "WORKLOAD_MYSQL_PASSWORD", WORKLOAD_GRANTS, require),
-                (env["CONNECT_MYSQL_USER"], "CDC_MYSQL_PASSWORD", CDC_GRANTS, ""),
+                (env["CONNECT_MYSQL_USER"], "CDC_MYSQL_PASSWORD", CDC_GRANTS, require),
             ):
                 account = f"'{user}'@'%'"
                 # With bound parameters pymysql %-formats the statement, so the host '%' is doubled.

@@ -8,6 +8,10 @@ defaults), so it never meets the main stack. The session starts it once and stop
 pids it recorded) at the end; its state folder is kept, so the next session reuses the
 certificates and data folders and starts in seconds.
 
+`secure_stack_connect` adds Kafka Connect to that same stack (`up(connect=True)`: the worker
+over SASL_SSL as `ordertrack-connect`), only for the tests that ask for it; the session's end
+stops it with the rest.
+
 Missing tools fail the test in CI and skip it elsewhere, like every integration fixture.
 """
 
@@ -80,3 +84,16 @@ def secure_stack() -> Iterator[SecureStack]:
         yield SecureStack(stack, read_env(layout.env_file))
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def secure_stack_connect(secure_stack: SecureStack) -> SecureStack:
+    """`secure_stack` with its Kafka Connect worker started (secured: SASL_SSL, its own ACLs)."""
+    from tests.conftest import service_missing
+
+    try:
+        secure_stack.stack.up(postgres=False, connect=True, secure=True)
+    except MissingToolError as e:
+        service_missing(f"Kafka Connect on the secured stack ({e})")
+    secure_stack.env = read_env(secure_stack.layout.env_file)
+    return secure_stack
