@@ -49,6 +49,7 @@ def secured_cdc(secure_stack_connect, tmp_path) -> Iterator[tuple[object, Env, p
             heartbeat = f"__debezium-heartbeat.{cdc_topic_prefix(env.config)}"
             KafkaAdmin(KafkaSettings(bootstrap_servers=plain)).delete_topics([heartbeat])
             drop_test_grants(stack)
+            drop_pipeline_grants(stack, env)
     admin.close()
 
 
@@ -79,6 +80,22 @@ def drop_test_grants(stack) -> None:
         client = stack.stack.kafka.admin()
         filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
                                     b.permission_type) for b in extra]
+        for fut in client.delete_acls(filters, request_timeout=30).values():
+            fut.result(timeout=40)
+
+
+def drop_pipeline_grants(stack, env: Env) -> None:
+    """Remove what `topics acls --apply` granted the pipeline's principal for this test's pipeline
+    (the stack's own grants, the default pipeline's, stay)."""
+    from ordertrack.config import load_pipeline_config
+    from ordertrack.kafka.acls import pipeline_acls
+
+    keep = {_key(b) for b in pipeline_acls(load_pipeline_config(resource_path("pipeline.yaml")), "User:ordertrack")}
+    drop = [b for b in pipeline_acls(env.config, "User:ordertrack") if _key(b) not in keep]
+    if drop:
+        client = stack.stack.kafka.admin()
+        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                                    b.permission_type) for b in drop]
         for fut in client.delete_acls(filters, request_timeout=30).values():
             fut.result(timeout=40)
 
