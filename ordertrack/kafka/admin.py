@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AclBinding, AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic, OffsetSpec
 
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
@@ -139,3 +139,15 @@ class KafkaAdmin:
                     f"Kafka refused to create the ACL {what} for {binding.principal}: {exc.args[0].str()} "
                     "(creating ACLs takes an administrator's principal).") from None
         return len(bindings)
+
+    def delete_acls(self, bindings: list[AclBinding]) -> None:
+        """Remove exactly these bindings (one that is not there is no error)."""
+        if not bindings:
+            return
+        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                                    b.permission_type) for b in bindings]
+        for fut in self._admin.delete_acls(filters, request_timeout=self.timeout).values():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                raise ServiceUnavailableError(f"Kafka refused to delete ACLs: {exc.args[0].str()}") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from ordertrack.kafka.acls import pipeline_grants
+from ordertrack.kafka.acls import pipeline_acls, pipeline_grants
 from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.settings import KafkaSettings
 from ordertrack.stack.tls import make_ca
@@ -34,6 +34,8 @@ class Secured:
     def __init__(self, stack, env: Env, tmp_path: Path) -> None:
         self.stack, self.env, self.tmp = stack, env, tmp_path
         self.outputs: list[str] = []
+        self.extra_acls: list = []
+        """Grants a test made for principals of its own, removed afterwards."""
 
     @property
     def vars(self) -> dict[str, str]:
@@ -83,7 +85,12 @@ def secured(secure_stack, secure_mariadb_admin, tmp_path) -> Iterator[Secured]:
         r = env.cli("topics", "acls", "--apply", "--json", KAFKA_BOOTSTRAP_SERVERS=plain,
                     ORDERTRACK_STATE_DIR=str(tmp_path))
         assert r.returncode == 0, r.stderr
-        yield Secured(secure_stack, env, tmp_path)
+        secured = Secured(secure_stack, env, tmp_path)
+        try:
+            yield secured
+        finally:  # the stack's own grants stay exactly the default pipeline's (test_secure_stack)
+            admin = KafkaAdmin(KafkaSettings(bootstrap_servers=plain))
+            admin.delete_acls(pipeline_acls(env.config, "User:ordertrack") + secured.extra_acls)
 
 
 def one_sentence(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -210,7 +217,8 @@ def test_a_principal_without_the_transactional_id_acl_is_refused(secured):
     user, password = f"notx_{secured.env.db}", "notx-password-123"
     secured.stack.stack.kafka.set_scram_password(user, password)
     grants = [g for g in pipeline_grants(secured.env.config) if g.resource != "transactional-id"]
-    KafkaAdmin(KafkaSettings(bootstrap_servers=plain)).create_acls([g.binding(f"User:{user}") for g in grants])
+    secured.extra_acls = [g.binding(f"User:{user}") for g in grants]
+    KafkaAdmin(KafkaSettings(bootstrap_servers=plain)).create_acls(secured.extra_acls)
 
     def refused() -> subprocess.CompletedProcess | None:
         r = secured.cli("produce", KAFKA_SASL_USERNAME=user, KAFKA_SASL_PASSWORD=password)
