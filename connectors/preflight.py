@@ -8,7 +8,7 @@ import re
 
 import pymysql
 
-from ordertrack.errors import ServiceUnavailableError
+from ordertrack.errors import SecurityError, ServiceUnavailableError
 from ordertrack.settings import Settings
 from ordertrack.source.cdc_account import CDC_PRIVILEGES
 from ordertrack.source.connection import SourceUnreachableError, connect
@@ -34,7 +34,7 @@ def source_problems(settings: Settings, database: str, mariadb: bool) -> list[st
     c = settings.connect
     try:
         conn = _cdc_session(settings)
-    except SourceUnreachableError:
+    except (SourceUnreachableError, SecurityError):  # away (waited for), or TLS told in its own words
         raise
     except ServiceUnavailableError:  # the login was refused: something to fix, not to wait for
         host, port = c.mysql_host or settings.mysql.host, c.mysql_port or settings.mysql.port
@@ -70,6 +70,8 @@ def binlog_head(settings: Settings) -> tuple[str, int] | None:
         return None
     try:
         conn = _cdc_session(settings)
+    except SecurityError:
+        raise
     except ServiceUnavailableError:
         return None
     with conn, conn.cursor() as cur:

@@ -18,6 +18,7 @@ from consumers.drain import consumer_config
 from consumers.ledger import ledger_ahead_error
 from ordertrack.config import PipelineConfig
 from ordertrack.kafka.messages import position
+from ordertrack.kafka.security import check_handshake
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
 from ordertrack.warehouse.engine import WarehouseEngine
@@ -35,6 +36,7 @@ class PartitionLag:
 
 
 def measure_lag(config: PipelineConfig, settings: Settings, engine: WarehouseEngine, specs: list[TableSpec]) -> list[PartitionLag]:
+    check_handshake(settings.kafka)
     conf = consumer_config(config, settings) | {"group.id": f"{config.pipeline.name}.lag-probe", "enable.partition.eof": True}
     c = Consumer(conf)
     out = []

@@ -33,11 +33,11 @@ from consumers import metrics
 from consumers.envelopes import CDC_COLUMNS, unwrap
 from consumers.staging import RawMessage, key_reason, stage
 from ordertrack.config import PipelineConfig
-from ordertrack.errors import ServiceUnavailableError
+from ordertrack.errors import SecurityError, ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as quote
 from ordertrack.identifiers import validate_identifier
 from ordertrack.kafka.clients import routed
-from ordertrack.kafka.security import client_conf
+from ordertrack.kafka.security import client_conf, refusal
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.source.columns import source_columns
@@ -181,10 +181,14 @@ class Lander:
 
     def _send_dead_letters(self, spec: TableSpec, rejected: list[dict[str, Any]]) -> None:
         errors: list[str] = []
+        refused: list[SecurityError] = []
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
             if err is not None:
                 errors.append(err.str())
+                denied = refusal(err, self.settings.kafka, self.config.kafka.dead_letter_topic)
+                if denied is not None:
+                    refused.append(denied)
 
         for r in rejected:
             self._dlq.produce(self.config.kafka.dead_letter_topic, key=spec.name.encode(),
@@ -194,6 +198,8 @@ class Lander:
             # Nothing half-sent lingers to be sent again beside the retry's own copies.
             self._dlq.purge()
             self._dlq.poll(0)
+            if refused:  # a missing grant: waiting would not cure it
+                raise refused[0]
             raise ServiceUnavailableError(
                 f"The dead-letter topic {self.config.kafka.dead_letter_topic} did not take {len(rejected)} "
                 f"rejected message(s) of {spec.name}: {errors[0] if errors else 'no answer from Kafka in 30s'}"

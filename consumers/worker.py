@@ -52,6 +52,7 @@ from consumers.lander import Lander
 from consumers.ledger import LedgerAheadError, check_ledger_within_log
 from consumers.staging import RawMessage, header, last_offsets
 from ordertrack.config import PipelineConfig
+from ordertrack.errors import SecurityError
 from ordertrack.kafka.admin import KafkaAdmin
 from ordertrack.kafka.security import faust_credentials
 from ordertrack.log import get_logger
@@ -86,7 +87,7 @@ class _LedgerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             # while it is waited for: an unreachable warehouse must not cost the group membership).
             tps = set(self.assignment())
             ledger = await _until_ok(lambda: app.ledger_positions(tps), app.ledger_outage,
-                                     fatal=(LedgerAheadError, LedgerRewound))
+                                     fatal=(LedgerAheadError, LedgerRewound, SecurityError))
         except LedgerAheadError as exc:
             app.fatal = str(exc)
             log.error("worker.ledger_ahead_of_topic", error=str(exc))
@@ -257,7 +258,7 @@ def build_app(
             expected = {p: app.read_from[(spec.topic, p)] for p in last if (spec.topic, p) in app.read_from}
             try:
                 res = await _until_ok(lambda: lander.land(spec, msgs, expected), outages[spec.name],
-                                      fatal=(LedgerRewound,), first_offset=min(m.offset for m in msgs),
+                                      fatal=(LedgerRewound, SecurityError), first_offset=min(m.offset for m in msgs),
                                       messages=len(msgs))
             except LedgerRewound as exc:
                 app.restart_for(exc)

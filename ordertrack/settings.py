@@ -53,6 +53,9 @@ class MySQLSettings(BaseSettings):
                              "server's certificate with")
         if bool(self.ssl_cert) != bool(self.ssl_key):
             raise ValueError("MYSQL_SSL_CERT and MYSQL_SSL_KEY go together: set both or neither")
+        if self.ssl_mode == "required" and self.ssl_ca:
+            raise ValueError("MYSQL_SSL_CA is set but MYSQL_SSL_MODE=required does not check the server's "
+                             "certificate: use verify_identity (or verify_ca)")
         if self.ssl_mode == "disabled" and (self.ssl_ca or self.ssl_cert):
             raise ValueError("MYSQL_SSL_CA or MYSQL_SSL_CERT is set but MYSQL_SSL_MODE=disabled: say which you "
                              "mean (TLS would not be used)")
@@ -86,7 +89,8 @@ class KafkaSettings(BaseSettings):
         None, description="Where OAUTHBEARER tokens come from: aws_msk_iam (Amazon MSK IAM, signed with the AWS "
         "credentials boto3 finds, for KAFKA_SASL_OAUTHBEARER_REGION).")
     sasl_oauthbearer_region: str | None = Field(
-        None, description="MSK's region (default: boto3's, from AWS_REGION / AWS_DEFAULT_REGION or its config).")
+        None, description="MSK's region (default: AWS_REGION or AWS_DEFAULT_REGION in the environment, or "
+        "boto3's config file).")
     ssl_ca_location: str | None = Field(None, description="CA file (PEM) the broker's certificate must chain to "
                                                           "(default: the system's CAs).")
     ssl_certificate_location: str | None = Field(None, description="Client certificate (PEM) for mutual TLS.")

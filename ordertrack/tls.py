@@ -27,7 +27,7 @@ _KINDS: tuple[tuple[TlsFailure, re.Pattern[str]], ...] = (
                              r"unable to verify the first certificate|broker certificate could not be verified", re.I)),
     ("not_tls", re.compile(r"plaintext broker listener|wrong version number|packet length too long|unknown protocol|"
                            r"http request|"
-                           r"record layer failure|unexpected eof while reading|does not support ssl|"
+                           r"record layer failure|does not support ssl|"
                            r"ssl is required but the server|server does not support", re.I)),
 )
 

@@ -25,7 +25,7 @@ from typing import Literal
 from tenacity import Retrying, retry_if_exception_type, sleep_using_event, stop_when_event_set, wait_exponential
 
 from ordertrack.config import PipelineConfig
-from ordertrack.errors import ConfigError, ServiceUnavailableError, TransientError
+from ordertrack.errors import ConfigError, SecurityError, ServiceUnavailableError, TransientError
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
@@ -128,6 +128,8 @@ class Producer:
         check_drift(drift, self.config.processing.max_clock_drift_seconds, db_now)
         try:
             marks = self.store.latest()
+        except SecurityError:
+            raise
         except (ServiceUnavailableError, TransientError) as exc:
             raise store_outage(exc) from None
         except Exception as exc:

@@ -54,7 +54,7 @@ class KafkaAdmin:
         self.bootstrap = kafka.bootstrap_servers
         self.kafka = kafka
         self.timeout = timeout
-        check_handshake(kafka)
+        check_handshake(kafka, timeout=min(timeout, 15.0))
         self._admin = AdminClient(routed(client_conf(kafka)))
 
     def _serve_logs(self) -> None:
@@ -110,8 +110,9 @@ class KafkaAdmin:
                 log.info("kafka.topic.created", topic=name)
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # lost a race with another process: fine
-                    refused = refusal(exc.args[0], self.kafka, f"{name} (creating it is an administrator's step: "
-                                                               "`ordertrack topics create` as one)")
+                    refused = refusal(exc.args[0], self.kafka, f"{name} (it is missing, or this principal may not "
+                                                               "describe it: an administrator creates topics with "
+                                                               "`ordertrack topics create`)")
                     if refused is not None:
                         raise refused from None
                     raise ServiceUnavailableError(f"Kafka refused to create topic {name}: {exc.args[0].str()}") from None

@@ -9,7 +9,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from ordertrack.errors import ServiceUnavailableError, TransientError
+from ordertrack.errors import SecurityError, ServiceUnavailableError, TransientError
 from ordertrack.kafka.clients import routed
 from ordertrack.kafka.messages import position
 from ordertrack.kafka.security import check_handshake, client_conf
@@ -46,6 +46,9 @@ def partitions(c: WatchfulConsumer, bootstrap: str, topic: str, missing_hint: st
     except KafkaException:
         raise ServiceUnavailableError(f"Kafka at {bootstrap} did not answer: is it running?") from None
     t = md.topics.get(topic)
+    if t is not None and t.error is not None and t.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        raise SecurityError(f"Kafka refused access to the topic {topic} (TOPIC_AUTHORIZATION_FAILED): grant what "
+                            "`ordertrack topics acls` lists for this pipeline.")
     if t is None or t.error is not None:
         raise ServiceUnavailableError(f"The topic {topic} does not exist: {missing_hint}.")
     return sorted(t.partitions)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import threading
 import time
@@ -101,12 +102,16 @@ class _MskToken:
     finds (environment, profile, instance role) by AWS's signer library."""
 
     def __init__(self, k: KafkaSettings) -> None:
+        import os
+
         import boto3
 
-        region = k.sasl_oauthbearer_region or boto3.session.Session().region_name
+        # boto3 reads AWS_DEFAULT_REGION and its config file, not AWS_REGION (nor a `.env` file).
+        region = (k.sasl_oauthbearer_region or os.environ.get("AWS_REGION")
+                  or boto3.session.Session().region_name)
         if not region:
             raise ConfigError("KAFKA_SASL_OAUTHBEARER_PROVIDER=aws_msk_iam needs the cluster's region: set "
-                              "KAFKA_SASL_OAUTHBEARER_REGION (or AWS_REGION).")
+                              "KAFKA_SASL_OAUTHBEARER_REGION.")
         self.region: str = region
         self._lock = threading.Lock()
 
@@ -255,12 +260,46 @@ def check_handshake(k: KafkaSettings, timeout: float = 15.0) -> None:
                 return
     finally:
         admin.poll(0)
-    if seen:
-        if seen[0] == tls_sentence("untrusted", k):
-            # librdkafka says only "certificate verify failed"; Python's TLS says why (expired,
-            # another host's, or really another CA's), from the same CA and host check.
-            host, _, port = k.bootstrap_servers.split(",")[0].strip().rpartition(":")
-            why = diagnose_certificate(host, int(port), k.ssl_ca_location, check_hostname=k.ssl_endpoint_identification)
-            if why in ("expired", "wrong_host"):
-                raise SecurityError(tls_sentence(why, k))
-        raise SecurityError(seen[0])
+    if not seen:
+        return
+    address = _first_broker(k)
+    if seen[0] == tls_sentence("not_tls", k):
+        # librdkafka guesses "a PLAINTEXT listener?" for any disconnect during the handshake,
+        # a load balancer or proxy with no broker behind it too: only a Kafka answer in
+        # plaintext makes it so. Anything else is an outage, waited out by the caller.
+        if address is None or not _answers_plaintext_kafka(*address):
+            return
+    if seen[0] == tls_sentence("untrusted", k) and address is not None:
+        # librdkafka says only "certificate verify failed"; Python's TLS says why (expired,
+        # another host's, or really another CA's), from the same CA and host check.
+        why = diagnose_certificate(*address, k.ssl_ca_location, check_hostname=k.ssl_endpoint_identification)
+        if why in ("expired", "wrong_host"):
+            raise SecurityError(tls_sentence(why, k))
+    raise SecurityError(seen[0])
+
+
+def _first_broker(k: KafkaSettings) -> tuple[str, int] | None:
+    host, _, port = k.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+
+
+def _answers_plaintext_kafka(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether `host:port` answers a plaintext ApiVersions request (v0) as a Kafka broker does."""
+    import struct
+
+    correlation = 0x6F74  # any id: the answer must echo it
+    client = b"ordertrack.probe"
+    body = struct.pack(">hhih", 18, 0, correlation, len(client)) + client
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = b""
+            while len(head) < 8:
+                chunk = s.recv(8 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    size, echoed = struct.unpack(">ii", head)
+    return echoed == correlation and 4 <= size < 1_000_000

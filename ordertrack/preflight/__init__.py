@@ -35,7 +35,8 @@ def _ask(service: Service, check: Check, config: PipelineConfig, settings: Setti
 
 def _secrets(settings: Settings) -> list[str]:
     values = [settings.mysql.password, settings.workload.password, settings.warehouse.password,
-              settings.s3.secret_access_key]
+              settings.s3.secret_access_key, settings.kafka.sasl_password, settings.kafka.ssl_key_password,
+              settings.connect.mysql_password]
     return [v.get_secret_value() for v in values if v is not None]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any, cast
 
 import pymysql
@@ -54,8 +55,7 @@ def connect(
         )
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else None
-        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-        kind = tls_failure(text) if not cfg.unix_socket and (code in (2003, 2026) or "ssl" in text.lower()) else None
+        kind = _tls_kind(exc, cfg)
         if kind is not None:
             raise SecurityError(_tls_sentence(kind, cfg, where)) from None
         if code == 1045:
@@ -90,6 +90,22 @@ def _tls(cfg: MySQLSettings) -> dict[str, Any]:
         raise SecurityError(f"The MySQL TLS files could not be read ({type(exc).__name__}: "
                             f"{getattr(exc, 'strerror', None) or exc}): check {what}.") from None
     return {"ssl": ctx}
+
+
+def _tls_kind(exc: pymysql.err.OperationalError, cfg: MySQLSettings) -> TlsFailure | None:
+    """The TLS failure behind a failed connect, judged from the TLS layer's own error (pymysql
+    keeps it as `original_exception`), never from the message, which names the host. A handshake
+    cut short (EOF, reset: a server restarting, a proxy with nothing behind it) is an outage."""
+    if cfg.ssl_mode == "disabled" or cfg.unix_socket:
+        return None
+    code = exc.args[0] if exc.args else None
+    if code == 2026:  # pymysql: "SSL is required but the server doesn't support it"
+        return "not_tls"
+    cause = getattr(exc, "original_exception", None) or exc.__context__
+    if not isinstance(cause, ssl.SSLError) or isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return None
+    text = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or str(cause)
+    return tls_failure(str(text)) or "other"
 
 
 def _tls_sentence(kind: TlsFailure, cfg: MySQLSettings, where: str) -> str:

@@ -18,11 +18,12 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql as pgsql
 
-from ordertrack.errors import ConfigError, ServiceUnavailableError, without_secrets
+from ordertrack.errors import ConfigError, SecurityError, ServiceUnavailableError, without_secrets
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
 from ordertrack.tables import TableSpec
+from ordertrack.tls import tls_failure
 from ordertrack.warehouse.catalog import catalog_ddl, table_columns
 from ordertrack.warehouse.engine import META_COLUMNS, Session, T
 from ordertrack.warehouse.landing import SharedSql
@@ -86,7 +87,10 @@ class PostgresEngine(SharedSql):
         self._where = f"{u.hostname}:{u.port or 5432}{u.path}"
         # TLS unless told otherwise: libpq's own default (`prefer`) falls back to plaintext.
         # An `sslmode` in the URL wins (the local stack's says `disable`: its server has no TLS).
-        in_url = "sslmode" in parse_qs(u.query)
+        in_url = parse_qs(u.query).get("sslmode")
+        if in_url and in_url[-1] in ("prefer", "allow"):
+            raise ConfigError(f"sslmode={in_url[-1]} in WAREHOUSE_URL falls back to plaintext without a word: use "
+                              "require, verify-ca or verify-full (or disable, said outright).")
         self._tls: dict[str, str] = {} if in_url else {"sslmode": w.ssl_mode}
         if w.ssl_root_cert and "sslrootcert" not in parse_qs(u.query):
             self._tls["sslrootcert"] = w.ssl_root_cert
@@ -119,9 +123,12 @@ class PostgresEngine(SharedSql):
             con = psycopg.connect(self._conninfo, **kwargs)
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            hint = " (check WAREHOUSE_SSL_MODE and WAREHOUSE_SSL_ROOT_CERT)" if "ssl" in first.lower() else ""
-            raise ServiceUnavailableError(
-                f"Cannot connect to PostgreSQL at {self._where}: {without_secrets(first)}{hint}") from None
+            text = without_secrets(first)
+            if re.search(r"\bSSL\b|certificate", text) and tls_failure(text) is not None:
+                # A setting to fix (the server's TLS, the CA, the mode), never an outage to wait out.
+                raise SecurityError(f"Cannot connect to PostgreSQL at {self._where} over TLS: {text} (check "
+                                    "WAREHOUSE_SSL_MODE and WAREHOUSE_SSL_ROOT_CERT).") from None
+            raise ServiceUnavailableError(f"Cannot connect to PostgreSQL at {self._where}: {text}") from None
         self._local.con = con
         with self._all_lock:
             self._all.append(con)

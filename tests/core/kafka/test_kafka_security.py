@@ -115,3 +115,15 @@ def test_a_broker_away_is_not_a_security_failure(text: str) -> None:
 def test_a_missing_acl_names_the_principal_and_the_resource() -> None:
     err = refusal(KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED), settings(**SCRAM), "p.producer.t")
     assert err is not None and "'ordertrack'" in str(err) and "p.producer.t" in str(err) and "topics acls" in str(err)
+
+
+def test_the_faust_guard_refuses_a_protocol_faust_would_pick_on_its_own(monkeypatch) -> None:
+    """faust turns SASL credentials without an SSL context into SASL_PLAINTEXT: should a context
+    ever be missing, the worker refuses to start rather than send the credentials in clear."""
+    from ordertrack.errors import SecurityError
+    from ordertrack.kafka import security
+
+    monkeypatch.setattr(security, "ssl_context", lambda k: None)
+    with pytest.raises(SecurityError) as e:
+        faust_credentials(settings(**SCRAM))
+    assert "SASL_PLAINTEXT" in str(e.value) and "s3cret" not in str(e.value)

@@ -88,3 +88,50 @@ def test_a_certificate_from_another_ca_is_refused(ca, tmp_path) -> None:
     cert = issue_cert(other, tmp_path, "server", cn="localhost", sans=["127.0.0.1"])
     with tls_endpoint(cert) as bootstrap:
         assert "KAFKA_SSL_CA_LOCATION" in refused(bootstrap, authority.cert_path)
+
+
+@contextmanager
+def resetting_endpoint() -> Iterator[str]:
+    """Accepts and resets every connection: a load balancer or TLS proxy with no broker behind it."""
+    import struct
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        done.set()
+        t.join(5)
+        srv.close()
+
+
+def test_a_proxy_with_nothing_behind_it_is_an_outage_not_a_plaintext_listener(ca, monkeypatch) -> None:
+    """librdkafka guesses "connecting to a PLAINTEXT broker listener?" for any disconnect during the
+    handshake; only a plaintext Kafka answer confirms it. Here nothing answers: the probe judges
+    nothing, and the caller's outage handling waits."""
+    authority, _ = ca
+    with resetting_endpoint() as bootstrap:
+        k = KafkaSettings(bootstrap_servers=bootstrap, security_protocol="SSL",
+                          ssl_ca_location=str(authority.cert_path))
+        check_handshake(k, timeout=6)  # returns: not a security failure
+        # What made the difference: librdkafka did guess a plaintext listener, and the plaintext
+        # probe found none. Were it to find one, the same handshake failure would be the verdict.
+        from ordertrack.kafka import security
+
+        monkeypatch.setattr(security, "_answers_plaintext_kafka", lambda host, port: True)
+        with pytest.raises(SecurityError) as e:
+            check_handshake(k, timeout=6)
+        assert "plaintext listener" in str(e.value)

@@ -51,3 +51,33 @@ def test_every_failure_kind_names_a_setting() -> None:
     cfg = MySQLSettings(host="db", ssl_mode="verify_identity", ssl_ca="/ca.pem")
     for kind in ("not_tls", "expired", "wrong_host", "untrusted", "client_cert", "other"):
         assert "MYSQL_" in _tls_sentence(kind, cfg, "db:3306")  # type: ignore[arg-type]
+
+
+def _failed_connect(cause: BaseException, host: str = "db") -> Exception:
+    import pymysql
+
+    exc = pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on {host!r} ({cause})")
+    exc.original_exception = cause  # type: ignore[attr-defined] - what pymysql attaches
+    return exc
+
+
+def test_only_the_tls_layers_own_error_is_judged_never_the_host_name() -> None:
+    from ordertrack.source.connection import _tls_kind
+
+    cfg = MySQLSettings(host="mysql-ssl.internal")
+    refused = _failed_connect(ConnectionRefusedError(111, "Connection refused"), "mysql-ssl.internal")
+    assert _tls_kind(refused, cfg) is None  # an outage, waited out: the host merely says "ssl"
+    cut = _failed_connect(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
+    assert _tls_kind(cut, cfg) is None  # a handshake cut short: a server restarting, a proxy
+    bad = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    bad.verify_message = "certificate has expired"
+    assert _tls_kind(_failed_connect(bad), cfg) == "expired"
+    assert _tls_kind(_failed_connect(bad), MySQLSettings(ssl_mode="disabled")) is None
+
+
+def test_a_ca_with_a_mode_that_does_not_check_it_is_refused(monkeypatch) -> None:
+    monkeypatch.setenv("MYSQL_SSL_MODE", "required")
+    monkeypatch.setenv("MYSQL_SSL_CA", "/ca.pem")
+    with pytest.raises(ConfigError) as e:
+        _load(MySQLSettings, ())
+    assert "verify_identity" in str(e.value)
