@@ -174,14 +174,33 @@ class KafkaService(PidTracked):
                 raise OrdertrackError(f"Setting the SCRAM credential of Kafka user {user!r} failed: "
                                       f"{type(e).__name__}: {e}") from None
 
-    def apply_acls(self, bindings: list[AclBinding]) -> None:
-        """Create ACL bindings (idempotent: an existing binding is left as it is)."""
-        if not bindings:
-            return
+    def apply_acls(self, bindings: list[AclBinding], *, exactly_for: str | None = None) -> None:
+        """Create ACL bindings (idempotent: an existing binding is left as it is). With
+        `exactly_for` (a principal), also remove that principal's bindings not among them: what
+        an earlier run granted and left behind (a test killed before its clean-up) is gone."""
+        from confluent_kafka.admin import (
+            AclBindingFilter,
+            AclOperation,
+            AclPermissionType,
+            ResourcePatternType,
+            ResourceType,
+        )
+
         try:
             admin = self.admin()  # kept referenced until the futures resolve
-            for fut in admin.create_acls(bindings, request_timeout=30).values():
-                fut.result(timeout=40)
+            if exactly_for is not None:
+                # None matches any name and host (confluent-kafka's own use; its stubs say str).
+                mine = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, exactly_for,  # type: ignore[arg-type]
+                                        None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
+                stale = set(admin.describe_acls(mine, request_timeout=30).result(timeout=40)) - set(bindings)
+                if stale:
+                    filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                                                b.operation, b.permission_type) for b in stale]
+                    for fut in admin.delete_acls(filters, request_timeout=30).values():
+                        fut.result(timeout=40)
+            if bindings:
+                for fut in admin.create_acls(bindings, request_timeout=30).values():
+                    fut.result(timeout=40)
         except Exception as e:
             raise OrdertrackError(f"Applying Kafka ACLs failed: {type(e).__name__}: {e}") from None
 
@@ -192,7 +211,7 @@ class KafkaService(PidTracked):
 
         self.set_scram_password(PIPELINE_USER, password)
         config = load_pipeline_config(resource_path("pipeline.yaml"))
-        self.apply_acls(pipeline_acls(config, f"User:{PIPELINE_USER}"))
+        self.apply_acls(pipeline_acls(config, f"User:{PIPELINE_USER}"), exactly_for=f"User:{PIPELINE_USER}")
 
     def _fetch(self) -> None:
         fetch_with_maven(resource_path("kafka-pom.xml"), self.lib, f"Kafka {KAFKA_VERSION}")
