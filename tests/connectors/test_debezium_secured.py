@@ -75,13 +75,7 @@ def stack_grants() -> set[tuple]:
 
 def drop_test_grants(stack) -> None:
     """Remove the worker principal's grants beyond the stack's own (a test pipeline's)."""
-    extra = [b for b in _bindings(stack) if _key(b) not in stack_grants()]
-    if extra:
-        client = stack.stack.kafka.admin()
-        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                    b.permission_type) for b in extra]
-        for fut in client.delete_acls(filters, request_timeout=30).values():
-            fut.result(timeout=40)
+    _local_admin(stack).delete_acls([b for b in _bindings(stack) if _key(b) not in stack_grants()])
 
 
 def drop_pipeline_grants(stack, env: Env) -> None:
@@ -91,13 +85,12 @@ def drop_pipeline_grants(stack, env: Env) -> None:
     from ordertrack.kafka.acls import pipeline_acls
 
     keep = {_key(b) for b in pipeline_acls(load_pipeline_config(resource_path("pipeline.yaml")), "User:ordertrack")}
-    drop = [b for b in pipeline_acls(env.config, "User:ordertrack") if _key(b) not in keep]
-    if drop:
-        client = stack.stack.kafka.admin()
-        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                    b.permission_type) for b in drop]
-        for fut in client.delete_acls(filters, request_timeout=30).values():
-            fut.result(timeout=40)
+    _local_admin(stack).delete_acls([b for b in pipeline_acls(env.config, "User:ordertrack") if _key(b) not in keep])
+
+
+def _local_admin(stack) -> KafkaAdmin:
+    """The secured stack's administrator: its plaintext listener's principal is the super user."""
+    return KafkaAdmin(KafkaSettings(bootstrap_servers=stack.env["KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS"]))
 
 
 def test_debezium_over_tls_lands_through_sasl_ssl_with_only_the_connect_grants(secured_cdc):

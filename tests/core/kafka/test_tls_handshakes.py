@@ -9,7 +9,7 @@ import datetime as dt
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,10 +22,8 @@ from ordertrack.stack.tls import Issued, issue_cert, make_ca
 
 
 @contextmanager
-def tls_endpoint(cert: Issued) -> Iterator[str]:
-    """A TLS server on 127.0.0.1 presenting `cert`; each connection is handshaken, then closed."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
+def endpoint(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that hands each connection to `handle`, then closes it."""
     srv = socket.create_server(("127.0.0.1", 0))
     srv.settimeout(0.2)
     done = threading.Event()
@@ -37,10 +35,11 @@ def tls_endpoint(cert: Issued) -> Iterator[str]:
             except OSError:
                 continue
             try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)
+                handle(conn)
             except (OSError, ssl.SSLError):
                 pass
+            finally:
+                conn.close()
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
@@ -50,6 +49,18 @@ def tls_endpoint(cert: Issued) -> Iterator[str]:
         done.set()
         t.join(5)
         srv.close()
+
+
+def tls_endpoint(cert: Issued):  # noqa: ANN201 - a context manager, as `endpoint`
+    """A TLS server presenting `cert`: each connection is handshaken, then closed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
+
+    def handshake(conn: socket.socket) -> None:
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)
+
+    return endpoint(handshake)
 
 
 @pytest.fixture(scope="module")
@@ -90,32 +101,11 @@ def test_a_certificate_from_another_ca_is_refused(ca, tmp_path) -> None:
         assert "KAFKA_SSL_CA_LOCATION" in refused(bootstrap, authority.cert_path)
 
 
-@contextmanager
-def resetting_endpoint() -> Iterator[str]:
+def resetting_endpoint():  # noqa: ANN201 - a context manager, as `endpoint`
     """Accepts and resets every connection: a load balancer or TLS proxy with no broker behind it."""
     import struct
 
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        yield f"127.0.0.1:{srv.getsockname()[1]}"
-    finally:
-        done.set()
-        t.join(5)
-        srv.close()
+    return endpoint(lambda conn: conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)))
 
 
 def test_a_proxy_with_nothing_behind_it_is_an_outage_not_a_plaintext_listener(ca, monkeypatch) -> None:
