@@ -47,20 +47,28 @@ class Secured:
         self.outputs += [r.stdout, r.stderr]
         return r
 
-    def explicit(self, *args: str, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
-        """A command with every setting given explicitly (no `.env` read): the secured stack's
-        settings minus `drop`, plus `env`."""
+    def explicit_env(self, drop: tuple[str, ...] = (), **env: str) -> tuple[dict[str, str], Path]:
+        """Every setting given explicitly (no `.env` read): the secured stack's settings minus
+        `drop`, plus `env`; and a working folder without a `.env`."""
         given = {k: v for k, v in self.stack.env.items() if k not in drop and not k.startswith("#")}
         bare = self.tmp / "no-env-here"
         bare.mkdir(exist_ok=True)
         clean = {k: v for k, v in os.environ.items()
                  if not k.startswith(("MYSQL_", "KAFKA_", "WAREHOUSE_", "WORKLOAD_", "AWS_"))}
-        r = subprocess.run(
-            [ORDERTRACK, "--config", str(self.env.config_path), *args],
-            capture_output=True, text=True, timeout=120, cwd=bare,
-            env={**clean, **given, **self.env.env_vars, "ORDERTRACK_STATE_DIR": str(bare), **env})
+        return {**clean, **given, **self.env.env_vars, "ORDERTRACK_STATE_DIR": str(bare),
+                "ORDERTRACK_PROGRESS": "off", **env}, bare
+
+    def explicit(self, *args: str, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
+        variables, bare = self.explicit_env(drop, **env)
+        r = subprocess.run([ORDERTRACK, "--config", str(self.env.config_path), *args],
+                           capture_output=True, text=True, timeout=120, cwd=bare, env=variables)
         self.outputs += [r.stdout, r.stderr]
         return r
+
+    def landed_everything(self) -> bool:
+        r = self.cli("lag", "--json")
+        # Each table's window is one transaction: its commit marker stays "unlanded".
+        return r.returncode == 0 and all(p["lag_messages"] <= 1 for p in json.loads(r.stdout))
 
     def secrets(self) -> list[str]:
         found = [self.stack.env[v] for v in SECRET_VARS if self.stack.env.get(v)]
@@ -127,14 +135,7 @@ def test_the_pipeline_runs_over_sasl_ssl_and_mysql_tls_with_nothing_but_its_acls
             [ORDERTRACK, "--config", str(env.config_path), "--log-level", "DEBUG", "consume"],
             stdout=out, stderr=out, env={**os.environ, **env.env_vars, **secured.vars})
     try:
-        def landed() -> bool:
-            r = secured.cli("lag", "--json")
-            if r.returncode != 0:
-                return False
-            # Each table's window is one transaction: its commit marker stays "unlanded".
-            return all(p["lag_messages"] <= 1 for p in json.loads(r.stdout))
-
-        wait_until("the faust worker to land every window over SASL_SSL", landed, timeout=180,
+        wait_until("the faust worker to land every window over SASL_SSL", secured.landed_everything, timeout=180,
                    context=lambda: log.read_text()[-3000:])
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
@@ -210,6 +211,34 @@ def test_mutual_tls_needs_the_client_certificate(secured):
     assert r.returncode == 0, r.stderr[-3000:]
     # The certificate's name is the principal: it sees the pipeline's topics through its ACLs.
     assert all(t["exists"] for t in json.loads(r.stdout))
+
+
+def test_the_worker_lands_over_mutual_tls_with_its_certificate_as_principal(secured, secure_mariadb_admin):
+    """The faust worker (aiokafka) on the mTLS listener: the client certificate reaches its SSL
+    context, and its name (CN=ordertrack) is the principal the pipeline's ACLs are granted to."""
+    env = secured.env
+    with secure_mariadb_admin.cursor() as cur:
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{env.db}`.* TO 'kuaisong_app'@'%'")
+    r = secured.cli("generate", "--history-days", "0.02", "--orders-per-minute", "10", "--seed", "3",
+                    MYSQL_DATABASE=env.db)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert secured.cli("produce").returncode == 0
+    assert not secured.landed_everything()
+    variables, bare = secured.explicit_env(
+        ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"),
+        KAFKA_BOOTSTRAP_SERVERS=secured.stack.env["KAFKA_MTLS_BOOTSTRAP_SERVERS"], KAFKA_SECURITY_PROTOCOL="SSL",
+        KAFKA_SSL_CERTIFICATE_LOCATION=secured.stack.env["KAFKA_CLIENT_CERTIFICATE"],
+        KAFKA_SSL_KEY_LOCATION=secured.stack.env["KAFKA_CLIENT_KEY"])
+    log = secured.tmp / "mtls-worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen([ORDERTRACK, "--config", str(env.config_path), "consume"], stdout=out, stderr=out,
+                                  cwd=bare, env=variables)
+    try:
+        wait_until("the faust worker to land every window over mutual TLS", secured.landed_everything, timeout=180,
+                   context=lambda: log.read_text()[-3000:])
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop(worker)
 
 
 def test_a_principal_without_the_transactional_id_acl_is_refused(secured):
