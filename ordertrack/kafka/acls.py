@@ -34,10 +34,10 @@ from ordertrack.tables import TableRegistry
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    resource: str  # topic | group | transactional-id | cluster
+    resource: str  # topic | group | transactional-id
     pattern: str  # literal | prefixed
-    name: str  # the cluster's is always `kafka-cluster`
-    operation: str  # Read | Write | Describe | Create | DescribeConfigs | IdempotentWrite
+    name: str
+    operation: str  # Read | Write | Describe | Create | DescribeConfigs
     why: str
 
     def binding(self, principal: str) -> AclBinding:
@@ -49,12 +49,9 @@ class Grant:
 
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-             "transactional-id": ResourceType.TRANSACTIONAL_ID, "cluster": ResourceType.BROKER}
+             "transactional-id": ResourceType.TRANSACTIONAL_ID}
 _OPERATION = {"Read": AclOperation.READ, "Write": AclOperation.WRITE, "Describe": AclOperation.DESCRIBE,
-              "Create": AclOperation.CREATE, "DescribeConfigs": AclOperation.DESCRIBE_CONFIGS,
-              "IdempotentWrite": AclOperation.IDEMPOTENT_WRITE}
-CLUSTER = "kafka-cluster"
-"""The one name of the cluster resource in Kafka's ACLs."""
+              "Create": AclOperation.CREATE, "DescribeConfigs": AclOperation.DESCRIBE_CONFIGS}
 
 
 def pipeline_grants(config: PipelineConfig) -> list[Grant]:

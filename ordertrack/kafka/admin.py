@@ -152,3 +152,15 @@ class KafkaAdmin:
                 fut.result()
             except KafkaException as exc:
                 raise ServiceUnavailableError(f"Kafka refused to delete ACLs: {exc.args[0].str()}") from None
+
+    def acls_of(self, principal: str) -> list[AclBinding]:
+        """Every ACL binding of `principal`."""
+        from confluent_kafka.admin import AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+        # None matches any name and host (confluent-kafka's own use; its stubs say str).
+        mine = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal,  # type: ignore[arg-type]
+                                None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
+        try:
+            return list(self._admin.describe_acls(mine, request_timeout=self.timeout).result())
+        except KafkaException as exc:
+            raise ServiceUnavailableError(f"Kafka refused to list the ACLs of {principal}: {exc.args[0].str()}") from None

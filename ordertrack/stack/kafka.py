@@ -178,31 +178,15 @@ class KafkaService(PidTracked):
         """Create ACL bindings (idempotent: an existing binding is left as it is). With
         `exactly_for` (a principal), also remove that principal's bindings not among them: what
         an earlier run granted and left behind (a test killed before its clean-up) is gone."""
-        from confluent_kafka.admin import (
-            AclBindingFilter,
-            AclOperation,
-            AclPermissionType,
-            ResourcePatternType,
-            ResourceType,
-        )
+        from ordertrack.kafka.admin import KafkaAdmin
+        from ordertrack.settings import KafkaSettings
 
-        try:
-            admin = self.admin()  # kept referenced until the futures resolve
-            if exactly_for is not None:
-                # None matches any name and host (confluent-kafka's own use; its stubs say str).
-                mine = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, exactly_for,  # type: ignore[arg-type]
-                                        None, AclOperation.ANY, AclPermissionType.ANY)  # type: ignore[arg-type]
-                stale = set(admin.describe_acls(mine, request_timeout=30).result(timeout=40)) - set(bindings)
-                if stale:
-                    filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
-                                                b.operation, b.permission_type) for b in stale]
-                    for fut in admin.delete_acls(filters, request_timeout=30).values():
-                        fut.result(timeout=40)
-            if bindings:
-                for fut in admin.create_acls(bindings, request_timeout=30).values():
-                    fut.result(timeout=40)
-        except Exception as e:
-            raise OrdertrackError(f"Applying Kafka ACLs failed: {type(e).__name__}: {e}") from None
+        # The local administrator's plaintext listener, whatever KAFKA_* the environment holds.
+        admin = KafkaAdmin(KafkaSettings.model_construct(bootstrap_servers=self.bootstrap), timeout=30)
+        if exactly_for is not None:
+            wanted = set(bindings)
+            admin.delete_acls([b for b in admin.acls_of(exactly_for) if b not in wanted])
+        admin.create_acls(bindings)
 
     def _secure_accounts(self, password: str) -> None:
         """The pipeline's SCRAM user and its ACLs (those of the default pipeline config)."""

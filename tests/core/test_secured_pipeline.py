@@ -65,6 +65,22 @@ class Secured:
         self.outputs += [r.stdout, r.stderr]
         return r
 
+    def worker_lands_everything(self, what: str, env: dict[str, str], cwd: Path | None = None,
+                                *options: str) -> str:
+        """Run the faust worker (`consume`) until every window has landed, stop it; its log."""
+        log = self.tmp / f"worker-{len(self.outputs)}.log"
+        with open(log, "w") as out:
+            worker = subprocess.Popen([ORDERTRACK, "--config", str(self.env.config_path), *options, "consume"],
+                                      stdout=out, stderr=out, cwd=cwd, env=env)
+        try:
+            wait_until(f"the faust worker to land every window over {what}", self.landed_everything, timeout=180,
+                       context=lambda: log.read_text()[-3000:])
+            assert worker.poll() is None, log.read_text()[-3000:]
+        finally:
+            stop(worker)
+            self.outputs.append(log.read_text())
+        return log.read_text()
+
     def landed_everything(self) -> bool:
         r = self.cli("lag", "--json")
         # Each table's window is one transaction: its commit marker stays "unlanded".
@@ -129,18 +145,8 @@ def test_the_pipeline_runs_over_sasl_ssl_and_mysql_tls_with_nothing_but_its_acls
     published = {table: t["rows"] for table, t in json.loads(report.read_text())["tables"].items()}
     assert all(n > 0 for n in published.values()), published
 
-    log = secured.tmp / "worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen(
-            [ORDERTRACK, "--config", str(env.config_path), "--log-level", "DEBUG", "consume"],
-            stdout=out, stderr=out, env={**os.environ, **env.env_vars, **secured.vars})
-    try:
-        wait_until("the faust worker to land every window over SASL_SSL", secured.landed_everything, timeout=180,
-                   context=lambda: log.read_text()[-3000:])
-        assert worker.poll() is None, log.read_text()[-3000:]
-    finally:
-        stop(worker)
-        secured.outputs.append(log.read_text())
+    secured.worker_lands_everything("SASL_SSL", {**os.environ, **env.env_vars, **secured.vars}, None,
+                                    "--log-level", "DEBUG")
     raw = env.engine()
     for table, n in published.items():
         spec = env.spec(table)
@@ -229,16 +235,7 @@ def test_the_worker_lands_over_mutual_tls_with_its_certificate_as_principal(secu
         KAFKA_BOOTSTRAP_SERVERS=secured.stack.env["KAFKA_MTLS_BOOTSTRAP_SERVERS"], KAFKA_SECURITY_PROTOCOL="SSL",
         KAFKA_SSL_CERTIFICATE_LOCATION=secured.stack.env["KAFKA_CLIENT_CERTIFICATE"],
         KAFKA_SSL_KEY_LOCATION=secured.stack.env["KAFKA_CLIENT_KEY"])
-    log = secured.tmp / "mtls-worker.log"
-    with open(log, "w") as out:
-        worker = subprocess.Popen([ORDERTRACK, "--config", str(env.config_path), "consume"], stdout=out, stderr=out,
-                                  cwd=bare, env=variables)
-    try:
-        wait_until("the faust worker to land every window over mutual TLS", secured.landed_everything, timeout=180,
-                   context=lambda: log.read_text()[-3000:])
-        assert worker.poll() is None, log.read_text()[-3000:]
-    finally:
-        stop(worker)
+    secured.worker_lands_everything("mutual TLS", variables, bare)
 
 
 def test_a_principal_without_the_transactional_id_acl_is_refused(secured):
