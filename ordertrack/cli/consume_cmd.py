@@ -30,7 +30,7 @@ def consume(
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Only these tables (repeatable)."),
     batch_size: int = typer.Option(100_000, "--batch-size", min=1, help="Messages per landing transaction."),
     max_batch_age: str = typer.Option("15m", "--max-batch-age", help="Flush a batch whose oldest message is this old."),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", envvar="ORDERTRACK_METRICS_PORT", min=1, max=65535,
                                                help="Serve Prometheus metrics on this port."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -23,6 +23,7 @@ from ordertrack.cli import (
     dq_cmd,
     exceptions_cmd,
     generate_cmd,
+    health_cmd,
     ledger_cmd,
     maintenance_cmd,
     marts_cmd,
@@ -67,6 +68,7 @@ app.command("consume")(consume_cmd.consume)
 app.command("run-once")(consume_cmd.run_once)
 app.command("lag")(consume_cmd.lag)
 app.command("status")(status_cmd.status)
+app.command("health")(health_cmd.health)
 
 
 def _version(value: bool) -> None:

@@ -61,7 +61,7 @@ scheduler_app = typer.Typer(help="The sidecar. Without a command it runs retenti
 @scheduler_app.callback()
 def scheduler(
     ctx: typer.Context,
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", envvar="ORDERTRACK_METRICS_PORT", help="Serve Prometheus metrics on this port."),
 ) -> None:
     """Run the sidecar until SIGTERM (it stops between jobs). `scheduler runs` lists recorded runs."""
     if ctx.invoked_subcommand is not None:

@@ -46,7 +46,7 @@ def produce(
                                              help="Replaced by `ordertrack backfill` (kept to say so)."),
     end_time: Optional[str] = typer.Option(None, "--end-time", help="Cap the live window's end: 'YYYY-mm-dd HH:MM:SS' UTC."),
     json_output: Optional[Path] = typer.Option(None, "--json-output", help="Write status and per-table counts to this file."),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", min=1, max=65535,
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", envvar="ORDERTRACK_METRICS_PORT", min=1, max=65535,
                                                help="Serve Prometheus metrics on this port."),
 ) -> None:
     """Publish each table's next window [watermark, end) to Kafka, with its watermark, in one transaction
