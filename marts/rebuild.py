@@ -217,6 +217,22 @@ def _rows(execute: Execute, runner: MartRunner, spec: TableSpec) -> Rows:
     return Rows(count(spec.mart_table), {h: count(h) for h in runner.history_tables(execute, spec)})
 
 
+def mart_rows(engine: WarehouseEngine, registry: TableRegistry) -> dict[str, Rows | None]:
+    """Each table's mart and history row counts, read in one transaction; None for a mart that
+    does not exist yet (nothing merged). Creates nothing."""
+    runner = MartRunner(registry, engine.dialect)
+    exists = ("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = :schema AND table_name = :name")
+
+    def work(execute: Execute) -> dict[str, Rows | None]:
+        out: dict[str, Rows | None] = {}
+        for spec in registry:
+            found = execute(transpile(exists, engine.dialect), {"schema": spec.mart_schema, "name": spec.mart_table})
+            out[spec.name] = _rows(execute, runner, spec) if int(found[0][0]) else None
+        return out
+
+    return engine.in_transaction(work)
+
+
 def _count(execute: Execute, dialect: str, sql: str) -> int:
     """Inline counts are written in the source dialect, like the files (identifiers come quoted
     from the config, validated, or from the catalog)."""

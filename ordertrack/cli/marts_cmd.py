@@ -115,3 +115,18 @@ def _print_landing(state, spec, engine: str) -> None:  # noqa: ANN001 - the CLI 
             typer.echo(f"-- stage\n{stage};\n")
         note = " (only while a replay's hole is open)" if name in ("replace", "advance") else ""
         typer.echo(f"-- {name}{note}\n{text};\n")
+
+
+@app.command()
+def counts(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Rows in each mart and its half-year history tables (read only; a mart not made yet shows as such)."""
+    from marts.rebuild import mart_rows
+
+    state = ctx.obj
+    found = mart_rows(open_engine(state.config, state.settings, create="never"), state.registry)
+    if as_json:
+        print_json({name: (rows.to_dict() if rows else None) for name, rows in found.items()})
+        return
+    print_table("marts", ["table", "mart rows", "history rows"],
+                [(name, rows.mart, rows.history_total) if rows else (name, "not made yet", "-")
+                 for name, rows in found.items()])
