@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo lint test unit bench-producer bench-landing bench-marts chaos clean
+.PHONY: help setup system-deps stack-up stack-down demo compose-demo compose-down lint test unit bench-producer bench-landing bench-marts chaos clean
 
 help:
 	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result and the dq checks"
@@ -12,6 +12,8 @@ help:
 	@echo "make lint   - ruff and mypy only"
 	@echo "make unit   - only the fast tests that need no service"
 	@echo "make stack-down - stop the local stack"
+	@echo "make compose-demo - the same pipeline as containers: build the images, docker-compose up, a demo workload, the marts' counts"
+	@echo "make compose-down - remove the compose stack (containers, network, volumes) and stop the engine it started"
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -37,6 +39,13 @@ demo: stack-up
 	$(OT) run-once
 	$(OT) lag
 	$(OT) dq run || echo "open data-quality exceptions: see ordertrack exceptions list"
+
+# The pipeline as containers (docker-compose.yml) on a Docker engine found running or started here.
+compose-demo: setup
+	$(OT) stack compose demo
+
+compose-down:
+	@[ -x $(OT) ] && $(OT) stack compose down || true
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

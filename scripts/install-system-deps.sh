@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack runs: a Java 17+ runtime and Maven (Kafka from
-# Maven Central), MariaDB's server and client, PostgreSQL's server (Debian packages). Idempotent;
+# Maven Central), MariaDB's server and client, PostgreSQL's server, and for the compose stack
+# Docker's engine, docker-compose and debootstrap (Debian packages). Idempotent;
 # as root it uses apt-get, otherwise it says what to install and fails.
 set -euo pipefail
 
@@ -14,6 +15,10 @@ if ! command -v postgres >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/
   missing+=(postgresql)
 fi
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)  # as root, postgres runs as the user `postgres`
+# The compose stack and its test: a Docker engine run as a process, compose, and the local base image.
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -1,0 +1,26 @@
+# Sourced once by the MariaDB image's first start (docker/mariadb's or the official mariadb
+# image's), after root's password is set and the schema file ran: the pipeline's three accounts
+# with least privilege, the grants of ordertrack/stack/mariadb.py (tests/docker compares them).
+# The official image has already made MYSQL_USER an owner of MYSQL_DATABASE: that is revoked.
+
+ordertrack_sql() {
+  mariadb --protocol=socket -uroot --password="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}" "$@"
+}
+ordertrack_account() {  # user, password, grants (`;`-separated, {user} for the account)
+  local account="'${1//\'/\'\'}'@'%'" password=${2//\'/\'\'}
+  {
+    echo "CREATE USER IF NOT EXISTS $account IDENTIFIED BY '$password';"
+    echo "ALTER USER $account IDENTIFIED BY '$password';"
+    echo "REVOKE ALL PRIVILEGES, GRANT OPTION FROM $account;"
+    echo "${3//\{user\}/$account};"
+  } | ordertrack_sql
+}
+
+PIPELINE_GRANTS='GRANT SELECT ON `kuaisong`.* TO {user};GRANT PROCESS, SLAVE MONITOR ON *.* TO {user}'
+WORKLOAD_GRANTS='GRANT SELECT, INSERT, UPDATE, DELETE ON `kuaisong`.* TO {user}'
+CDC_GRANTS='GRANT SELECT ON `kuaisong`.* TO {user};GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO {user}'
+
+ordertrack_account "${MYSQL_USER:-ordertrack}" "${MYSQL_PASSWORD:?set MYSQL_PASSWORD}" "$PIPELINE_GRANTS"
+ordertrack_account "${WORKLOAD_MYSQL_USER:-kuaisong_app}" "${WORKLOAD_MYSQL_PASSWORD:?set WORKLOAD_MYSQL_PASSWORD}" "$WORKLOAD_GRANTS"
+ordertrack_account "${CONNECT_MYSQL_USER:-ordertrack_cdc}" "${CDC_MYSQL_PASSWORD:?set CDC_MYSQL_PASSWORD}" "$CDC_GRANTS"
+echo "FLUSH PRIVILEGES;" | ordertrack_sql
