@@ -245,3 +245,26 @@ def test_marts_sql_landing_prints_the_statements_a_landing_runs(mariadb_admin):
                                                  "advance", "counts", "rejects", "drop_fresh", "drop_stage"]
     assert 'INSERT INTO "settlement_public"."uni_tracking_spath_raw" ("id", "order_id", "traceSeq", "pathTime"' in r.stdout
     assert "FORMAT AS PARQUET MANIFEST" in r.stdout and "%(batch_id)s" in r.stdout
+
+
+@pytest.mark.integration
+def test_marts_counts_reports_each_mart_and_its_history_read_only(make_env):
+    w = Warehouse(make_env())
+
+    def counts() -> dict:
+        r = w.env.cli("marts", "counts", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    # Before any merge no mart exists: each is reported as such, and counting creates none.
+    assert counts() == {s.name: None for s in w.registry}
+    for spec in w.registry:
+        assert w.engine.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                              [spec.mart_schema, spec.mart_table])[0][0] == 0
+    land_history(w)
+    good = w.snapshot(SPATH_TABLE)
+    hist = {n: len(rows) for n, rows in good.items() if n.startswith("hist_")}
+    spec = w.registry.get(SPATH_TABLE)
+    assert len(hist) == 2
+    assert counts()[SPATH_TABLE] == {"mart_rows": len(good[spec.mart_table]), "history_rows": hist,
+                                     "history_rows_total": sum(hist.values())}
