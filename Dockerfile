@@ -27,7 +27,7 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt ./
 RUN python3 -m venv /opt/ordertrack \
     && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
-    && /opt/ordertrack/bin/pip install --no-cache-dir -q --upgrade pip "setuptools>=69" wheel \
+    && /opt/ordertrack/bin/pip install --no-cache-dir -q pip==26.3 setuptools==80.9.0 wheel==0.45.1 \
     && /opt/ordertrack/bin/pip install --no-cache-dir -q -c constraints.txt -r requirements.txt
 # The sources in one layer (.dockerignore sends only the packages): vfs copies every layer whole.
 COPY . ./

@@ -45,7 +45,7 @@ compose-demo: setup
 	$(OT) stack compose demo
 
 compose-down:
-	@[ -x $(OT) ] && $(OT) stack compose down || true
+	@if [ -x $(OT) ]; then $(OT) stack compose down; fi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 #!/bin/bash
 # One Kafka Connect worker in distributed mode, set up as the local stack's (ordertrack/stack/
 # connect.py): exactly-once source support, JSON without schemas, the env config provider
-# allowed to resolve CDC_MYSQL_PASSWORD only (connector configs name it, never hold it).
+# allowed to resolve CDC_MYSQL_PASSWORD only (connector configs name it, never hold it); no file
+# provider (a connector config could read any file the worker can).
 # Variables as in debezium/connect; any CONNECT_* variable (CONNECT_OFFSET_FLUSH_INTERVAL_MS ->
 # offset.flush.interval.ms) is a property too and wins.
 set -euo pipefail
@@ -26,10 +27,9 @@ key.converter.schemas.enable=false
 value.converter.schemas.enable=false
 plugin.path=/opt/connect/plugins
 plugin.discovery=service_load
-config.providers=env,file
+config.providers=env
 config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider
 config.providers.env.param.allowlist.pattern=^(CDC_MYSQL_PASSWORD)$
-config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 offset.flush.interval.ms=5000
 PROPS
 while IFS='=' read -r name value; do

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Healthy when the server greets a client on its TCP port (the handshake names the server's
-# version): no account needed, and nothing answers there during the first start's initialisation.
-exec 3<>/dev/tcp/127.0.0.1/3306 || exit 1
-timeout 3 head -c 64 <&3 | grep -aq MariaDB
+# Healthy when the first start's initialisation is over, the server listens on TCP 3306 (read
+# from /proc: a probe connection would log an aborted connection every check) and answers a
+# query over its socket (the container's user logs in by its OS identity).
+[ -f /var/lib/mysql/.initialising ] && exit 1
+awk '$4 == "0A" && $2 ~ /:0CEA$/ { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null || exit 1
+exec mariadb --protocol=socket -e "SELECT 1" >/dev/null

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 
@@ -127,8 +128,6 @@ def compose_demo(
     """Build the images, start Kafka, MariaDB and S3, generate a history, start the pipeline's roles,
     wait until the marts hold the history, print the source's and the marts' counts and `status`.
     The stack keeps running; `make compose-down` removes it."""
-    from pathlib import Path
-
     from ordertrack.stack.compose import INFRASTRUCTURE, ComposeStack
 
     stack = ComposeStack.prepare(Path.cwd(), extra_env={"ORDERTRACK_PRODUCE_EVERY": produce_every})
@@ -155,8 +154,6 @@ def compose_down(
 ) -> None:
     """Remove the compose stack's containers, network and volumes, and stop the engine if ordertrack
     started it. The images stay in the engine's cache (the next build reuses them)."""
-    from pathlib import Path
-
     from ordertrack.stack.compose import ComposeStack
 
     layout = StackLayout.from_env()
@@ -164,7 +161,14 @@ def compose_down(
     stack.down()
     stack.prune_images()
     left = {k: v for k, v in stack.leftovers().items() if v}
-    typer.echo("compose stack removed" if not left else f"left behind: {left}")
-    if not keep_engine and DockerEngine(layout).running_pid() is not None:
-        DockerEngine(layout).down()
-        typer.echo("docker engine stopped")
+    if left:
+        typer.echo(f"left behind: {left}", err=True)
+        raise typer.Exit(1)
+    typer.echo("compose stack removed")
+    engine = DockerEngine(layout)
+    if not keep_engine and engine.running_pid() is not None:
+        if engine.idle():
+            engine.down()
+            typer.echo("docker engine stopped")
+        else:
+            typer.echo("docker engine left running: it holds other containers")

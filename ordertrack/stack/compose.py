@@ -34,6 +34,13 @@ COMPOSE_FILE = "docker-compose.yml"
 ENV_EXAMPLE = Path("docker") / "compose.env.example"
 LONG_RUNNING = ("producer", "worker", "scheduler")
 INFRASTRUCTURE = ("kafka", "mariadb", "s3")
+CACHE_STAGES = (
+    # Dockerfile, builder stage, its base image's compose variable and default, cache tag, service
+    ("Dockerfile", "build", "ORDERTRACK_PYTHON_BASE_IMAGE", "python:3.11-slim-bookworm", "pipeline-build", "topics"),
+    ("docker/s3/Dockerfile", "build", "ORDERTRACK_PYTHON_BASE_IMAGE", "python:3.11-slim-bookworm", "s3-build", "s3"),
+    ("docker/kafka/Dockerfile", "jars", "ORDERTRACK_BASE_IMAGE", "debian:bookworm-slim", "kafka-jars", "kafka"),
+    ("docker/connect/Dockerfile", "jars", "ORDERTRACK_BASE_IMAGE", "debian:bookworm-slim", "connect-jars", "connect"),
+)
 _HINT = "install docker-compose (apt-get install docker-compose)"
 _HOST_CAS = Path("/usr/local/share/ca-certificates")
 
@@ -44,8 +51,10 @@ def write_env_file(example: Path, target: Path, base_image: str = BASE_IMAGE) ->
     text = re.sub(r"=change-me-[\w-]+", lambda _: "=" + secrets.token_urlsafe(18), text)
     text = re.sub(r"^(ORDERTRACK_(?:PYTHON_)?BASE_IMAGE)=.*$", rf"\1={base_image}", text, flags=re.M)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(0o600)
+    target.unlink(missing_ok=True)
+    # Made 0600 from the start: it holds the passwords.
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(text)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class ComposeStack:
     docker_host: str
     extra_env: tuple[tuple[str, str], ...] = ()
     """Variables for the compose file's `${...}` that win over the env file (ports, the producer's interval)."""
+    own_engine: bool = False
+    """The engine is the dockerd ordertrack started (so its images are ours to prune)."""
 
     @classmethod
     def prepare(cls, root: Path, *, project: str = "ordertrack", env_file: Path | None = None,
@@ -68,6 +79,7 @@ class ComposeStack:
         layout = layout or StackLayout.from_env()
         engine = DockerEngine(layout)
         host = engine.up().host
+        own = host == engine.own_host
         if base_image:
             engine.ensure_base_image(host)
         env_file = (env_file or layout.root / "compose.env").absolute()
@@ -76,7 +88,7 @@ class ComposeStack:
             log.info("stack.compose.env_written", path=str(env_file))
         for crt in _HOST_CAS.glob("*.crt"):
             shutil.copyfile(crt, root / "docker" / "build-ca" / crt.name)
-        return cls(root.absolute(), project, env_file, host, tuple(sorted((extra_env or {}).items())))
+        return cls(root.absolute(), project, env_file, host, tuple(sorted((extra_env or {}).items())), own)
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.docker_host, "ORDERTRACK_ENV_FILE": str(self.env_file),
@@ -97,11 +109,33 @@ class ComposeStack:
         return subprocess.run(["docker", *args], env=self._env(), text=True, capture_output=True, timeout=timeout)
 
     # -- the stack -----------------------------------------------------------------------------
-    def build(self) -> float:
-        """Build every image; the seconds it took."""
+    def build(self, *services: str, profiles: Sequence[str] = ()) -> float:
+        """Build the images (all of the active profiles', or `services`'); the seconds it took.
+
+        The builder stages are tagged first (ordertrack-cache/*): an untagged stage counts as a
+        dangling image, and `prune_images` would take the pip and Maven downloads with it."""
         started = time.monotonic()
-        self.compose("build", timeout=3600)
+        wanted = set(services) or {"topics", "kafka", "s3", *(["connect"] if "cdc" in profiles else [])}
+        for dockerfile, stage, base_var, default, tag, service in CACHE_STAGES:
+            if service not in wanted:
+                continue
+            out = subprocess.run(
+                ["docker", "build", "--network", "host", "--target", stage, "--build-arg",
+                 f"BASE_IMAGE={self._setting(base_var, default)}", "-t", f"ordertrack-cache/{tag}:local",
+                 "-f", dockerfile, "."],
+                cwd=self.root, env={**self._env(), "DOCKER_BUILDKIT": "0"}, text=True, capture_output=True, timeout=3600)
+            if out.returncode != 0:
+                raise OrdertrackError(f"Building {dockerfile}'s {stage} stage failed: "
+                                      + " / ".join((out.stdout + out.stderr).strip().splitlines()[-5:]))
+        self.compose(*(a for p in profiles for a in ("--profile", p)), "build", *services, timeout=3600)
         return time.monotonic() - started
+
+    def _setting(self, name: str, default: str) -> str:
+        """A `${name}` as compose resolves it: these overrides, then the environment, then the env file."""
+        from dotenv import dotenv_values
+
+        return (dict(self.extra_env).get(name) or os.environ.get(name)
+                or dotenv_values(self.env_file).get(name) or default)
 
     def up(self, *services: str) -> None:
         self.compose("up", "-d", *services, timeout=900)
@@ -176,9 +210,11 @@ class ComposeStack:
                      timeout=600)
 
     def prune_images(self) -> None:
-        """Remove the images earlier builds left untagged: on vfs each holds whole copies of its
-        file system. The tagged images, and the layers the next build reuses, stay."""
-        self.docker("image", "prune", "--force", timeout=600)
+        """On the engine ordertrack started, remove the images earlier builds left untagged: on
+        vfs each holds whole copies of its file system. The tagged images and builder stages (the
+        layers the next build reuses) stay. Another engine's images are its owner's business."""
+        if self.own_engine:
+            self.docker("image", "prune", "--force", timeout=600)
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes of this project still present (none after `down`)."""

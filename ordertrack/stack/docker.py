@@ -131,6 +131,18 @@ class DockerEngine:
             time.sleep(0.3)
         return EngineStatus(self.own_host, pid, "started by ordertrack")
 
+    def idle(self) -> bool:
+        """True when the engine ordertrack started holds no container (running or stopped): a
+        container left in its data folder would start again with the engine."""
+        if self.running_pid() is None:
+            return True
+        docker = shutil.which("docker")
+        if docker is None:
+            return True
+        out = subprocess.run([docker, "ps", "-a", "-q"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "DOCKER_HOST": self.own_host})
+        return out.returncode == 0 and not out.stdout.split()
+
     def down(self) -> EngineStatus:
         pid = self.running_pid()
         if pid is not None:

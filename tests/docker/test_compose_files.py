@@ -46,8 +46,7 @@ def test_env_file_gets_fresh_passwords_and_the_local_base(tmp_path: Path) -> Non
     write_env_file(EXAMPLE, target)
     values = _env_keys(target)
     assert "change-me" not in target.read_text()
-    assert len({values[k] for k in ("MYSQL_PASSWORD", "WORKLOAD_MYSQL_PASSWORD", "CDC_MYSQL_PASSWORD",
-                                    "MARIADB_ROOT_PASSWORD")}) == 4
+    assert len({values[k] for k in ("MYSQL_PASSWORD", "WORKLOAD_MYSQL_PASSWORD", "CDC_MYSQL_PASSWORD")}) == 3
     assert values["ORDERTRACK_BASE_IMAGE"] == values["ORDERTRACK_PYTHON_BASE_IMAGE"] == "ordertrack/debian:bookworm"
     assert target.stat().st_mode & 0o077 == 0
 
@@ -73,3 +72,25 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     assert set(config["volumes"]) == {"kafka-data", "mariadb-data", "warehouse", "connect-history"}
     assert services["connect"]["environment"]["CDC_MYSQL_PASSWORD"] == _env_keys(env)["CDC_MYSQL_PASSWORD"]
     assert services["worker"]["environment"]["MYSQL_HOST"] == "mariadb"  # the env file reached the containers
+    # MariaDB and Connect get only their own variables: no other service's secrets.
+    assert "AWS_SECRET_ACCESS_KEY" not in services["mariadb"]["environment"]
+    assert set(services["connect"]["environment"]) & {"MYSQL_PASSWORD", "WORKLOAD_MYSQL_PASSWORD"} == set()
+    # Published ports answer on the loopback interface only.
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_accounts_script_quotes_any_password_as_a_mariadb_literal() -> None:
+    """The password reaches MariaDB as written: quotes doubled, backslashes escaped (MariaDB reads
+    `\\` as an escape in a string literal), `$`, `"` and `&` untouched."""
+    password = "a'b\\c$d\"e&f\\"
+    # Only the function: sourcing the script would create the accounts.
+    function = re.search(r"^ordertrack_literal\(\) \{.*?^\}", ACCOUNTS.read_text(), re.M | re.S).group(0)  # type: ignore[union-attr]
+    out = subprocess.run(["bash", "-c", f'shopt -u patsub_replacement 2>/dev/null; {function}\nordertrack_literal "$1"',
+                          "_", password], capture_output=True, text=True, timeout=30)
+    literal = out.stdout
+    assert literal == "'a''b\\\\c$d\"e&f\\\\'"
+    # Reading the literal back the way MariaDB does gives the password.
+    body = literal[1:-1]
+    assert re.sub(r"\\(.)|''", lambda m: m.group(1) or "'", body) == password

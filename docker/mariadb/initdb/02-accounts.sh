@@ -1,16 +1,28 @@
 # Sourced once by the MariaDB image's first start (docker/mariadb's or the official mariadb
-# image's), after root's password is set and the schema file ran: the pipeline's three accounts
-# with least privilege, the grants of ordertrack/stack/mariadb.py (tests/docker compares them).
-# The official image has already made MYSQL_USER an owner of MYSQL_DATABASE: that is revoked.
+# image's), after the schema file ran: the pipeline's three accounts with least privilege, the
+# grants of ordertrack/stack/mariadb.py (tests/docker compares them). The official image has
+# already made MYSQL_USER an owner of MYSQL_DATABASE: that is revoked.
+
+shopt -u patsub_replacement 2>/dev/null || true  # `&` in a replacement is literal text
 
 ordertrack_sql() {
-  mariadb --protocol=socket -uroot --password="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}" "$@"
+  if [ -n "${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}" ]; then  # the official image
+    MYSQL_PWD=${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD} mariadb --protocol=socket -uroot
+  else  # docker/mariadb: the container's user logs in by its OS identity
+    mariadb --protocol=socket
+  fi
+}
+ordertrack_literal() {  # a string literal: backslashes and quotes escaped (MariaDB reads \ as an escape)
+  local s=${1//\\/\\\\}
+  printf "'%s'" "${s//\'/\'\'}"
 }
 ordertrack_account() {  # user, password, grants (`;`-separated, {user} for the account)
-  local account="'${1//\'/\'\'}'@'%'" password=${2//\'/\'\'}
+  local account password
+  account="$(ordertrack_literal "$1")@'%'"
+  password=$(ordertrack_literal "$2")
   {
-    echo "CREATE USER IF NOT EXISTS $account IDENTIFIED BY '$password';"
-    echo "ALTER USER $account IDENTIFIED BY '$password';"
+    echo "CREATE USER IF NOT EXISTS $account IDENTIFIED BY $password;"
+    echo "ALTER USER $account IDENTIFIED BY $password;"
     echo "REVOKE ALL PRIVILEGES, GRANT OPTION FROM $account;"
     echo "${3//\{user\}/$account};"
   } | ordertrack_sql
