@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
@@ -121,7 +122,7 @@ app.add_typer(compose_app, name="compose")
 def compose_demo(
     produce_every: str = typer.Option("10s", "--produce-every", help="The producer's cycle in the demo (15m by default "
                                       "in docker-compose.yml)."),
-    history_hours: float = typer.Option(1.5, "--history-hours", min=0.05, max=2.0,
+    history_hours: float = typer.Option(1.5, "--history-hours", min=0.05, max=1.8,
                                         help="Hours of generated history: at most the producer's lookback_minutes "
                                              "(120), as far back as its first window reaches."),
 ) -> None:
@@ -135,9 +136,11 @@ def compose_demo(
     typer.echo(f"images built in {stack.build():.0f}s; starting Kafka, MariaDB and S3")
     stack.up(*INFRASTRUCTURE)
     stack.wait_healthy(INFRASTRUCTURE)
-    typer.echo(f"generating {history_hours} hours of history")
+    # The history ends before the producer's buffer_minutes (5): all of it is published at once.
+    until = (datetime.now(timezone.utc) - timedelta(minutes=6)).strftime("%Y-%m-%d %H:%M:%S")
+    typer.echo(f"generating {history_hours} hours of history up to {until} UTC")
     stack.compose("run", "--rm", "generate", "generate", "--history-days", f"{history_hours / 24:.4f}",
-                  "--orders-per-minute", "30", "--seed", "42", capture=False)
+                  "--until", until, "--orders-per-minute", "30", "--seed", "42", capture=False)
     typer.echo("starting topics, producer, worker, scheduler")
     stack.up()
     stack.wait_healthy()
