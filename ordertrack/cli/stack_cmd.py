@@ -10,7 +10,7 @@ import typer
 
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.stack import Stack
-from ordertrack.stack.docker import BASE_IMAGE, DockerEngine, EngineStatus
+from ordertrack.stack.docker import BASE_IMAGE, DockerEngine
 from ordertrack.stack.layout import StackLayout
 from ordertrack.stack.service import ServiceStatus
 
@@ -73,13 +73,14 @@ docker_app = typer.Typer(help="A Docker engine for the compose stack (docker-com
 app.add_typer(docker_app, name="docker")
 
 
-def _show_engine(status: EngineStatus, as_json: bool, print_host: bool) -> None:
+def _show_engine(status: ServiceStatus, as_json: bool, print_host: bool) -> None:
     if print_host:
-        typer.echo(status.host)
+        typer.echo(status.address)
     elif as_json:
         print_json(asdict(status))
     else:
-        print_table("docker engine", ["DOCKER_HOST", "pid", "detail"], [(status.host, status.pid, status.detail)])
+        print_table("docker engine", ["DOCKER_HOST", "state", "pid", "detail"],
+                    [(status.address, status.state, status.pid, status.detail)])
 
 
 @docker_app.command("up")
@@ -93,7 +94,7 @@ def docker_up(
     engine = DockerEngine(StackLayout.from_env())
     status = engine.up()
     if base_image:
-        engine.ensure_base_image(status.host)
+        engine.ensure_base_image(status.address)
     _show_engine(status, as_json, print_host)
 
 
@@ -108,7 +109,7 @@ def docker_status(as_json: bool = JsonOpt) -> None:
     """Which engine answers; exit 1 if none."""
     status = DockerEngine(StackLayout.from_env()).status()
     _show_engine(status, as_json, False)
-    if not status.host:
+    if status.state != "running":
         raise typer.Exit(1)
 
 

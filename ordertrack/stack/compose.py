@@ -78,7 +78,7 @@ class ComposeStack:
         require("docker-compose", _HINT)
         layout = layout or StackLayout.from_env()
         engine = DockerEngine(layout)
-        host = engine.up().host
+        host = engine.up().address
         own = host == engine.own_host
         if base_image:
             engine.ensure_base_image(host)
@@ -177,16 +177,11 @@ class ComposeStack:
     def ordertrack_json(self, *argv: str, **kw: Any) -> Any:
         return json.loads(self.ordertrack(*argv, "--json", **kw).stdout)
 
-    def behind(self) -> dict[str, tuple[int, int]]:
-        """Tables whose mart holds fewer rows than the source: name -> (source rows, mart rows)."""
+    def held(self) -> dict[str, tuple[int, int]]:
+        """Each source table's rows and its mart's rows (0 before the mart exists): name -> (source, mart)."""
         source = {r["table"]: int(r["rows"]) for r in self.ordertrack_json("source", "counts")}
-        marts = self.ordertrack_json("marts", "counts", check=False) if source else {}
-        out = {}
-        for table, rows in source.items():
-            held = int((marts.get(table) or {}).get("mart_rows", 0))
-            if held < rows:
-                out[table] = (rows, held)
-        return out
+        marts = self.ordertrack_json("marts", "counts") if source else {}
+        return {table: (rows, int((marts.get(table) or {}).get("mart_rows", 0))) for table, rows in source.items()}
 
     def wait_caught_up(self, timeout: float = 600) -> float:
         """Wait until every mart holds as many rows as its source table; the seconds it took."""
@@ -194,7 +189,7 @@ class ComposeStack:
         deadline = started + timeout
         while True:
             try:
-                behind = self.behind()
+                behind = {t: (src, mart) for t, (src, mart) in self.held().items() if mart < src}
             except (OrdertrackError, ValueError) as exc:  # the warehouse file is not made yet, or busy
                 behind = {"(not readable yet)": (0, 0)}
                 log.debug("stack.compose.not_readable", error=str(exc)[:200])

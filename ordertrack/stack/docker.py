@@ -21,14 +21,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ordertrack.errors import MissingToolError, OrdertrackError, ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import running_pid, start_detached, stop_pid
+from ordertrack.stack.process import start_detached
+from ordertrack.stack.service import PidTracked, ServiceStatus
 from ordertrack.stack.tools import require
 
 log = get_logger(__name__)
@@ -37,15 +36,6 @@ BASE_IMAGE = "ordertrack/debian:bookworm"
 _DOCKER_HINT = "install Docker's engine (apt-get install docker.io docker-compose)"
 _DEBOOTSTRAP_HINT = "install debootstrap (apt-get install debootstrap)"
 _MIRROR = "http://deb.debian.org/debian"
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    host: str
-    """The DOCKER_HOST clients use: unix://... ."""
-    pid: int | None
-    """dockerd's pid when this module started it; None for an engine found running."""
-    detail: str
 
 
 def _ping(host: str, timeout: float = 3.0) -> bool:
@@ -74,9 +64,11 @@ def _ping_with_client(host: str) -> bool:
     return out.returncode == 0
 
 
-class DockerEngine:
+class DockerEngine(PidTracked):
+    """The engine as a local-stack service: found running, or a dockerd started and stopped by pid."""
+
     name = "docker"
-    grace_seconds = 60.0
+    grace_seconds = 60.0  # dockerd stops its containers and its containerd before it exits
 
     def __init__(self, layout: StackLayout) -> None:
         self.layout = layout
@@ -86,15 +78,12 @@ class DockerEngine:
         self.socket = self.run_dir / "docker.sock"
         self.pid_file = self.run_dir / "ordertrack-dockerd.pid"
         self.log_file = layout.cache / "docker-engine.log"
+        self.marker = str(self.data_root)  # dockerd's command line names it: a reused pid cannot pass for it
         self.base_tar = layout.cache / "docker-base" / "debian-bookworm-minbase.tar"
 
     @property
     def own_host(self) -> str:
         return f"unix://{self.socket}"
-
-    def running_pid(self) -> int | None:
-        # dockerd's command line names the data folder: a reused pid cannot pass for it.
-        return running_pid(self.pid_file, str(self.data_root))
 
     def existing_host(self) -> str | None:
         """An engine that answers without us: DOCKER_HOST, the system's socket, or ours."""
@@ -103,9 +92,9 @@ class DockerEngine:
                 return host
         return None
 
-    def up(self) -> EngineStatus:
+    def up(self) -> ServiceStatus:
         found = self.status()
-        if found.host:
+        if found.state == "running":
             return found
         if os.environ.get("DOCKER_HOST"):
             raise ServiceUnavailableError(f"No Docker engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']}; "
@@ -122,14 +111,9 @@ class DockerEngine:
                 f"--pidfile={self.run_dir / 'dockerd.pid'}", f"--host={self.own_host}"]
         pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
         log.info("stack.docker.started", pid=pid, host=self.own_host, data_root=str(self.data_root))
-        deadline = time.monotonic() + 60
-        while not _ping(self.own_host):
-            if self.running_pid() is None:
-                raise ServiceUnavailableError(f"dockerd exited during start-up; see {self.log_file}.")
-            if time.monotonic() > deadline:
-                raise ServiceUnavailableError(f"dockerd did not answer on {self.socket} within 60s; see {self.log_file}.")
-            time.sleep(0.3)
-        return EngineStatus(self.own_host, pid, "started by ordertrack")
+        self.wait_healthy(lambda: _ping(self.own_host), timeout=60, interval=0.3, log_file=self.log_file,
+                          not_ready=f"dockerd did not answer on {self.socket}")
+        return ServiceStatus(self.name, self.own_host, "running", pid, "started by ordertrack")
 
     def idle(self) -> bool:
         """True when the engine ordertrack started holds no container (running or stopped): a
@@ -143,21 +127,13 @@ class DockerEngine:
                              env={**os.environ, "DOCKER_HOST": self.own_host})
         return out.returncode == 0 and not out.stdout.split()
 
-    def down(self) -> EngineStatus:
-        pid = self.running_pid()
-        if pid is not None:
-            # dockerd stops its containers and its containerd before it exits.
-            stop_pid(pid, str(self.data_root), grace_seconds=self.grace_seconds)
-            log.info("stack.stopped", service=self.name, pid=pid)
-        self.pid_file.unlink(missing_ok=True)
-        return self.status()
-
-    def status(self) -> EngineStatus:
+    def status(self) -> ServiceStatus:
+        """`address` is the DOCKER_HOST to use ("" when no engine answers); `pid` only for ours."""
         host = self.existing_host()
         if host is None:
-            return EngineStatus("", None, "stopped")
+            return ServiceStatus(self.name, "", "stopped", None)
         pid = self.running_pid() if host == self.own_host else None
-        return EngineStatus(host, pid, "started by ordertrack" if pid else "found running")
+        return ServiceStatus(self.name, host, "running", pid, "started by ordertrack" if pid else "found running")
 
     # -- the local base image ------------------------------------------------------------------
     def ensure_base_image(self, host: str) -> str:

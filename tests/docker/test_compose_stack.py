@@ -71,7 +71,7 @@ def _free_ports(n: int) -> list[int]:
 def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     layout = StackLayout.from_env()
     engine = DockerEngine(layout)
-    started_here = engine.status().host == ""
+    started_here = engine.status().state == "stopped"
     folder = tmp_path_factory.mktemp("compose")
     # The shipped pipeline YAML with no buffer behind the source clock, so a live workload's rows
     # are published within a producer cycle (5 s) instead of 5 minutes later.
@@ -124,12 +124,6 @@ def _rows_landed(stack: ComposeStack) -> float:
                if sample.name == "ordertrack_rows_landed_total")
 
 
-def _held(stack: ComposeStack) -> dict[str, tuple[int, int]]:
-    source = {r["table"]: int(r["rows"]) for r in stack.ordertrack_json("source", "counts")}
-    marts = stack.ordertrack_json("marts", "counts")
-    return {t: (source[t], int(marts[t]["mart_rows"])) for t in TABLES}
-
-
 def test_compose_stack_runs_the_pipeline_and_survives_a_worker_kill(compose_stack: ComposeStack) -> None:
     stack = compose_stack
     times: dict[str, float] = {}
@@ -147,7 +141,7 @@ def test_compose_stack_runs_the_pipeline_and_survives_a_worker_kill(compose_stac
     stack.wait_healthy(timeout=420)
     times["up until healthy"] = time.monotonic() - t
     times["first workload landed"] = stack.wait_caught_up(timeout=600)
-    first = _held(stack)
+    first = stack.held()
     assert all(src > 0 and src == mart for src, mart in first.values()), first
     clean = _reconcile_in_own_container(stack)
     assert all(r["clean"] and r["counts"] == {"missing": 0, "extra": 0, "stale": 0} for r in clean.values()), clean
@@ -178,7 +172,7 @@ def test_compose_stack_runs_the_pipeline_and_survives_a_worker_kill(compose_stac
         stack.docker("rm", "-f", LIVE)
 
     times["after the kill, landed"] = stack.wait_caught_up(timeout=600)
-    second = _held(stack)
+    second = stack.held()
     # Orders and tracking rows grow with the live workload; scan events (one every few hours per
     # parcel on average) may not in 40 seconds.
     assert second["ecs_order_info"][0] > first["ecs_order_info"][0], (first, second)
