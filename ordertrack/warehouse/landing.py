@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -156,22 +157,29 @@ def unmerged_batches_sql(raw_schema: str) -> str:
 
 
 def plan(spec: TableSpec, source_columns: list[str], raw_schema: str, mart_schema: str, dialect: str) -> dict[str, str]:
+    return dict(_plan(spec, tuple(source_columns), raw_schema, mart_schema, dialect))
+
+
+@lru_cache(maxsize=64)
+def _plan(spec: TableSpec, source_columns: tuple[str, ...], raw_schema: str, mart_schema: str,
+          dialect: str) -> tuple[tuple[str, str], ...]:
     """Every statement of a landing of `spec`, rendered for `dialect`, in the order they run
     (`replace` and `advance` only while a replay's hole is open; the stage's own statements
     come from the engine). `ordertrack marts sql --landing` prints exactly these."""
-    return {name: render(text, dialect) for name, text in (
+    source = list(source_columns)  # transpiled once per table layout: sqlglot takes longer than a small landing
+    return tuple((name, render(text, dialect)) for name, text in (
         ("positions", positions_sql(raw_schema)),
         ("fresh_table", FRESH_TABLE_SQL),
         ("fresh", fresh_sql(raw_schema)),
         ("replace", replace_relanded_sql(spec, raw_schema)),
-        ("insert", insert_raw_sql(spec, source_columns)),
+        ("insert", insert_raw_sql(spec, source)),
         ("exceptions", exceptions_sql(mart_schema)),
         ("ledger", ledger_sql(raw_schema)),
         ("advance", advance_holes_sql(raw_schema)),
         ("counts", COUNTS_SQL),
         ("rejects", REJECTS_SQL),
         *((f"drop_{n}", stmt) for n, stmt in zip(("fresh", "stage"), DROP_SQL)),
-    )}
+    ))
 
 
 def utcnow() -> dt.datetime:
@@ -186,12 +194,12 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
     """Land `batch` (staged messages, or already parsed) in one transaction; see the module doc.
     `expected` (partition -> the offset the caller reads on from) raises `LedgerRewound` when a
     replay has moved the position below it since."""
-    parsed = batch if isinstance(batch, ParsedBatch) else parse(batch)
     columns = {c: t for c, t in engine.raw_columns(spec).items() if not c.startswith("_")}
     if not columns:
         from ordertrack.errors import ConfigError
 
         raise ConfigError(f"Raw table {spec.raw_schema}.{spec.raw_table} does not exist yet.")
+    parsed = batch if isinstance(batch, ParsedBatch) else parse(batch, columns)
     rows = typed(parsed, columns, spec.key_columns, declared=expected or ())
     if rows.misfit_columns and misfits == "raise":
         raise MisfitColumns(rows.misfit_columns)

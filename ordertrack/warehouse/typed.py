@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
+from functools import cached_property
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from ordertrack.warehouse.types import VARCHAR_MAX_BYTES
 
@@ -49,22 +52,47 @@ class _Inexact(Exception):
     (a DECIMAL, a large BIGINT, text): the message is parsed again with decimals kept exact."""
 
 
-@dataclass
 class ParsedBatch:
     """The messages of a batch, each parsed once: the lander reads its keys (columns the raw
-    table lacks), marks messages it rejects, then the typed rows are built from it."""
+    table lacks), marks messages it rejects, then the typed rows are built from it.
 
-    partitions: list[int]
-    offsets: list[int]
-    window_ids: list[str | None]
-    values: list[bytes | None]
-    docs: list[dict[str, Any] | None]
-    reasons: list[str | None]
-    keys: set[str] = field(default_factory=set)
+    A batch of well-formed objects is read by Arrow's JSON reader in one vectorized pass
+    (`columns`, the table as Arrow read it); the per-message Python objects (`docs`, and the
+    lists of partitions, offsets, values) are only built when something needs them (a rejected
+    key, a value that does not fit, a batch the fast read could not take)."""
+
+    def __init__(self, staged: pa.Table, columns: pa.Table | None) -> None:
+        self.staged = staged
+        self.columns = columns
+        self.reasons: list[str | None] = staged.column("reject_reason").to_pylist()
+        self.keys: set[str] = set(columns.column_names) if columns is not None else set()
+        self._docs: list[dict[str, Any] | None] | None = None
 
     @property
     def num_rows(self) -> int:
-        return len(self.offsets)
+        return self.staged.num_rows
+
+    @cached_property
+    def partitions(self) -> list[int]:
+        return self.staged.column("partition").to_pylist()
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        return self.staged.column("offset").to_pylist()
+
+    @cached_property
+    def window_ids(self) -> list[str | None]:
+        return self.staged.column("window_id").to_pylist()
+
+    @cached_property
+    def values(self) -> list[bytes | None]:
+        return self.staged.column("value").to_pylist()
+
+    @property
+    def docs(self) -> list[dict[str, Any] | None]:
+        if self._docs is None:
+            self._docs = _docs(self.values, self.reasons, self.keys)
+        return self._docs
 
     def reject_keys(self, keys: set[str], reason: Callable[[list[str]], str]) -> None:
         """Reject every message whose object carries one of `keys`, with `reason(those keys)`."""
@@ -73,6 +101,7 @@ class ParsedBatch:
                 bad = sorted(k for k in doc if k in keys)
                 if bad:
                     self.reasons[i] = reason(bad)
+                    self.columns = None  # rejections are decided message by message from now on
 
     def value_text(self, i: int) -> str | None:
         v = self.values[i]
@@ -84,12 +113,19 @@ class ParsedBatch:
             return None
 
 
-def parse(staged: pa.Table) -> ParsedBatch:
-    """Parse a staged batch (`ordertrack.warehouse.engine.STAGED_SCHEMA`)."""
-    values = staged.column("value").to_pylist()
-    reasons = staged.column("reject_reason").to_pylist()
+def parse(staged: pa.Table, columns: dict[str, str] | None = None) -> ParsedBatch:
+    """Parse a staged batch (`ordertrack.warehouse.engine.STAGED_SCHEMA`); `columns` (the raw
+    table's source columns and their warehouse types, when known) lets the vectorized read type
+    them as they should arrive."""
+    clean = staged.column("reject_reason").null_count == staged.num_rows
+    batch = ParsedBatch(staged, _read_objects(staged, columns or {}) if clean else None)
+    if batch.columns is None:
+        batch.docs  # noqa: B018  # parsed now: invalid messages get their reasons, keys are gathered
+    return batch
+
+
+def _docs(values: list[bytes | None], reasons: list[str | None], keys: set[str]) -> list[dict[str, Any] | None]:
     docs: list[dict[str, Any] | None] = [None] * len(values)
-    keys: set[str] = set()
     for i, v in enumerate(values):
         if reasons[i] is not None or v is None:
             continue
@@ -101,8 +137,58 @@ def parse(staged: pa.Table) -> ParsedBatch:
         if isinstance(doc, dict):
             docs[i] = doc
             keys.update(doc)
-    return ParsedBatch(staged.column("partition").to_pylist(), staged.column("offset").to_pylist(),
-                       staged.column("window_id").to_pylist(), values, docs, reasons, keys)
+    return docs
+
+
+def natural_type(wtype: str) -> pa.DataType:
+    """How a value of a `wtype` column arrives in a message as the producer writes it: integers
+    and doubles as JSON numbers, booleans as JSON booleans, everything else (decimals, dates,
+    timestamps, text) as JSON strings."""
+    base, _ = _parts(wtype)
+    if base in _INT_BITS:
+        return pa.int64()
+    if base == "DOUBLE PRECISION":
+        return pa.float64()
+    if base == "BOOLEAN":
+        return pa.bool_()
+    return pa.string()
+
+
+def _one_object_each(values: pa.Array) -> bool:
+    """Every value starts with `{`, ends with `}` and holds no line break (whole-array passes,
+    nothing per message)."""
+    if not (pc.all(pc.starts_with(values, pattern="{")).as_py() and pc.all(pc.ends_with(values, pattern="}")).as_py()):
+        return False
+    offsets = pa.Array.from_buffers(pa.int32(), len(values) + 1, [None, values.buffers()[1]], offset=values.offset)
+    body = values.buffers()[2].to_pybytes()[offsets[0].as_py():offsets[-1].as_py()]
+    return b"\n" not in body and b"\r" not in body
+
+
+def _read_objects(staged: pa.Table, columns: dict[str, str]) -> pa.Table | None:
+    """Every value read by Arrow's JSON reader in one pass, or None when that reading could
+    differ from reading each message alone; then each message is parsed by itself.
+
+    The values are joined by line breaks. Each must start with `{`, end with `}` and hold no
+    line break: then a value that is not exactly one complete object either fails the read (an
+    unclosed object or string meets the next value's `{`, or a raw line break) or makes more rows
+    than messages. The explicit types are strict: a value of another JSON type fails the read
+    (a number where text is expected is not turned into text), as does a repeated key."""
+    n = staged.num_rows
+    if n == 0:
+        return None
+    values = staged.column("value").combine_chunks()
+    if values.null_count or not _one_object_each(values):
+        return None
+    lines = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), values),
+                           pa.scalar(b"\n", pa.binary()))[0].as_buffer()
+    schema = pa.schema([(c, natural_type(t)) for c, t in columns.items()])
+    try:
+        table = pj.read_json(pa.BufferReader(lines), parse_options=pj.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="infer"))
+        table.validate(full=True)  # the reader lets bytes that are not UTF-8 into text columns
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
+        return None
+    return table if table.num_rows == n else None
 
 
 def _utf8(v: bytes) -> bool:
@@ -124,10 +210,20 @@ class TypedBatch:
 
 
 def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[str],
-          declared: Iterable[int] = ()) -> TypedBatch:
+          declared: Iterable[int] = (), vectorized: bool = True) -> TypedBatch:
     """The typed rows of `parsed` for raw columns `columns` (name -> warehouse type); a message
-    that cannot land gets its reason and NULLs in every source column."""
+    that cannot land gets its reason and NULLs in every source column.
+
+    A batch Arrow read whole is typed column by column with Arrow's casts, when every value
+    fits as it is; any doubt (a message to reject, a value a cast refuses) and the batch is
+    typed message by message below, which decides alone what is rejected and why
+    (`vectorized=False` forces that way; a test holds the two to the same result)."""
     keys = list(key_columns)
+    declared = set(declared)
+    if parsed.columns is not None and vectorized:
+        fast = _typed_columns(parsed, parsed.columns, columns, keys, declared)
+        if fast is not None:
+            return fast
     key_reason = f"key column(s) {', '.join(keys)} missing or NULL"
     n = parsed.num_rows
     reasons = list(parsed.reasons)
@@ -190,8 +286,17 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     for i, doc in enumerate(parsed.docs):  # a rejected message's exceptions row still names its order
         if reasons[i] is not None and doc is not None:
             order_ids[i] = _order_id(doc)
-    declared = set(declared)
-    arrays = [
+    arrays = _meta(parsed, reasons, order_ids, declared)
+    fields = list(META)
+    for c, t in columns.items():
+        atype = arrow_type(t)
+        arrays.append(pa.array(columns_out[c], atype))
+        fields.append(pa.field(c, atype))
+    return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
+
+
+def _meta(parsed: ParsedBatch, reasons: list[str | None], order_ids: list[int | None], declared: set[int]) -> list[pa.Array]:
+    return [
         pa.array(parsed.partitions, pa.int32()),
         pa.array(parsed.offsets, pa.int64()),
         pa.array(parsed.window_ids, pa.string()),
@@ -199,12 +304,59 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
         pa.array(order_ids, pa.int64()),
         pa.array([p in declared for p in parsed.partitions], pa.bool_()),
     ]
+
+
+def _typed_columns(parsed: ParsedBatch, read: pa.Table, columns: dict[str, str], keys: list[str],
+                   declared: set[int]) -> TypedBatch | None:
+    """Every message lands and every value fits its column as it is, typed by Arrow's casts; or
+    None, and the batch goes message by message. The checks are those of the converters below,
+    over whole columns: integers in range, decimals without rounding and within their digits
+    (the cast refuses either), text without NUL within its bytes, dates and timestamps through
+    the same per-value converters (they are rare, and their text formats many)."""
+    n = parsed.num_rows
+    if parsed.reasons.count(None) != n:
+        return None
+    windows = parsed.staged.column("window_id")
+    if windows.null_count < n and pc.max(pc.binary_length(windows)).as_py() > 128:
+        return None
+    if any(k not in columns for k in keys):
+        return None
+    arrays: list[pa.Array] = []
     fields = list(META)
     for c, t in columns.items():
+        base, nums = _parts(t)
         atype = arrow_type(t)
-        arrays.append(pa.array(columns_out[c], atype))
+        if c in read.column_names:
+            col = read.column(c).combine_chunks()
+            if col.type == pa.null():
+                col = pa.nulls(n, natural_type(t))
+            elif col.type != natural_type(t):
+                return None  # a column the read inferred (added since): its values vary in kind
+        else:
+            col = pa.nulls(n, natural_type(t))
+        if c in keys and col.null_count:
+            return None
+        try:
+            if base in _INT_BITS or base in ("DOUBLE PRECISION", "BOOLEAN", "DECIMAL"):
+                out = pc.cast(col, atype, safe=True)
+            elif base in ("DATE", "TIMESTAMP"):
+                convert = _converter(t)
+                out = pa.array([None if v is None else convert(v) for v in col.to_pylist()], atype)
+            else:
+                limit = min(nums[0], VARCHAR_MAX_BYTES) if base == "VARCHAR" and nums else VARCHAR_MAX_BYTES
+                if col.null_count < n and (pc.max(pc.binary_length(col)).as_py() > limit
+                                           or pc.any(pc.match_substring(col, pattern="\x00")).as_py()):
+                    return None
+                out = col
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, Misfit, _Inexact):
+            return None
+        arrays.append(out)
         fields.append(pa.field(c, atype))
-    return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
+    staged = parsed.staged
+    meta = [staged.column("partition").combine_chunks(), staged.column("offset").combine_chunks(),
+            staged.column("window_id").combine_chunks(), pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
+            pc.is_in(staged.column("partition"), pa.array(sorted(declared), pa.int32())).combine_chunks()]
+    return TypedBatch(pa.Table.from_arrays(meta + arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, set())
 
 
 def _plain(values: list[Any], wtype: str) -> list[Any] | None:

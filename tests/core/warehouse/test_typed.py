@@ -125,3 +125,58 @@ def test_a_batch_decides_each_message_as_it_would_alone(values):
     batch = [RawMessage(0, o, json.dumps({"k": 1, **v}).encode(), "w") for o, v in enumerate(values)]
     rows = typed(parse(stage(batch)), columns, ["k"]).table.to_pylist()
     assert [tuple(r[c] for c in ("_reason", *columns)) for r in rows] == _one_by_one(values, columns)
+
+
+# -- the vectorized read and typing agree with message-by-message -----------------------------------
+WIDE = {"k": "BIGINT", "i": "INTEGER", "n": "BIGINT", "d": "DECIMAL(12,2)", "t": "VARCHAR(16)", "b": "BOOLEAN",
+        "f": "DOUBLE PRECISION", "at": "TIMESTAMP"}
+
+
+def _both_ways(raw_values: list[bytes], columns: dict[str, str]) -> tuple[list[dict], list[dict], bool]:
+    staged = stage([RawMessage(0, o, v, "w") for o, v in enumerate(raw_values)])
+    fast = parse(staged, columns)
+    slow = parse(staged, columns)
+    return (typed(fast, columns, ["k"]).table.to_pylist(), typed(slow, columns, ["k"], vectorized=False).table.to_pylist(),
+            fast.columns is not None)
+
+
+@given(st.lists(st.fixed_dictionaries({"k": st.integers(1, 10)}, optional={
+    "i": scalar, "n": scalar, "d": scalar, "t": scalar, "b": scalar, "f": scalar,
+    "at": st.one_of(st.none(), st.sampled_from(["2024-01-01T10:00:00", "2024-01-01T10:00:00+02:00", "x"])),
+    "extra": scalar}), min_size=1, max_size=30))
+def test_the_vectorized_way_types_a_batch_as_message_by_message_does(values):
+    fast, slow, _ = _both_ways([json.dumps(v).encode() for v in values], WIDE)
+    assert fast == slow
+
+
+def test_a_plain_batch_takes_the_vectorized_way():
+    values = [orjson.dumps({"k": i, "i": i, "n": 2**40, "d": "12.30", "t": "é" * 4, "b": True, "f": 1.5,
+                            "at": "2024-01-01T10:00:00"}) for i in range(1, 50)]
+    fast, slow, vectorized = _both_ways(values, WIDE)
+    assert vectorized and fast == slow
+    assert fast[0]["d"] == Decimal("12.30") and fast[0]["at"] == dt.datetime(2024, 1, 1, 10)
+
+
+@pytest.mark.parametrize("odd", [
+    b'{"k": 1}{"k": 2}',             # two objects in one message
+    b'{"k": 1, "t": "a\nb"}',        # a raw line break inside text (not valid JSON)
+    b'{"k": 1,\n"t": "b"}',          # a line break between tokens (valid JSON)
+    b'{"k": 1, "k": 2}',             # a repeated key: the last wins, as orjson reads it
+    b'{"k": 1, "t": "\xff"}',        # not UTF-8
+    b'{"k": 1, "t": "\\ud800"}',     # a lone surrogate
+    b'[{"k": 1}]',                   # not an object
+    b'{"k": "1"}',                   # a key as text
+    b'{"k": 1, "t": 5}',             # a number where text is expected
+    b'{"k": 1, "t": "a\\u0000"}',    # a NUL
+    b'{"k": 1, "i": 3000000000}',    # out of INTEGER's range
+    b'{"k": 1, "d": "1.005"}',       # would be rounded
+    b'{"k": 1, "t": "' + b"x" * 17 + b'"}',  # longer than VARCHAR(16)
+    b'{"k": null}',
+    b'{"k": 1} ',
+    b'{"a": "}',                     # an unclosed string that could swallow the next message
+    b'{"k": 1, "a": {}',             # an unclosed object
+])
+def test_an_odd_message_among_plain_ones_is_decided_as_it_would_be_alone(odd):
+    plain = orjson.dumps({"k": 9, "t": "ok"})
+    fast, slow, _ = _both_ways([plain, odd, plain, b'{"k": 2}', plain], WIDE)
+    assert fast == slow
