@@ -7,8 +7,11 @@ transaction committed, and only for lag tools: correctness never depends on them
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -16,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.ledger import check_ledger_within_log
-from consumers.staging import RawMessage, from_confluent, last_offsets
+from consumers.staging import Gathered
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
@@ -53,6 +56,10 @@ def consumer_config(config: PipelineConfig, settings: Settings) -> dict:
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
+        # A drain reads large batches: fewer, larger fetches (librdkafka's 1 MB a partition is
+        # meant for many small consumers).
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        "fetch.max.bytes": 64 * 1024 * 1024,
     })
 
 
@@ -65,6 +72,21 @@ def commit_for_lag_tools(c: Consumer, offsets: list[TopicPartition]) -> None:
     except KafkaException as exc:
         log.info("landing.group_commit_skipped", reason=exc.args[0].str(),
                  hint="another member (a running worker) owns the group; the warehouse ledger is unaffected")
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while records are read into a batch: reading creates
+    millions of short-lived objects that reference counting frees, and each collection the
+    allocations would trigger rescans every object the batch already holds (measured: about a
+    sixth of a drain's time). Back on for the landing, which runs as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def drain(
@@ -128,7 +150,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
         if not assignment:
             return list(results.values())
         c.assign(assignment)
-        pending: dict[str, list[RawMessage]] = {t: [] for t in by_topic}
+        pending = {t: Gathered() for t in by_topic}
         open_parts = set(ends)
 
         def flush(topic: str) -> None:
@@ -137,7 +159,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                 return
             spec = by_topic[topic]
             t0 = time.perf_counter()
-            last = last_offsets(msgs)
+            last = msgs.last_offsets()
             res = lander.land(spec, msgs, {p: reading[(topic, p)] for p in last})
             passed = sum(o + 1 - reading[(topic, p)] for p, o in last.items())
             for p, o in last.items():
@@ -157,23 +179,26 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                 progress.advance(passed, table=spec.name)
             log.info("landing.batch", table=spec.name, messages=len(msgs), landed=res.landed,
                      skipped=res.skipped, rejected=len(res.rejected), deletes=res.deletes)
-            pending[topic] = []
+            pending[topic] = Gathered()
 
         while open_parts and not stop.is_set():
-            for m in c.consume(num_messages=10_000, timeout=1.0):
-                if err := m.error():
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        open_parts.discard(position(m)[:2])
+            with paused_gc():
+                records = c.consume(num_messages=10_000, timeout=1.0)
+                for m in records:
+                    if err := m.error():
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            open_parts.discard(position(m)[:2])
+                            continue
+                        raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+                    topic, partition, offset = position(m)
+                    key = (topic, partition)
+                    stop_at = ends.get(key)
+                    if stop_at is None or offset >= stop_at:
+                        open_parts.discard(key)
                         continue
-                    raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
-                topic, partition, offset = position(m)
-                key = (topic, partition)
-                if key not in ends or offset >= ends[key]:
-                    open_parts.discard(key)
-                    continue
-                pending[topic].append(from_confluent(m))
-                if offset + 1 >= ends[key]:
-                    open_parts.discard(key)
+                    pending[topic].add(m, partition, offset)
+                    if offset + 1 >= stop_at:
+                        open_parts.discard(key)
             for topic, msgs in pending.items():
                 if len(msgs) >= batch_size:
                     flush(topic)

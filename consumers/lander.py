@@ -31,7 +31,7 @@ from confluent_kafka import KafkaError, Producer
 
 from consumers import metrics
 from consumers.envelopes import CDC_COLUMNS, unwrap
-from consumers.staging import RawMessage, key_reason, stage
+from consumers.staging import Gathered, RawMessage, key_reason, stage
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import SecurityError, ServiceUnavailableError
 from ordertrack.identifiers import quote_ansi as quote
@@ -83,15 +83,22 @@ class Lander:
             log.info("landing.columns.added", table=spec.raw_table, columns=added)
         return added, {c.name for c in cols}
 
-    def land(self, spec: TableSpec, messages: Sequence[RawMessage], expected: dict[int, int] | None = None) -> LandResult:
+    def land(self, spec: TableSpec, messages: Sequence[RawMessage] | Gathered,
+             expected: dict[int, int] | None = None) -> LandResult:
         """`expected`: partition -> the offset the caller reads on from (its seek position, then the
         offset after its last landed batch); a replay that moved landing back below it since makes
         the engine raise `LedgerRewound` with nothing committed."""
-        if not messages:
+        if not len(messages):
             return LandResult()
-        staged = parse(stage(unwrap(messages) if spec.binlog else messages))
+        if isinstance(messages, Gathered) and not spec.binlog:
+            batch = messages.staged()
+        else:
+            listed = messages.messages() if isinstance(messages, Gathered) else messages
+            batch = stage(unwrap(listed) if spec.binlog else listed)
+        raw = self.engine.raw_columns(spec)
+        staged = parse(batch, {c: t for c, t in raw.items() if not c.startswith("_")})
         added: list[str] = []
-        existing = set(self.engine.raw_columns(spec))
+        existing = set(raw)
         unknown = staged.keys - existing
         if unknown:
             folded = {c.lower() for c in existing}
