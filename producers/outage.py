@@ -36,6 +36,9 @@ class OutageError(ServiceUnavailableError):
         self.service: Service = service
         self.result = result
 
+    def __reduce__(self) -> tuple:
+        return (OutageError, (self.service, str(self), self.result))  # raised again in run-once's parent
+
 
 def as_outage(exc: BaseException, where: str) -> OutageError | None:
     """`exc` as an outage of the source or Kafka, or None when it is something else (a bug, bad

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from dataclasses import asdict
-from datetime import datetime, timezone
 from typing import Optional
 
 import typer
@@ -17,9 +16,9 @@ from ordertrack.cli import inputs
 from ordertrack.cli.output import print_json, print_table
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.log import get_logger, route_library_logs
+from ordertrack.once import run_once as overlapped_run_once
 from ordertrack.progress import track
 from ordertrack.warehouse.factory import open_engine
-from producers.runner import Producer
 
 log = get_logger(__name__)
 
@@ -62,16 +61,12 @@ def run_once(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     state = ctx.obj
     specs = list(state.registry)
     KafkaAdmin(state.settings.kafka).ensure_topics(pipeline_topics(state.config))
-    if state.registry.polled():
-        with Producer(state.config, state.settings, state.registry.polled()) as producer:
-            produced = producer.cycle()
-    else:  # every table is carried by Debezium: nothing to poll, only landing
-        from producers.runner import CycleResult
-
-        now = datetime.now(timezone.utc).isoformat()
-        produced = CycleResult("success", now, now, 0.0)
     engine = open_engine(state.config, state.settings, create="always")
-    landed = {r.table: r for r in drain(state.config, state.settings, engine, specs, after_landing=merge_hook(state, engine))}
+    # The producer runs in a child process while this one lands what each sub-window commits;
+    # Debezium publishes a binlog table's changes, so such a table is only landed.
+    once = overlapped_run_once(state.config, state.settings, state.registry.polled(), specs, engine,
+                               merge_hook(state, engine))
+    produced, landed = once.produced, once.landed
     from marts.maintenance import archive_all
 
     archive_all(engine, state.registry)  # as the batch job did at the end of each run

@@ -87,6 +87,7 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     configure_logging(log_level)
+    os.environ["ORDERTRACK_LOG_LEVEL"] = log_level  # the processes a command starts log alike
     ctx.obj = CliState(config_path=config)
 
 

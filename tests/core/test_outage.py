@@ -44,3 +44,12 @@ def test_a_stop_request_while_waiting_ends_the_wait_with_the_last_error():
     stop.set()
     with pytest.raises(ServiceUnavailableError):
         retry_until_ok(lambda: (_ for _ in ()).throw(ServiceUnavailableError("down")), Outage("x"), stop)
+
+
+def test_an_outage_survives_the_trip_from_run_once_s_producer_process():
+    import pickle
+
+    from producers.outage import OutageError
+
+    exc = pickle.loads(pickle.dumps(OutageError("kafka", "Kafka went away", None)))
+    assert (exc.service, str(exc), exc.result) == ("kafka", "Kafka went away", None)
