@@ -73,7 +73,7 @@ def bench_config(tag: str, page: int) -> PipelineConfig:
     return PipelineConfig.model_validate(raw)
 
 
-def fetch_only(cfg: PipelineConfig, settings, end: int) -> tuple[int, float, list[Encoded]]:
+def fetch_only(cfg: PipelineConfig, settings, end: int, payloads: bool = True) -> tuple[int, float, list[Encoded]]:
     spec = TableRegistry(cfg).get("uni_tracking_spath")
     with connect(settings.mysql) as conn:
         reader = WindowReader(conn, spec, spec.batch_size)
@@ -82,11 +82,13 @@ def fetch_only(cfg: PipelineConfig, settings, end: int) -> tuple[int, float, lis
         n = sum(len(page) for page in reader.pages(BASE, end))
         reader.end_snapshot()
         fetch_s = time.perf_counter() - t0
+        if not payloads:
+            return n, fetch_s, []
         # Payloads for (b), prepared outside any timing.
         reader.begin_snapshot()
-        payloads = [e for page in reader.pages(BASE, end) for e in (encode_row(spec, r) for r in page)]
+        encoded = [e for page in reader.pages(BASE, end) for e in (encode_row(spec, r) for r in page)]
         reader.end_snapshot()
-    return n, fetch_s, payloads
+    return n, fetch_s, encoded
 
 
 def produce_only(cfg: PipelineConfig, settings, payloads: list[Encoded]) -> float:
