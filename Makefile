@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OT     := $(BIN)/ordertrack
 
-.PHONY: help setup system-deps stack-up stack-down demo compose-demo compose-down lint test unit bench-producer bench-landing bench-marts chaos clean
+.PHONY: help setup system-deps stack-up stack-down demo compose-demo compose-down lint test unit bench-producer bench-landing bench-marts bench-e2e chaos clean
 
 help:
 	@echo "make demo   - set up, start the local stack, generate a workload, run the main job (run-once), show the result and the dq checks"
@@ -64,6 +64,9 @@ bench-producer: stack-up
 
 bench-landing: stack-up
 	$(BIN)/python bench/landing_throughput.py --rows 500000
+
+bench-e2e: stack-up
+	$(BIN)/python bench/end_to_end.py --rows 1000000
 
 bench-marts: setup
 	$(BIN)/python bench/mart_merge.py --mart-rows 1000000 10000000 --batch 200000
