@@ -355,6 +355,7 @@ class TablePoller:
             p.begin_transaction()
             self._in_transaction = True
             rows = bad = 0
+            produce, topic = p.produce, spec.topic  # bound once: this loop runs once per source row
             # 3. Pages.
             for page in reader.pages(start, end):
                 if self.stop.is_set():
@@ -366,8 +367,12 @@ class TablePoller:
                                       dead_letter_value(spec, enc, wid), [("window_id", wid_b)])
                         bad += 1
                         continue
-                    self._produce(spec.topic, enc.key, enc.value,
-                                  [("window_id", wid_b), ("cursor", str(enc.cursor).encode())])
+                    headers: list[tuple[str, str | bytes | None]] = [("window_id", wid_b),
+                                                                     ("cursor", str(enc.cursor).encode())]
+                    try:
+                        produce(topic, key=enc.key, value=enc.value, headers=headers)
+                    except BufferError:  # the local queue is full: `_produce` waits for room
+                        self._produce(topic, enc.key, enc.value, headers)
                     rows += 1
                 p.poll(0)
                 pages += 1
