@@ -99,11 +99,14 @@ def drain(
     stop: threading.Event | None = None,
     after_landing: AfterLanding | None = None,
     progress: Progress | None = None,
+    lander: Lander | None = None,
 ) -> list[TableDrain]:
     """Land every committed message of `specs` up to the end offsets seen at start. `progress`,
-    if given, is told the offsets to pass and advances as each batch commits."""
+    if given, is told the offsets to pass and advances as each batch commits. A caller that
+    drains again and again (`ordertrack.once`) passes its own `lander` (and with it one
+    dead-letter producer)."""
     stop = stop or threading.Event()
-    lander = Lander(engine, config, settings, after_landing)
+    lander = lander or Lander(engine, config, settings, after_landing)
     results = {s.topic: TableDrain(s.name) for s in specs}
     for spec in specs:
         results[spec.topic].added_columns += lander.ensure_table(spec)

@@ -17,11 +17,12 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from consumers.drain import TableDrain, drain
+from consumers.lander import Lander
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import OrdertrackError
 from ordertrack.settings import Settings
@@ -74,12 +75,13 @@ def land_while(produce: Callable[..., R], args: tuple, config: PipelineConfig, s
     stop = stop or threading.Event()
     totals = {s.name: TableDrain(s.name) for s in landed}
     passes = 0
+    lander = Lander(engine, config, settings, after_landing)
 
     def land_pass() -> int:
         nonlocal passes
         passes += 1
         moved = 0
-        for r in drain(config, settings, engine, landed, after_landing=after_landing, stop=stop):
+        for r in drain(config, settings, engine, landed, after_landing=after_landing, stop=stop, lander=lander):
             t = totals[r.table]
             for name in ("messages", "landed", "skipped", "rejected", "deletes", "batches"):
                 setattr(t, name, getattr(t, name) + getattr(r, name))
@@ -95,8 +97,8 @@ def land_while(produce: Callable[..., R], args: tuple, config: PipelineConfig, s
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         produced: Future[R] = pool.submit(_portable, produce, *args)
         while not produced.done() and not stop.is_set():
-            if not land_pass():
-                time.sleep(PASS_PAUSE_SECONDS)  # nothing committed since the last pass
+            if not land_pass():  # nothing committed since the last pass: wait a little, or for the end
+                wait([produced], timeout=PASS_PAUSE_SECONDS)
         failure = produced.exception()
     land_pass()  # what the last sub-windows committed
     if failure is not None:
