@@ -100,15 +100,16 @@ def drain(
     after_landing: AfterLanding | None = None,
     progress: Progress | None = None,
     lander: Lander | None = None,
+    ensure_tables: bool = True,
 ) -> list[TableDrain]:
     """Land every committed message of `specs` up to the end offsets seen at start. `progress`,
     if given, is told the offsets to pass and advances as each batch commits. A caller that
     drains again and again (`ordertrack.once`) passes its own `lander` (and with it one
-    dead-letter producer)."""
+    dead-letter producer) and creates the raw tables once itself (`ensure_tables=False`)."""
     stop = stop or threading.Event()
     lander = lander or Lander(engine, config, settings, after_landing)
     results = {s.topic: TableDrain(s.name) for s in specs}
-    for spec in specs:
+    for spec in specs if ensure_tables else ():
         results[spec.topic].added_columns += lander.ensure_table(spec)
     while True:
         try:
@@ -202,6 +203,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
                     pending[topic].add(m, partition, offset)
                     if offset + 1 >= stop_at:
                         open_parts.discard(key)
+                del records  # the batches hold what they need; the records can go
             for topic, msgs in pending.items():
                 if len(msgs) >= batch_size:
                     flush(topic)

@@ -5,11 +5,14 @@ process still reaches the command's exit code."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
 from tests.producers.tuning import retune, set_watermark
 from tests.support.kafka_source import db_now, insert
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +44,44 @@ def test_an_outage_in_the_producer_s_process_still_exits_4(make_env, mariadb_adm
     r = env.cli("run-once", MYSQL_PORT="1")
     assert r.returncode == 4, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_run_once_takes_its_producer_with_it_and_the_next_run_lands_everything_once(make_env, mariadb_admin):
+    env = retune(make_env(batch_size=100), window={"max_window_rows": 2000, "max_window_span_minutes": 60})
+    now = db_now(mariadb_admin)
+    start = now - 2 * 3600
+    rows = [(i, 1, start + i % 5000, "A", start) for i in range(1, 40_001)]
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
+    set_watermark(env, "uni_tracking_spath", start)
+
+    p = env.popen("run-once", stdout=subprocess.DEVNULL)
+    try:
+        producer = wait_until("run-once's producer process", lambda: _children(p.pid), timeout=60)[0]
+    finally:
+        p.kill()  # SIGKILL: no handler of the parent runs
+        p.wait(30)
+    wait_until("the producer to end with its parent", lambda: _gone(producer), timeout=90)
+
+    r = env.cli("run-once", "--json")
+    assert r.returncode == 0, r.stderr
+    spec = env.spec("uni_tracking_spath")
+    engine = env.engine()
+    raw = f'"{spec.raw_schema}"."{spec.raw_table}"'
+    assert engine.query(f"SELECT COUNT(*), COUNT(DISTINCT (_kafka_partition, _kafka_offset)) FROM {raw}") \
+        == [(len(rows), len(rows))]
+    assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"') == [(len(rows),)]
