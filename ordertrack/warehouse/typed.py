@@ -154,6 +154,13 @@ def natural_type(wtype: str) -> pa.DataType:
     return pa.string()
 
 
+def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The column as one array; copied only when it really is in pieces (a 100 MB copy otherwise)."""
+    if isinstance(column, pa.Array):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _one_object_each(values: pa.Array) -> bool:
     """Every value starts with `{`, ends with `}` and holds no line break (whole-array passes,
     nothing per message)."""
@@ -178,7 +185,7 @@ def _read_objects(staged: pa.Table, columns: dict[str, str]) -> pa.Table | None:
     n = staged.num_rows
     if n == 0:
         return None
-    values = staged.column("value").combine_chunks()
+    values = _one_chunk(staged.column("value"))
     if values.null_count or not _one_object_each(values):
         return None
     lines = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), values),
@@ -333,7 +340,7 @@ def _typed_columns(parsed: ParsedBatch, read: pa.Table, columns: dict[str, str],
         base, nums = _parts(t)
         atype = arrow_type(t)
         if c in read.column_names:
-            col = read.column(c).combine_chunks()
+            col = _one_chunk(read.column(c))
             if col.type == pa.null():
                 col = pa.nulls(n, natural_type(t))
             elif col.type != natural_type(t):
@@ -361,9 +368,9 @@ def _typed_columns(parsed: ParsedBatch, read: pa.Table, columns: dict[str, str],
         arrays.append(out)
         fields.append(pa.field(c, atype))
     staged = parsed.staged
-    meta = [staged.column("partition").combine_chunks(), staged.column("offset").combine_chunks(),
-            staged.column("window_id").combine_chunks(), pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
-            pc.is_in(staged.column("partition"), pa.array(sorted(declared), pa.int32())).combine_chunks()]
+    meta = [_one_chunk(staged.column("partition")), _one_chunk(staged.column("offset")),
+            _one_chunk(staged.column("window_id")), pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
+            _one_chunk(pc.is_in(staged.column("partition"), pa.array(sorted(declared), pa.int32())))]
     return TypedBatch(pa.Table.from_arrays(meta + arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, set())
 
 
