@@ -19,18 +19,26 @@ pytestmark = pytest.mark.integration
 SPATH = ("order_id", "traceSeq", "pathTime", "event_code", "add_time")
 
 
-def test_run_once_lands_a_catch_up_of_many_sub_windows_exactly_once(make_env, mariadb_admin):
-    env = retune(make_env(batch_size=1000), window={"max_window_rows": 3000, "max_window_span_minutes": 60})
-    now = db_now(mariadb_admin)
-    start = now - 2 * 3600
-    rows = [(i, 1, start + i % 5000, "A", start) for i in range(1, 30_001)]
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
+def catch_up(make_env, mariadb_admin, rows: int, batch_size: int, max_window_rows: int):
+    """A test pipeline whose scan events hold `rows` rows over the last two hours, its live
+    watermark before them: the next window is a catch-up of many sub-windows."""
+    env = retune(make_env(batch_size=batch_size),
+                 window={"max_window_rows": max_window_rows, "max_window_span_minutes": 60})
+    start = db_now(mariadb_admin) - 2 * 3600
+    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH,
+           [(i, 1, start + i % 5000, "A", start) for i in range(1, rows + 1)])
     set_watermark(env, "uni_tracking_spath", start)
+    return env
+
+
+def test_run_once_lands_a_catch_up_of_many_sub_windows_exactly_once(make_env, mariadb_admin):
+    rows = 30_000
+    env = catch_up(make_env, mariadb_admin, rows, batch_size=1000, max_window_rows=3000)
 
     r = env.cli("run-once", "--json")
     assert r.returncode == 0, r.stderr
     spath = {t["table"]: t for t in json.loads(r.stdout)["tables"]}["uni_tracking_spath"]
-    assert spath["published"] == spath["landed"] == spath["raw_rows_total"] == spath["mart_rows"] == len(rows), spath
+    assert spath["published"] == spath["landed"] == spath["raw_rows_total"] == spath["mart_rows"] == rows, spath
     assert "producer.sub_window.committed" in r.stderr  # it was a catch-up of several transactions
     spec = env.spec("uni_tracking_spath")
     repeated = env.engine().query(
@@ -62,12 +70,8 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_killed_run_once_takes_its_producer_with_it_and_the_next_run_lands_everything_once(make_env, mariadb_admin):
-    env = retune(make_env(batch_size=100), window={"max_window_rows": 2000, "max_window_span_minutes": 60})
-    now = db_now(mariadb_admin)
-    start = now - 2 * 3600
-    rows = [(i, 1, start + i % 5000, "A", start) for i in range(1, 40_001)]
-    insert(mariadb_admin, f"`{env.db}`.uni_tracking_spath", SPATH, rows)
-    set_watermark(env, "uni_tracking_spath", start)
+    rows = 40_000
+    env = catch_up(make_env, mariadb_admin, rows, batch_size=100, max_window_rows=2000)
 
     p = env.popen("run-once", stdout=subprocess.DEVNULL)
     try:
@@ -83,5 +87,5 @@ def test_a_killed_run_once_takes_its_producer_with_it_and_the_next_run_lands_eve
     engine = env.engine()
     raw = f'"{spec.raw_schema}"."{spec.raw_table}"'
     assert engine.query(f"SELECT COUNT(*), COUNT(DISTINCT (_kafka_partition, _kafka_offset)) FROM {raw}") \
-        == [(len(rows), len(rows))]
-    assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"') == [(len(rows),)]
+        == [(rows, rows)]
+    assert engine.query(f'SELECT COUNT(*) FROM "{spec.mart_schema}"."{spec.mart_table}"') == [(rows,)]
