@@ -14,6 +14,7 @@ help:
 	@echo "make stack-down - stop the local stack"
 	@echo "make compose-demo - the same pipeline as containers: build the images, docker-compose up, a demo workload, the marts' counts"
 	@echo "make compose-down - remove the compose stack (containers, network, volumes) and stop the engine it started"
+	@echo "make bench-e2e - the whole path on a generated history (1M rows) and each hop alone: rows/s, ratios, peak memory"
 
 system-deps:
 	@scripts/install-system-deps.sh

@@ -77,9 +77,10 @@ def commit_for_lag_tools(c: Consumer, offsets: list[TopicPartition]) -> None:
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """The cyclic garbage collector off while records are read into a batch: reading creates
-    millions of short-lived objects that reference counting frees, and each collection the
-    allocations would trigger rescans every object the batch already holds (measured: about a
-    sixth of a drain's time). Back on for the landing, which runs as usual."""
+    millions of short-lived objects that reference counting frees, and each collection their
+    allocations trigger rescans every object the batch already holds. Measured on a 500k-message
+    drain: a sixth of its time while each record was an object; since records are gathered column
+    by column (`Gathered`), within the noise. Back on for the landing, which runs as usual."""
     was = gc.isenabled()
     gc.disable()
     try:
