@@ -26,7 +26,7 @@ from pathlib import Path
 from ordertrack.errors import MissingToolError, OrdertrackError, ServiceUnavailableError
 from ordertrack.log import get_logger
 from ordertrack.stack.layout import StackLayout
-from ordertrack.stack.process import start_detached
+from ordertrack.stack.process import start_detached, stop_pid
 from ordertrack.stack.service import PidTracked, ServiceStatus
 from ordertrack.stack.tools import require
 
@@ -111,8 +111,16 @@ class DockerEngine(PidTracked):
                 f"--pidfile={self.run_dir / 'dockerd.pid'}", f"--host={self.own_host}"]
         pid = start_detached(argv, log_file=self.log_file, pid_file=self.pid_file)
         log.info("stack.docker.started", pid=pid, host=self.own_host, data_root=str(self.data_root))
-        self.wait_healthy(lambda: _ping(self.own_host), timeout=60, interval=0.3, log_file=self.log_file,
-                          not_ready=f"dockerd did not answer on {self.socket}")
+        try:
+            self.wait_healthy(lambda: _ping(self.own_host), timeout=60, interval=0.3, log_file=self.log_file,
+                              not_ready=f"dockerd did not answer on {self.socket}")
+        except BaseException:
+            # Seen once in CI: a dockerd that came up was judged gone during the wait, and the
+            # caller's clean-up, finding no engine of ours, left it running. Whatever failed, the
+            # process started here is stopped here, by its pid.
+            stop_pid(pid, self.marker, grace_seconds=self.grace_seconds)
+            self.pid_file.unlink(missing_ok=True)
+            raise
         return ServiceStatus(self.name, self.own_host, "running", pid, "started by ordertrack")
 
     def idle(self) -> bool:
