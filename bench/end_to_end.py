@@ -109,7 +109,7 @@ def stage_engine(tag: str, page: int, rows: int, folder: str) -> tuple[int, floa
     from confluent_kafka import Consumer, TopicPartition
 
     from consumers.drain import consumer_config
-    from consumers.staging import from_confluent, stage
+    from consumers.staging import Gathered
     from ordertrack.settings import load_settings
     from ordertrack.source.columns import source_columns
     from ordertrack.tables import TableRegistry
@@ -122,12 +122,14 @@ def stage_engine(tag: str, page: int, rows: int, folder: str) -> tuple[int, floa
     c = Consumer({**consumer_config(cfg, settings), "group.id": f"bench-engine-{tag}"})
     parts = sorted(c.list_topics(spec.topic, timeout=15).topics[spec.topic].partitions)
     c.assign([TopicPartition(spec.topic, p, 0) for p in parts])
-    msgs = []
-    while len(msgs) < rows:
-        msgs += [from_confluent(m) for m in c.consume(10_000, timeout=5) if m.error() is None]
+    gathered = Gathered()  # as the drain reads them
+    while len(gathered) < rows:
+        for m in c.consume(min(10_000, rows - len(gathered)), timeout=5):
+            if m.error() is None:
+                gathered.add(m, m.partition(), m.offset())
     c.close()
-    staged = stage(msgs[:rows])
-    del msgs
+    staged = gathered.staged()
+    del gathered
     engine = DuckDBEngine(Path(folder) / "engine.duckdb")
     engine.ensure_raw_table(spec, [Column(col.name, warehouse_type(col)) for col in source_columns(settings.mysql, spec)])
     columns = {k: v for k, v in engine.raw_columns(spec).items() if not k.startswith("_")}

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Message
 
-from ordertrack.kafka.messages import position
 from ordertrack.warehouse.engine import STAGED_SCHEMA
 
 
@@ -31,6 +30,10 @@ class RawMessage:
     """Why the message is rejected before the engine parses it (e.g. a tombstone), if it is."""
 
 
+TOMBSTONE = "empty value (tombstone)"
+"""The reason of a message without a value."""
+
+
 def stage(messages: Sequence[RawMessage]) -> pa.Table:
     """One Arrow row per distinct (partition, offset); a message repeated in the batch counts once."""
     unique = list({(m.partition, m.offset): m for m in messages}.values())
@@ -41,7 +44,7 @@ def stage(messages: Sequence[RawMessage]) -> pa.Table:
             pa.array([m.offset for m in unique], pa.int64()),
             pa.array([m.window_id for m in unique], pa.string()),
             pa.array(values, pa.binary()),
-            pa.array([m.reason or (None if m.value is not None else "empty value (tombstone)") for m in unique],
+            pa.array([m.reason or (None if m.value is not None else TOMBSTONE) for m in unique],
                      pa.string()),
         ],
         schema=STAGED_SCHEMA,
@@ -86,7 +89,7 @@ class Gathered:
         if len(set(zip(self.partitions, self.offsets))) != len(self):
             return stage(self.messages())
         values = pa.array(self.values, pa.binary())
-        tombstones = pc.if_else(values.is_null(), pa.scalar("empty value (tombstone)"), pa.scalar(None, pa.string()))
+        tombstones = pc.if_else(values.is_null(), pa.scalar(TOMBSTONE), pa.scalar(None, pa.string()))
         return pa.Table.from_arrays(
             [pa.array(self.partitions, pa.int32()), pa.array(self.offsets, pa.int64()),
              pa.array(self._windows(), pa.string()), values, tombstones],
@@ -114,14 +117,6 @@ def last_offsets(messages: Sequence[RawMessage]) -> dict[int, int]:
     for m in messages:
         last[m.partition] = max(last.get(m.partition, -1), m.offset)
     return last
-
-
-def from_confluent(m: Message) -> RawMessage:
-    """A record confluent-kafka's consumer returned (not an error event), as landing needs it."""
-    _, partition, offset = position(m)
-    # A consumed record's headers are (name, value) pairs; the stub's dict form is for producing.
-    headers = cast("list[tuple[str, bytes | None]] | None", m.headers())
-    return RawMessage(partition, offset, m.value(), header(headers, "window_id"), m.timestamp()[1])
 
 
 def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
