@@ -115,9 +115,9 @@ class DockerEngine(PidTracked):
             self.wait_healthy(lambda: _ping(self.own_host), timeout=60, interval=0.3, log_file=self.log_file,
                               not_ready=f"dockerd did not answer on {self.socket}")
         except BaseException:
-            # Seen once in CI: a dockerd that came up was judged gone during the wait, and the
-            # caller's clean-up, finding no engine of ours, left it running. Whatever failed, the
-            # process started here is stopped here, by its pid.
+            # A start that fails its wait must not leave an engine behind for the caller's
+            # clean-up to miss (twice in CI, before `start_detached` waited for the exec to finish,
+            # a healthy dockerd was judged gone and left running): stopped here, by its pid.
             stop_pid(pid, self.marker, grace_seconds=self.grace_seconds)
             self.pid_file.unlink(missing_ok=True)
             raise
