@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ordertrack.identifiers import quote_ansi as q
 from ordertrack.tables import TableSpec
@@ -235,7 +236,7 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
                 if engine.retryable(exc):
                     raise  # not the merge's fault: the whole landing is redone
                 raise MergeFailed() from exc
-        index = {(p, o): i for i, (p, o) in enumerate(zip(parsed.partitions, parsed.offsets))} if rejects else {}
+        index = _positions(parsed, rows.table, rejects)
         rejected = [{"partition": int(p), "offset": int(o), "reason": r, "value": parsed.value_text(index[(p, o)])}
                     for p, o, r in rejects]
         if before_commit is not None and rejected:
@@ -244,6 +245,19 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
                           batch_id=batch_id, merged=after is not None)
 
     return engine.in_transaction(transaction)
+
+
+def _positions(parsed: ParsedBatch, table: pa.Table, rejects: list) -> dict[tuple[int, int], int]:
+    """Where each rejected (partition, offset) is in the batch: looked for among the messages
+    typing rejected first (a backfill batch of 500k with one poison message needs no index of all)."""
+    if not rejects:
+        return {}
+    flagged = pc.indices_nonzero(pc.is_valid(table.column("_reason"))).to_pylist()
+    partitions, offsets = parsed.staged.column("partition"), parsed.staged.column("offset")
+    index = {(partitions[i].as_py(), offsets[i].as_py()): i for i in flagged}
+    if all((int(p), int(o)) in index for p, o, _ in rejects):
+        return index
+    return {(p, o): i for i, (p, o) in enumerate(zip(parsed.partitions, parsed.offsets))}
 
 
 def next_offsets(engine: WarehouseEngine, topic: str) -> dict[int, int]:

@@ -61,11 +61,15 @@ class ParsedBatch:
     lists of partitions, offsets, values) are only built when something needs them (a rejected
     key, a value that does not fit, a batch the fast read could not take)."""
 
-    def __init__(self, staged: pa.Table, columns: pa.Table | None) -> None:
+    def __init__(self, staged: pa.Table, columns: pa.Table | None,
+                 reads: list[tuple[int, int, pa.Table]] | None = None) -> None:
         self.staged = staged
         self.columns = columns
+        self.reads = reads or []  # when the batch could not be read whole: (start, stop, table) of parts that were
         self.reasons: list[str | None] = staged.column("reject_reason").to_pylist()
         self.keys: set[str] = set(columns.column_names) if columns is not None else set()
+        for _, _, table in self.reads:
+            self.keys.update(table.column_names)
         self._docs: list[dict[str, Any] | None] | None = None
 
     @property
@@ -92,7 +96,22 @@ class ParsedBatch:
     def docs(self) -> list[dict[str, Any] | None]:
         if self._docs is None:
             self._docs = _docs(self.values, self.reasons, self.keys)
+        elif self.reads:  # the parts Arrow read are parsed one by one only now, when asked for
+            for start, stop, _ in self.reads:
+                self._docs[start:stop] = _docs(self.values[start:stop], self.reasons, self.keys, start)
+            self.reads = []
         return self._docs
+
+    def parse_outside_reads(self) -> None:
+        """Parse each message no part Arrow read holds: invalid ones get their reasons, keys are gathered."""
+        docs: list[dict[str, Any] | None] = [None] * self.num_rows
+        at = 0
+        for start, stop, _ in [*self.reads, (self.num_rows, self.num_rows, None)]:
+            if start > at:
+                values = self.staged.column("value").slice(at, start - at).to_pylist()
+                docs[at:start] = _docs(values, self.reasons, self.keys, at)
+            at = stop
+        self._docs = docs
 
     def reject_keys(self, keys: set[str], reason: Callable[[list[str]], str]) -> None:
         """Reject every message whose object carries one of `keys`, with `reason(those keys)`."""
@@ -103,8 +122,26 @@ class ParsedBatch:
                     self.reasons[i] = reason(bad)
                     self.columns = None  # rejections are decided message by message from now on
 
+    def slice(self, start: int, stop: int, columns: dict[str, str], read: pa.Table | None = None) -> "ParsedBatch":
+        """Messages `start` to `stop` as a batch of their own, with the reasons and parsed
+        objects known so far; read by Arrow (again, unless `read` is that part's reading) when
+        none of them is rejected yet."""
+        staged = self.staged.slice(start, stop - start)
+        reasons = self.reasons[start:stop]
+        if reasons.count(None) == len(reasons):
+            read = read if read is not None else _read_objects(staged, columns)
+        else:
+            read = None
+        part = ParsedBatch(staged, read)
+        part.reasons = reasons
+        part.keys = self.keys
+        if self._docs is not None and not any(a < stop and start < b for a, b, _ in self.reads):
+            part._docs = self._docs[start:stop]
+        return part
+
     def value_text(self, i: int) -> str | None:
-        v = self.values[i]
+        # One value of a batch typed the vectorized way needs no list of all of them.
+        v = self.values[i] if "values" in self.__dict__ else self.staged.column("value")[i].as_py()
         if v is None:
             return None
         try:
@@ -113,26 +150,63 @@ class ParsedBatch:
             return None
 
 
-def parse(staged: pa.Table, columns: dict[str, str] | None = None) -> ParsedBatch:
+def parse(staged: pa.Table, columns: dict[str, str] | None = None, piece_rows: int | None = None) -> ParsedBatch:
     """Parse a staged batch (`ordertrack.warehouse.engine.STAGED_SCHEMA`); `columns` (the raw
     table's source columns and their warehouse types, when known) lets the vectorized read type
     them as they should arrive."""
-    clean = staged.column("reject_reason").null_count == staged.num_rows
-    batch = ParsedBatch(staged, _read_objects(staged, columns or {}) if clean else None)
-    if batch.columns is None:
-        batch.docs  # noqa: B018  # parsed now: invalid messages get their reasons, keys are gathered
+    columns = columns or {}
+    reasons = staged.column("reject_reason")
+    whole = _read_objects(staged, columns) if reasons.null_count == staged.num_rows else None
+    if whole is not None:
+        return ParsedBatch(staged, whole)
+    # Not read whole (a poison message in a backfill batch): the parts without it are read the
+    # vectorized way all the same, and only the messages outside them are parsed one by one.
+    batch = ParsedBatch(staged, None, _read_parts(staged, columns, reasons.to_pylist(), 0, staged.num_rows,
+                                                  piece_rows))
+    batch.parse_outside_reads()
     return batch
 
 
-def _docs(values: list[bytes | None], reasons: list[str | None], keys: set[str]) -> list[dict[str, Any] | None]:
+def _read_parts(staged: pa.Table, columns: dict[str, str], reasons: list[str | None], start: int, stop: int,
+                piece_rows: int | None = None) -> list[tuple[int, int, pa.Table]]:
+    """The parts of messages `start` to `stop`, each of at least `piece_rows` messages, that
+    Arrow reads whole, in order: the runs between messages already rejected, each halved until
+    its halves read or are too short to be worth it. A top-level call has already failed to
+    read `start`-`stop` whole."""
+    piece_rows = piece_rows or PIECE_ROWS
+    if stop - start < 2 * piece_rows:
+        return []
+    if reasons[start:stop].count(None) < stop - start:
+        parts: list[tuple[int, int, pa.Table]] = []
+        run = start
+        for i in range(start, stop + 1):
+            if i == stop or reasons[i] is not None:
+                if i - run >= piece_rows:
+                    whole = _read_objects(staged.slice(run, i - run), columns)
+                    parts += [(run, i, whole)] if whole is not None else _read_parts(
+                        staged, columns, reasons, run, i, piece_rows)
+                run = i + 1
+        return parts
+    mid = (start + stop) // 2
+    out = []
+    for a, b in ((start, mid), (mid, stop)):
+        whole = _read_objects(staged.slice(a, b - a), columns)
+        out += [(a, b, whole)] if whole is not None else _read_parts(staged, columns, reasons, a, b, piece_rows)
+    return out
+
+
+def _docs(values: list[bytes | None], reasons: list[str | None], keys: set[str],
+          at: int = 0) -> list[dict[str, Any] | None]:
+    """Each value parsed by itself; `reasons` (of the whole batch, `values` starting at `at`)
+    gets why a value is not JSON."""
     docs: list[dict[str, Any] | None] = [None] * len(values)
     for i, v in enumerate(values):
-        if reasons[i] is not None or v is None:
+        if reasons[at + i] is not None or v is None:
             continue
         try:
             doc = orjson.loads(v)
         except orjson.JSONDecodeError:
-            reasons[i] = "value is not valid JSON" if _utf8(v) else "value is not UTF-8 text"
+            reasons[at + i] = "value is not valid JSON" if _utf8(v) else "value is not UTF-8 text"
             continue
         if isinstance(doc, dict):
             docs[i] = doc
@@ -167,7 +241,8 @@ def _one_object_each(values: pa.Array) -> bool:
     if not (pc.all(pc.starts_with(values, pattern="{")).as_py() and pc.all(pc.ends_with(values, pattern="}")).as_py()):
         return False
     offsets = pa.Array.from_buffers(pa.int32(), len(values) + 1, [None, values.buffers()[1]], offset=values.offset)
-    body = values.buffers()[2].to_pybytes()[offsets[0].as_py():offsets[-1].as_py()]
+    first, last = offsets[0].as_py(), offsets[-1].as_py()
+    body = values.buffers()[2].slice(first, last - first).to_pybytes()  # a part's bytes only, not its batch's
     return b"\n" not in body and b"\r" not in body
 
 
@@ -220,23 +295,34 @@ class TypedBatch:
     """Column -> warehouse type, for every column of `table` (the stage's DDL)."""
     misfit_columns: set[str]
     """Columns some value did not fit (its message is rejected)."""
+    vectorized_rows: int = 0
+    """Rows typed by Arrow's casts rather than message by message (what a backfill's speed rests on)."""
+
+
+PIECE_ROWS = 1024
+"""The fewest messages a part of a batch must hold to be read and typed by Arrow apart from the
+rest: below it, looking again costs more than typing message by message."""
 
 
 def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[str],
-          declared: Iterable[int] = (), vectorized: bool = True) -> TypedBatch:
+          declared: Iterable[int] = (), vectorized: bool = True, piece_rows: int = PIECE_ROWS) -> TypedBatch:
     """The typed rows of `parsed` for raw columns `columns` (name -> warehouse type); a message
     that cannot land gets its reason and NULLs in every source column.
 
     A batch Arrow read whole is typed column by column with Arrow's casts, when every value
-    fits as it is; any doubt (a message to reject, a value a cast refuses) and the batch is
-    typed message by message below, which decides alone what is rejected and why
-    (`vectorized=False` forces that way; a test holds the two to the same result)."""
+    fits as it is. Any doubt (a message to reject, a value a cast refuses) and the batch is cut
+    in parts (`_typed_in_parts`), so one poison message does not send a whole backfill batch the
+    slow way; what is left is typed message by message below, which decides alone what is
+    rejected and why (`vectorized=False` forces that way; a test holds the two to the same result)."""
     keys = list(key_columns)
     declared = set(declared)
-    if parsed.columns is not None and vectorized:
-        fast = _typed_columns(parsed, parsed.columns, columns, keys, declared)
-        if fast is not None:
-            return fast
+    if vectorized:
+        if parsed.columns is not None:
+            fast = _typed_columns(parsed, parsed.columns, columns, keys, declared)
+            if fast is not None:
+                return fast
+        if parsed.num_rows >= 2 * piece_rows:
+            return _typed_in_parts(parsed, columns, keys, declared, piece_rows)
     key_reason = f"key column(s) {', '.join(keys)} missing or NULL"
     n = parsed.num_rows
     docs = parsed.docs  # first: parsing them gives the invalid messages their reasons
@@ -308,6 +394,49 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     return TypedBatch(pa.Table.from_arrays(arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, misfits)
 
 
+def _typed_in_parts(parsed: ParsedBatch, columns: dict[str, str], keys: list[str], declared: set[int],
+                    piece_rows: int) -> TypedBatch:
+    """A batch the vectorized way could not take whole, typed in parts, in message order: the
+    runs between messages already rejected (an invalid value, a poison key) are tried the
+    vectorized way, each again in parts if it fails; the rejected messages and runs too short
+    to be worth a read go message by message. A batch with no message rejected yet (a value
+    some cast refused) is halved. Each part is decided as it would be alone, which is how the
+    message-by-message way decides each message."""
+    n = parsed.num_rows
+    parts: list[tuple[int, int, bool]] = []  # (start, stop, worth trying the vectorized way)
+    reads = {(a, b): table for a, b, table in parsed.reads}
+    if reads:  # parse read these parts whole; what lies between them goes message by message
+        at = 0
+        for a, b in [*reads, (n, n)]:
+            parts += [(at, a, False)] if a > at else []
+            parts += [(a, b, True)] if b > a else []
+            at = b
+    elif parsed.reasons.count(None) == n:
+        parts = [(0, n // 2, True), (n // 2, n, True)]
+    else:
+        start = 0
+        for i in range(n + 1):
+            if i == n or parsed.reasons[i] is not None:
+                if i - start >= piece_rows:
+                    parts.append((start, i, True))
+                elif i > start:
+                    parts.append((start, i, False))
+                if i < n:
+                    parts.append((i, i + 1, False))
+                start = i + 1
+        merged: list[tuple[int, int, bool]] = []
+        for part in parts:  # neighbours that go message by message are typed together
+            if merged and not part[2] and not merged[-1][2]:
+                merged[-1] = (merged[-1][0], part[1], False)
+            else:
+                merged.append(part)
+        parts = merged
+    done = [typed(parsed.slice(a, b, columns, reads.get((a, b))), columns, keys, declared, vectorized=fast,
+                  piece_rows=piece_rows) for a, b, fast in parts]
+    return TypedBatch(pa.concat_tables([d.table for d in done]), done[0].types,
+                      set().union(*(d.misfit_columns for d in done)), sum(d.vectorized_rows for d in done))
+
+
 def _meta(parsed: ParsedBatch, reasons: list[str | None], order_ids: list[int | None], declared: set[int]) -> list[pa.Array]:
     return [
         pa.array(parsed.partitions, pa.int32()),
@@ -371,7 +500,7 @@ def _typed_columns(parsed: ParsedBatch, read: pa.Table, columns: dict[str, str],
     meta = [_one_chunk(staged.column("partition")), _one_chunk(staged.column("offset")),
             _one_chunk(staged.column("window_id")), pa.nulls(n, pa.string()), pa.nulls(n, pa.int64()),
             _one_chunk(pc.is_in(staged.column("partition"), pa.array(sorted(declared), pa.int32())))]
-    return TypedBatch(pa.Table.from_arrays(meta + arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, set())
+    return TypedBatch(pa.Table.from_arrays(meta + arrays, schema=pa.schema(fields)), {**META_TYPES, **columns}, set(), n)
 
 
 def _plain_doubles(col: pa.Array) -> bool:

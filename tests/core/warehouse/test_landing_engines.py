@@ -129,3 +129,18 @@ def test_two_landers_of_one_topic_at_once_land_each_offset_once(engine):
     assert landed == [0, 2000]
     assert engine.query("SELECT COUNT(*), COUNT(DISTINCT _kafka_offset) FROM settlement_public.uni_tracking_spath_raw") \
         == [(2000, 2000)]
+
+
+def test_a_large_batch_with_poison_in_it_lands_the_rest_once_and_names_each_poison(engine):
+    """A backfill batch is read in parts around its poison (issue 17): what lands and what is
+    rejected, and the exceptions rows naming the rejected offsets, are as for a small batch."""
+    engine.ensure_raw_table(SPATH, COLUMNS)
+    batch = [message(i, order_id=i) for i in range(5000)]
+    batch[1234] = dataclasses.replace(batch[1234], value=b'{"order_id": 1234, "traceSeq": ')
+    batch[3000] = message(3000, order_id=3000, weight="1.0005")
+    result = engine.land(SPATH, SPATH.topic, stage(batch))
+    assert (result.landed, [(r["offset"], r["value"]) for r in result.rejected]) == (
+        4998, [(1234, '{"order_id": 1234, "traceSeq": '), (3000, batch[3000].value.decode())])
+    assert [(o, k) for o, k, _ in open_exceptions(engine)] == [(None, 1234), (3000, 3000)]
+    assert engine.query("SELECT COUNT(*), COUNT(DISTINCT _kafka_offset), SUM(order_id) "
+                        "FROM settlement_public.uni_tracking_spath_raw") == [(4998, 4998, sum(range(5000)) - 4234)]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.staging import RawMessage, stage
-from ordertrack.warehouse.typed import ParsedBatch, parse, typed
+from ordertrack.warehouse.typed import PIECE_ROWS, ParsedBatch, parse, typed
 
 
 def misfit(value, wtype):
@@ -132,19 +132,20 @@ WIDE = {"k": "BIGINT", "i": "INTEGER", "n": "BIGINT", "d": "DECIMAL(12,2)", "t":
         "f": "DOUBLE PRECISION", "at": "TIMESTAMP"}
 
 
-def _both_ways(raw_values: list[bytes], columns: dict[str, str]) -> tuple[list[dict], list[dict], bool]:
+def _both_ways(raw_values: list[bytes], columns: dict[str, str],
+               piece_rows: int = PIECE_ROWS) -> tuple[list[dict], list[dict], bool]:
     """(the rows as landing types them, the rows message by message from an eager parse, whether
     the vectorized read took the batch). Doubles are compared by their text: -0.0 == 0.0."""
     staged = stage([RawMessage(0, o, v, "w") for o, v in enumerate(raw_values)])
-    fast = parse(staged, columns)
+    fast = parse(staged, columns, piece_rows=piece_rows)
     eager = ParsedBatch(staged, None)
     eager.docs  # noqa: B018  # every message parsed now, as before the vectorized read existed
 
     def rows(table: pa.Table) -> list[dict]:
         return [{k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in table.to_pylist()]
 
-    return (rows(typed(fast, columns, ["k"]).table), rows(typed(eager, columns, ["k"], vectorized=False).table),
-            fast.columns is not None)
+    return (rows(typed(fast, columns, ["k"], piece_rows=piece_rows).table),
+            rows(typed(eager, columns, ["k"], vectorized=False).table), fast.columns is not None)
 
 
 @given(st.lists(st.fixed_dictionaries({"k": st.integers(1, 10)}, optional={
@@ -153,6 +154,15 @@ def _both_ways(raw_values: list[bytes], columns: dict[str, str]) -> tuple[list[d
     "extra": scalar}), min_size=1, max_size=30))
 def test_the_vectorized_way_types_a_batch_as_message_by_message_does(values):
     fast, slow, _ = _both_ways([json.dumps(v).encode() for v in values], WIDE)
+    assert fast == slow
+
+
+@given(st.lists(st.fixed_dictionaries({"k": st.one_of(st.integers(1, 10), st.none())}, optional={
+    "i": scalar, "d": scalar, "t": scalar, "f": scalar, "extra": scalar}), min_size=1, max_size=40),
+    st.integers(1, 4))
+def test_a_batch_typed_in_parts_is_typed_as_message_by_message(values, piece_rows):
+    """Parts as small as one message: however a batch is cut, each message is decided as alone."""
+    fast, slow, _ = _both_ways([json.dumps(v).encode() for v in values], WIDE, piece_rows=piece_rows)
     assert fast == slow
 
 
@@ -197,3 +207,22 @@ def test_an_odd_message_among_plain_ones_is_decided_as_it_would_be_alone(odd):
     assert fast == slow
     fast, slow, _ = _both_ways([odd, b'{"k": 2, "i": 3000000000}'], WIDE)  # with a misfit beside it
     assert fast == slow
+
+
+@pytest.mark.parametrize("odd", [
+    b'{"k": 1, "t": "a\nb"}',        # not valid JSON: rejected before typing
+    b'{"k": null}',                  # no key: rejected while typing
+    b'{"k": 1, "i": 3000000000}',    # a value a cast refuses
+    b'{"k": 1,\n"t": "b"}',          # valid JSON the joined read cannot take
+])
+def test_one_odd_message_leaves_the_rest_of_a_large_batch_to_the_vectorized_way(odd):
+    """A backfill batch with a poison message in it is still typed by Arrow but for a part of at
+    most twice `piece_rows` around that message."""
+    plain = [orjson.dumps({"k": i, "i": i, "t": "ok", "f": 0.5}) for i in range(1, 1001)]
+    values = plain[:700] + [odd] + plain[700:]
+    staged = stage([RawMessage(0, o, v, "w") for o, v in enumerate(values)])
+    rows = typed(parse(staged, WIDE, piece_rows=64), WIDE, ["k"], piece_rows=64)
+    assert rows.vectorized_rows >= len(values) - 2 * 64
+    fast, slow, _ = _both_ways(values, WIDE, piece_rows=64)
+    assert fast == slow
+    assert slow[700]["_reason"] == fast[700]["_reason"]
