@@ -252,9 +252,10 @@ def _positions(parsed: ParsedBatch, table: pa.Table, rejects: list) -> dict[tupl
     typing rejected first (a backfill batch of 500k with one poison message needs no index of all)."""
     if not rejects:
         return {}
-    flagged = pc.indices_nonzero(pc.is_valid(table.column("_reason"))).to_pylist()
-    partitions, offsets = parsed.staged.column("partition"), parsed.staged.column("offset")
-    index = {(partitions[i].as_py(), offsets[i].as_py()): i for i in flagged}
+    flagged = pc.indices_nonzero(pc.is_valid(table.column("_reason")))
+    partitions = pc.take(parsed.staged.column("partition"), flagged).to_pylist()
+    offsets = pc.take(parsed.staged.column("offset"), flagged).to_pylist()
+    index = dict(zip(zip(partitions, offsets), flagged.to_pylist()))
     if all((int(p), int(o)) in index for p, o, _ in rejects):
         return index
     return {(p, o): i for i, (p, o) in enumerate(zip(parsed.partitions, parsed.offsets))}

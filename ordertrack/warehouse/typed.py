@@ -122,16 +122,17 @@ class ParsedBatch:
                     self.reasons[i] = reason(bad)
                     self.columns = None  # rejections are decided message by message from now on
 
-    def slice(self, start: int, stop: int, columns: dict[str, str], read: pa.Table | None = None) -> "ParsedBatch":
+    def slice(self, start: int, stop: int, columns: dict[str, str], read: pa.Table | None = None,
+              vectorized: bool = True) -> "ParsedBatch":
         """Messages `start` to `stop` as a batch of their own, with the reasons and parsed
-        objects known so far; read by Arrow (again, unless `read` is that part's reading) when
-        none of them is rejected yet."""
+        objects known so far. When none of them is rejected yet and `vectorized`, with Arrow's
+        reading of them: `read`, or a slice of the whole batch's, or read now."""
         staged = self.staged.slice(start, stop - start)
         reasons = self.reasons[start:stop]
-        if reasons.count(None) == len(reasons):
-            read = read if read is not None else _read_objects(staged, columns)
-        else:
+        if not vectorized or reasons.count(None) < len(reasons):
             read = None
+        elif read is None:
+            read = self.columns.slice(start, stop - start) if self.columns is not None else _read_objects(staged, columns)
         part = ParsedBatch(staged, read)
         part.reasons = reasons
         part.keys = self.keys
@@ -161,8 +162,10 @@ def parse(staged: pa.Table, columns: dict[str, str] | None = None, piece_rows: i
         return ParsedBatch(staged, whole)
     # Not read whole (a poison message in a backfill batch): the parts without it are read the
     # vectorized way all the same, and only the messages outside them are parsed one by one.
-    batch = ParsedBatch(staged, None, _read_parts(staged, columns, reasons.to_pylist(), 0, staged.num_rows,
-                                                  piece_rows))
+    doubtful = reasons.to_pylist()
+    for i in _misshapen(staged):  # split the runs as rejected ones do (their reasons come below)
+        doubtful[i] = doubtful[i] or "misshapen"
+    batch = ParsedBatch(staged, None, _read_parts(staged, columns, doubtful, 0, staged.num_rows, piece_rows))
     batch.parse_outside_reads()
     return batch
 
@@ -173,7 +176,7 @@ def _read_parts(staged: pa.Table, columns: dict[str, str], reasons: list[str | N
     Arrow reads whole, in order: the runs between messages already rejected, each halved until
     its halves read or are too short to be worth it. A top-level call has already failed to
     read `start`-`stop` whole."""
-    piece_rows = piece_rows or PIECE_ROWS
+    piece_rows = max(1, piece_rows or PIECE_ROWS)
     if stop - start < 2 * piece_rows:
         return []
     if reasons[start:stop].count(None) < stop - start:
@@ -187,10 +190,16 @@ def _read_parts(staged: pa.Table, columns: dict[str, str], reasons: list[str | N
                         staged, columns, reasons, run, i, piece_rows)
                 run = i + 1
         return parts
+    # Halved towards the doubt while it sits in one half; when both halves fail it is spread
+    # over the part (a key added since, a habit of the producer), and reading on would only
+    # repeat the failure: the part goes message by message.
     mid = (start + stop) // 2
-    out = []
-    for a, b in ((start, mid), (mid, stop)):
-        whole = _read_objects(staged.slice(a, b - a), columns)
+    halves = [(a, b, _read_objects(staged.slice(a, b - a), columns)) for a, b in ((start, mid), (mid, stop))]
+    failed = [(a, b) for a, b, whole in halves if whole is None]
+    if len(failed) == 2:
+        return []
+    out: list[tuple[int, int, pa.Table]] = []
+    for a, b, whole in halves:
         out += [(a, b, whole)] if whole is not None else _read_parts(staged, columns, reasons, a, b, piece_rows)
     return out
 
@@ -235,6 +244,16 @@ def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
+def _misshapen(staged: pa.Table) -> list[int]:
+    """The messages that cannot be read jointly by their shape alone (no value, not `{`...`}`,
+    a line break): found in whole-column passes, so the parts between them are read whole."""
+    values = staged.column("value")
+    whole = pc.and_(pc.starts_with(values, pattern="{"), pc.ends_with(values, pattern="}"))
+    breaks = pc.or_(pc.match_substring(values, pattern="\n"), pc.match_substring(values, pattern="\r"))
+    ok = pc.and_(whole, pc.invert(breaks))
+    return pc.indices_nonzero(pc.invert(pc.fill_null(ok, False))).to_pylist()
+
+
 def _one_object_each(values: pa.Array) -> bool:
     """Every value starts with `{`, ends with `}` and holds no line break (whole-array passes,
     nothing per message)."""
@@ -268,7 +287,7 @@ def _read_objects(staged: pa.Table, columns: dict[str, str]) -> pa.Table | None:
     schema = pa.schema([(c, natural_type(t)) for c, t in columns.items()])
     try:
         table = pj.read_json(pa.BufferReader(lines), parse_options=pj.ParseOptions(
-            explicit_schema=schema, unexpected_field_behavior="infer"))
+            explicit_schema=schema, unexpected_field_behavior="error"))  # stops at the first such key
         table.validate(full=True)  # the reader lets bytes that are not UTF-8 into text columns
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
         return None
@@ -316,6 +335,7 @@ def typed(parsed: ParsedBatch, columns: dict[str, str], key_columns: Iterable[st
     rejected and why (`vectorized=False` forces that way; a test holds the two to the same result)."""
     keys = list(key_columns)
     declared = set(declared)
+    piece_rows = max(1, piece_rows)
     if vectorized:
         if parsed.columns is not None:
             fast = _typed_columns(parsed, parsed.columns, columns, keys, declared)
@@ -412,7 +432,15 @@ def _typed_in_parts(parsed: ParsedBatch, columns: dict[str, str], keys: list[str
             parts += [(a, b, True)] if b > a else []
             at = b
     elif parsed.reasons.count(None) == n:
-        parts = [(0, n // 2, True), (n // 2, n, True)]
+        # Halved towards the doubt while it sits in one half (see `_read_parts`).
+        halves = [parsed.slice(a, b, columns) for a, b in ((0, n // 2), (n // 2, n))]
+        tried = [_typed_columns(h, h.columns, columns, keys, declared) if h.columns is not None else None
+                 for h in halves]
+        if tried[0] is None and tried[1] is None:
+            return typed(parsed, columns, keys, declared, vectorized=False)
+        return _joined([d if d is not None else _typed_in_parts(h, columns, keys, declared, piece_rows)
+                        if h.num_rows >= 2 * piece_rows else typed(h, columns, keys, declared, vectorized=False)
+                        for d, h in zip(tried, halves)])
     else:
         start = 0
         for i in range(n + 1):
@@ -431,8 +459,12 @@ def _typed_in_parts(parsed: ParsedBatch, columns: dict[str, str], keys: list[str
             else:
                 merged.append(part)
         parts = merged
-    done = [typed(parsed.slice(a, b, columns, reads.get((a, b))), columns, keys, declared, vectorized=fast,
-                  piece_rows=piece_rows) for a, b, fast in parts]
+    done = [typed(parsed.slice(a, b, columns, reads.get((a, b)), vectorized=fast), columns, keys, declared,
+                  vectorized=fast, piece_rows=piece_rows) for a, b, fast in parts]
+    return _joined(done)
+
+
+def _joined(done: list[TypedBatch]) -> TypedBatch:
     return TypedBatch(pa.concat_tables([d.table for d in done]), done[0].types,
                       set().union(*(d.misfit_columns for d in done)), sum(d.vectorized_rows for d in done))
 
@@ -561,7 +593,7 @@ def _order_id(doc: dict[str, Any]) -> int | None:
     v = doc.get("order_id")
     try:
         return _int(v, 64) if v is not None else None
-    except Misfit:
+    except (Misfit, _Inexact):  # a float past 2**53 names no order exactly
         return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -46,6 +47,7 @@ def test_a_started_process_is_ours_the_moment_start_detached_returns(tmp_path: P
             if running_pid(pid_file, marker) != pid:
                 misjudged += 1
         finally:
-            os.kill(pid, signal.SIGKILL)  # by its pid, whatever the check said
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):  # gone already: reaped
+                os.kill(pid, signal.SIGKILL)  # by its pid, whatever the check said
+                os.waitpid(pid, 0)
     assert misjudged == 0, f"{misjudged} of 20 fresh starts were taken for gone"

@@ -226,3 +226,10 @@ def test_one_odd_message_leaves_the_rest_of_a_large_batch_to_the_vectorized_way(
     fast, slow, _ = _both_ways(values, WIDE, piece_rows=64)
     assert fast == slow
     assert slow[700]["_reason"] == fast[700]["_reason"]
+
+
+def test_a_rejected_message_whose_order_id_is_a_huge_float_names_no_order_and_stops_nothing():
+    m = RawMessage(0, 0, b'{"order_id": 1e16, "n": "x"}', "w")
+    cols = {"order_id": "BIGINT", "n": "INTEGER"}
+    row = typed(parse(stage([m]), cols), cols, ["order_id"]).table.to_pylist()[0]
+    assert (row["_reason"], row["_order_id"]) == ("the value of n does not convert to INTEGER without change", None)
