@@ -62,11 +62,11 @@ class ParsedBatch:
     key, a value that does not fit, a batch the fast read could not take)."""
 
     def __init__(self, staged: pa.Table, columns: pa.Table | None,
-                 reads: list[tuple[int, int, pa.Table]] | None = None) -> None:
+                 reads: list[tuple[int, int, pa.Table]] | None = None, reasons: list[str | None] | None = None) -> None:
         self.staged = staged
         self.columns = columns
         self.reads = reads or []  # when the batch could not be read whole: (start, stop, table) of parts that were
-        self.reasons: list[str | None] = staged.column("reject_reason").to_pylist()
+        self.reasons: list[str | None] = reasons if reasons is not None else staged.column("reject_reason").to_pylist()
         self.keys: set[str] = set(columns.column_names) if columns is not None else set()
         for _, _, table in self.reads:
             self.keys.update(table.column_names)
@@ -133,8 +133,7 @@ class ParsedBatch:
             read = None
         elif read is None:
             read = self.columns.slice(start, stop - start) if self.columns is not None else _read_objects(staged, columns)
-        part = ParsedBatch(staged, read)
-        part.reasons = reasons
+        part = ParsedBatch(staged, read, reasons=reasons)
         part.keys = self.keys
         if self._docs is not None and not any(a < stop and start < b for a, b, _ in self.reads):
             part._docs = self._docs[start:stop]
@@ -170,6 +169,29 @@ def parse(staged: pa.Table, columns: dict[str, str] | None = None, piece_rows: i
     return batch
 
 
+def _clean_runs(reasons: list[str | None], start: int, stop: int, piece_rows: int) -> list[tuple[int, int]]:
+    """The runs of at least `piece_rows` messages between `start` and `stop` that no reason rejects."""
+    runs, run = [], start
+    for i in range(start, stop + 1):
+        if i == stop or reasons[i] is not None:
+            if i - run >= piece_rows:
+                runs.append((run, i))
+            run = i + 1
+    return runs
+
+
+def _with_gaps(spans: Iterable[tuple[int, int]], n: int) -> list[tuple[int, int, bool]]:
+    """`spans` (in order, apart) as (start, stop, True), with what lies between and around them
+    as (start, stop, False): the parts worth the vectorized way, and the rest."""
+    parts: list[tuple[int, int, bool]] = []
+    at = 0
+    for a, b in [*spans, (n, n)]:
+        parts += [(at, a, False)] if a > at else []
+        parts += [(a, b, True)] if b > a else []
+        at = b
+    return parts
+
+
 def _read_parts(staged: pa.Table, columns: dict[str, str], reasons: list[str | None], start: int, stop: int,
                 piece_rows: int | None = None) -> list[tuple[int, int, pa.Table]]:
     """The parts of messages `start` to `stop`, each of at least `piece_rows` messages, that
@@ -181,14 +203,9 @@ def _read_parts(staged: pa.Table, columns: dict[str, str], reasons: list[str | N
         return []
     if reasons[start:stop].count(None) < stop - start:
         parts: list[tuple[int, int, pa.Table]] = []
-        run = start
-        for i in range(start, stop + 1):
-            if i == stop or reasons[i] is not None:
-                if i - run >= piece_rows:
-                    whole = _read_objects(staged.slice(run, i - run), columns)
-                    parts += [(run, i, whole)] if whole is not None else _read_parts(
-                        staged, columns, reasons, run, i, piece_rows)
-                run = i + 1
+        for a, b in _clean_runs(reasons, start, stop, piece_rows):
+            whole = _read_objects(staged.slice(a, b - a), columns)
+            parts += [(a, b, whole)] if whole is not None else _read_parts(staged, columns, reasons, a, b, piece_rows)
         return parts
     # Halved towards the doubt while it sits in one half; when both halves fail it is spread
     # over the part (a key added since, a habit of the producer), and reading on would only
@@ -423,14 +440,9 @@ def _typed_in_parts(parsed: ParsedBatch, columns: dict[str, str], keys: list[str
     some cast refused) is halved. Each part is decided as it would be alone, which is how the
     message-by-message way decides each message."""
     n = parsed.num_rows
-    parts: list[tuple[int, int, bool]] = []  # (start, stop, worth trying the vectorized way)
     reads = {(a, b): table for a, b, table in parsed.reads}
     if reads:  # parse read these parts whole; what lies between them goes message by message
-        at = 0
-        for a, b in [*reads, (n, n)]:
-            parts += [(at, a, False)] if a > at else []
-            parts += [(a, b, True)] if b > a else []
-            at = b
+        parts = _with_gaps(reads, n)
     elif parsed.reasons.count(None) == n:
         # Halved towards the doubt while it sits in one half (see `_read_parts`).
         halves = [parsed.slice(a, b, columns) for a, b in ((0, n // 2), (n // 2, n))]
@@ -442,23 +454,7 @@ def _typed_in_parts(parsed: ParsedBatch, columns: dict[str, str], keys: list[str
                         if h.num_rows >= 2 * piece_rows else typed(h, columns, keys, declared, vectorized=False)
                         for d, h in zip(tried, halves)])
     else:
-        start = 0
-        for i in range(n + 1):
-            if i == n or parsed.reasons[i] is not None:
-                if i - start >= piece_rows:
-                    parts.append((start, i, True))
-                elif i > start:
-                    parts.append((start, i, False))
-                if i < n:
-                    parts.append((i, i + 1, False))
-                start = i + 1
-        merged: list[tuple[int, int, bool]] = []
-        for part in parts:  # neighbours that go message by message are typed together
-            if merged and not part[2] and not merged[-1][2]:
-                merged[-1] = (merged[-1][0], part[1], False)
-            else:
-                merged.append(part)
-        parts = merged
+        parts = _with_gaps(_clean_runs(parsed.reasons, 0, n, piece_rows), n)
     done = [typed(parsed.slice(a, b, columns, reads.get((a, b)), vectorized=fast), columns, keys, declared,
                   vectorized=fast, piece_rows=piece_rows) for a, b, fast in parts]
     return _joined(done)
