@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from consumers import metrics
 from consumers.lander import Lander
 from consumers.ledger import check_ledger_within_log
-from consumers.staging import Gathered
+from consumers.staging import Gathered, header
 from ordertrack.config import PipelineConfig
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.clients import routed
@@ -88,6 +89,54 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def gather(records: list[Message], pending: dict[str, Gathered], ends: dict[tuple[str, int], int],
+           open_parts: set[tuple[str, int]]) -> None:
+    """Put one `consume()` batch into its topics' batches: records below their partition's end
+    offset; a partition whose end is reached (or read past, or at its end-of-partition event) leaves
+    `open_parts`. Most batches hold only records below their ends: they are taken column by column,
+    a few calls per batch instead of a dozen per record (a backfill drains millions)."""
+    if not records:
+        return
+    errors = [m.error() for m in records]
+    if all(e is None for e in errors):  # (a KafkaError cannot be compared with None by ==)
+        topics = cast("list[str]", [m.topic() for m in records])
+        partitions = cast("list[int]", [m.partition() for m in records])
+        offsets = cast("list[int]", [m.offset() for m in records])
+        # A partition's records come in offset order, so its last one here is its highest.
+        last = dict(zip(zip(topics, partitions), offsets))
+        if all(ends.get(k, -1) > o for k, o in last.items()):
+            values = [m.value() for m in records]
+            # `window_id(m)`, written out: a call per record costs more than the header's read.
+            heads = cast("list[list[tuple[str, bytes | None]] | None]", [m.headers() for m in records])
+            windows: list[bytes | str | None] = [h[0][1] if h and h[0][0] == "window_id" else header(h, "window_id")
+                                                 for h in heads]
+            by_topic = set(topics)
+            for topic in by_topic:
+                if len(by_topic) == 1:
+                    pending[topic].extend(partitions, offsets, values, windows)
+                else:
+                    at = [i for i, t in enumerate(topics) if t == topic]
+                    pending[topic].extend([partitions[i] for i in at], [offsets[i] for i in at],
+                                          [values[i] for i in at], [windows[i] for i in at])
+            open_parts.difference_update(k for k, o in last.items() if o + 1 >= ends[k])
+            return
+    for m in records:  # an end reached or an event among them: record by record
+        if err := m.error():
+            if err.code() == KafkaError._PARTITION_EOF:
+                open_parts.discard(position(m)[:2])
+                continue
+            raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+        topic, partition, offset = position(m)
+        key = (topic, partition)
+        stop_at = ends.get(key)
+        if stop_at is None or offset >= stop_at:
+            open_parts.discard(key)
+            continue
+        pending[topic].add(m, partition, offset)
+        if offset + 1 >= stop_at:
+            open_parts.discard(key)
 
 
 def drain(
@@ -189,21 +238,7 @@ def _drain_pass(config: PipelineConfig, settings: Settings, engine: WarehouseEng
         while open_parts and not stop.is_set():
             with paused_gc():
                 records = c.consume(num_messages=10_000, timeout=1.0)
-                for m in records:
-                    if err := m.error():
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            open_parts.discard(position(m)[:2])
-                            continue
-                        raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
-                    topic, partition, offset = position(m)
-                    key = (topic, partition)
-                    stop_at = ends.get(key)
-                    if stop_at is None or offset >= stop_at:
-                        open_parts.discard(key)
-                        continue
-                    pending[topic].add(m, partition, offset)
-                    if offset + 1 >= stop_at:
-                        open_parts.discard(key)
+                gather(records, pending, ends, open_parts)
                 del records  # the batches hold what they need; the records can go
             for topic, msgs in pending.items():
                 if len(msgs) >= batch_size:

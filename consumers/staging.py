@@ -66,38 +66,52 @@ class Gathered:
         self.partitions.append(partition)
         self.offsets.append(offset)
         self.values.append(m.value())
-        headers = cast("list[tuple[str, bytes | None]] | None", m.headers())
-        # The producer writes the window id first; any other layout is searched.
-        self.window_ids.append(headers[0][1] if headers and headers[0][0] == "window_id"
-                               else header(headers, "window_id"))
+        self.window_ids.append(window_id(m))
+
+    def extend(self, partitions: list[int], offsets: list[int], values: list[bytes | None],
+               window_ids: list[bytes | str | None]) -> None:
+        """Many records at once, column by column (`window_id` of each)."""
+        self.partitions += partitions
+        self.offsets += offsets
+        self.values += values
+        self.window_ids += window_ids
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def last_offsets(self) -> dict[int, int]:
-        last: dict[int, int] = {}
-        for p, o in zip(self.partitions, self.offsets):
-            if o > last.get(p, -1):
-                last[p] = o
-        return last
+        if not self.offsets:
+            return {}
+        highest = pa.table({"p": pa.array(self.partitions, pa.int32()), "o": pa.array(self.offsets, pa.int64())}) \
+            .group_by("p").aggregate([("o", "max")])
+        return dict(zip(highest.column("p").to_pylist(), highest.column("o_max").to_pylist()))
 
     def _windows(self) -> list[str | None]:
         return [w.decode() if isinstance(w, (bytes, bytearray)) else w for w in self.window_ids]
 
     def staged(self) -> pa.Table:
         """As `stage` would stage the same records (a repeated (partition, offset) counts once)."""
-        if len(set(zip(self.partitions, self.offsets))) != len(self):
+        partitions, offsets = pa.array(self.partitions, pa.int32()), pa.array(self.offsets, pa.int64())
+        distinct = pa.table({"p": partitions, "o": offsets}).group_by(["p", "o"]).aggregate([]).num_rows
+        if distinct != len(self):
             return stage(self.messages())
+        try:
+            windows = pa.array(self.window_ids, pa.binary()).cast(pa.string())
+        except pa.ArrowInvalid:  # not UTF-8: decoded one by one, which says where
+            windows = pa.array(self._windows(), pa.string())
         values = pa.array(self.values, pa.binary())
         tombstones = pc.if_else(values.is_null(), pa.scalar(TOMBSTONE), pa.scalar(None, pa.string()))
-        return pa.Table.from_arrays(
-            [pa.array(self.partitions, pa.int32()), pa.array(self.offsets, pa.int64()),
-             pa.array(self._windows(), pa.string()), values, tombstones],
-            schema=STAGED_SCHEMA,
-        )
+        return pa.Table.from_arrays([partitions, offsets, windows, values, tombstones], schema=STAGED_SCHEMA)
 
     def messages(self) -> list[RawMessage]:
         return [RawMessage(p, o, v, w) for p, o, v, w in zip(self.partitions, self.offsets, self.values, self._windows())]
+
+
+def window_id(m: Message) -> bytes | str | None:
+    """The record's window id header (bytes, as Kafka holds it; text when searched for)."""
+    headers = cast("list[tuple[str, bytes | None]] | None", m.headers())
+    # The producer writes the window id first; any other layout is searched.
+    return headers[0][1] if headers and headers[0][0] == "window_id" else header(headers, "window_id")
 
 
 def key_reason(keys: list[str]) -> str:

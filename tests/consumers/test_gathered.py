@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from consumers.drain import gather
 from consumers.staging import Gathered, RawMessage, stage
 
 
@@ -31,3 +34,76 @@ def test_gathered_records_stage_as_raw_messages_do():
 def test_a_record_read_twice_counts_once():
     g = _gather([(0, 1, b'{"k": 1}', None), (0, 1, b'{"k": 1}', None), (0, 2, b'{"k": 2}', None)])
     assert g.staged().num_rows == 2 and len(g) == 3
+
+
+# -- a consume() batch into the topics' batches (`consumers.drain.gather`) --------------------------
+
+def _one_by_one(records: list[Message], pending: dict[str, Gathered], ends: dict[tuple[str, int], int],
+                open_parts: set[tuple[str, int]]) -> None:
+    """The definition: each record on its own, as the drain read them before batches were taken whole."""
+    for m in records:
+        key = (m.topic(), m.partition())
+        if m.error() is not None:
+            open_parts.discard(key)
+            continue
+        stop_at = ends.get(key)
+        if stop_at is None or m.offset() >= stop_at:
+            open_parts.discard(key)
+            continue
+        pending[key[0]].add(m, key[1], m.offset())
+        if m.offset() + 1 >= stop_at:
+            open_parts.discard(key)
+
+
+_HEADERS = st.sampled_from([None, [("window_id", b"w1")], [("cursor", b"5"), ("window_id", b"w2")], [("cursor", b"6")]])
+
+
+@st.composite
+def _consumed(draw):
+    """A consume() batch of up to three topics' partitions, each in offset order, with the end
+    offsets a drain stops at (some inside the batch, some past it, one partition not assigned)."""
+    parts = draw(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 2)), min_size=1, max_size=5, unique=True))
+    streams = []
+    ends = {}
+    for topic, p in parts:
+        first, n = draw(st.integers(0, 5)), draw(st.integers(0, 6))
+        msgs = [Message(topic=topic, partition=p, offset=first + i, value=draw(st.sampled_from([b'{"k": 1}', None])),
+                        headers=draw(_HEADERS)) for i in range(n)]
+        if draw(st.booleans()):
+            msgs.append(Message(topic=topic, partition=p, offset=first + n, error=KafkaError(KafkaError._PARTITION_EOF)))
+        streams.append(msgs)
+        if draw(st.integers(0, 9)):  # now and then a partition this drain does not stop in
+            ends[(topic, p)] = draw(st.integers(first, first + n + 3))
+    # Interleave the partitions' streams, each kept in its order.
+    order = draw(st.permutations([i for i, s in enumerate(streams) for _ in s]))
+    cursors = [0] * len(streams)
+    records = []
+    for i in order:
+        records.append(streams[i][cursors[i]])
+        cursors[i] += 1
+    return records, ends
+
+
+@settings(max_examples=300, deadline=None)
+@given(_consumed())
+def test_a_consumed_batch_is_gathered_as_record_by_record(case):
+    records, ends = case
+    fast, slow = {t: Gathered() for t in "abc"}, {t: Gathered() for t in "abc"}
+    open_fast, open_slow = set(ends), set(ends)
+    gather(records, fast, ends, open_fast)
+    _one_by_one(records, slow, ends, open_slow)
+    assert open_fast == open_slow
+    for t in "abc":
+        assert fast[t].messages() == slow[t].messages()
+        assert fast[t].last_offsets() == slow[t].last_offsets()
+        if len(slow[t]):
+            assert fast[t].staged().equals(slow[t].staged())
+
+
+def test_a_batch_below_every_end_is_taken_whole_and_closes_the_partitions_it_finishes():
+    records = [Message(topic="a", partition=p, offset=o, value=b"{}", headers=[("window_id", b"w")])
+               for o in range(3) for p in (0, 1)]
+    pending, open_parts = {"a": Gathered()}, {("a", 0), ("a", 1)}
+    gather(records, pending, {("a", 0): 3, ("a", 1): 10}, open_parts)
+    assert open_parts == {("a", 1)}
+    assert pending["a"].offsets == [0, 0, 1, 1, 2, 2] and pending["a"].window_ids == [b"w"] * 6
