@@ -104,7 +104,7 @@ def _print_landing(state, spec, engine: str) -> None:  # noqa: ANN001 - the CLI 
     if not columns:
         raise ConfigError(f"The source has no table {spec.source_full_name} (or the pipeline user cannot read it).")
     columns += [c.name for c in CDC_COLUMNS] if spec.binlog else []
-    stage = {"duckdb": f"CREATE TEMP TABLE {STAGE} AS SELECT * FROM <the batch's typed Arrow table>",
+    stage = {"duckdb": f"<the batch's typed Arrow table, registered as {STAGE} and read in place>",
              "postgres": f"CREATE TEMP TABLE {STAGE} (...); COPY {STAGE} (...) FROM STDIN",
              "redshift": f"CREATE TEMP TABLE {STAGE} (...); COPY {STAGE} FROM 's3://<staging>/<batch>.manifest' "
                          "IAM_ROLE '<role>' FORMAT AS PARQUET MANIFEST"}[engine]
@@ -115,6 +115,8 @@ def _print_landing(state, spec, engine: str) -> None:  # noqa: ANN001 - the CLI 
             typer.echo(f"-- stage\n{stage};\n")
         note = " (only while a replay's hole is open)" if name in ("replace", "advance") else ""
         typer.echo(f"-- {name}{note}\n{text};\n")
+    unstage = f"<{STAGE} unregistered>" if engine == "duckdb" else f"DROP TABLE {STAGE}"
+    typer.echo(f"-- unstage\n{unstage};\n")
 
 
 @app.command()

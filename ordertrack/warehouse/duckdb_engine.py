@@ -210,9 +210,9 @@ class _DuckSession:
         pass  # one process writes the file at a time, and one thread lands a table at a time
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
-        view = f"{name}_arrow"
-        self.con.register(view, rows)
-        try:
-            self.con.execute(f"CREATE TEMP TABLE {q(name)} AS SELECT * FROM {q(view)}")
-        finally:
-            self.con.unregister(view)
+        # Read in place: the stage is read once (into the fresh rows), so a copy into a temporary
+        # table first cost as much as that read (58 ms of 100k scan events).
+        self.con.register(name, rows)
+
+    def unstage(self, name: str) -> None:
+        self.con.unregister(name)

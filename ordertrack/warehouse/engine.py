@@ -54,8 +54,12 @@ class Session(Protocol):
         """Run one statement; return its rows (none for a statement that returns none)."""
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
-        """Create temporary table `name` with the columns of `rows` (warehouse types `types`) and
-        load the rows: Arrow (DuckDB), COPY FROM STDIN (PostgreSQL), Parquet on S3 + COPY (Redshift)."""
+        """Make `rows` readable as relation `name` for the rest of the transaction, with their
+        columns (warehouse types `types`): the Arrow table itself, read in place (DuckDB), a
+        temporary table loaded by COPY FROM STDIN (PostgreSQL) or Parquet on S3 + COPY (Redshift)."""
+
+    def unstage(self, name: str) -> None:
+        """Drop what `stage` made under `name`."""
 
     def lock(self, name: str) -> None:
         """Hold an exclusive lock named `name` until the transaction ends, so two writers of the

@@ -145,7 +145,7 @@ def advance_holes_sql(raw_schema: str) -> str:
 
 COUNTS_SQL = f"SELECT COUNT(*), SUM(CASE WHEN _reason IS NULL THEN 1 ELSE 0 END) FROM {FRESH}"
 REJECTS_SQL = f"SELECT _partition, _offset, _reason FROM {FRESH} WHERE _reason IS NOT NULL ORDER BY _partition, _offset"
-DROP_SQL = (f"DROP TABLE {FRESH}", f"DROP TABLE {STAGE}")
+DROP_FRESH_SQL = f"DROP TABLE {FRESH}"
 
 
 def mark_merged_sql(raw_schema: str) -> str:
@@ -179,7 +179,7 @@ def _plan(spec: TableSpec, source_columns: tuple[str, ...], raw_schema: str, mar
         ("advance", advance_holes_sql(raw_schema)),
         ("counts", COUNTS_SQL),
         ("rejects", REJECTS_SQL),
-        *((f"drop_{n}", stmt) for n, stmt in zip(("fresh", "stage"), DROP_SQL)),
+        ("drop_fresh", DROP_FRESH_SQL),
     ))
 
 
@@ -228,7 +228,7 @@ def land_batch(engine: WarehouseEngine, spec: TableSpec, topic: str, batch: pa.T
         total, landed = session(sql["counts"], {})[0]
         rejects = session(sql["rejects"], {})
         session(sql["drop_fresh"], {})
-        session(sql["drop_stage"], {})
+        session.unstage(STAGE)
         if after is not None:
             try:
                 after(session, spec, batch_id)

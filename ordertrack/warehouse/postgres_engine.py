@@ -70,6 +70,9 @@ class _PgSession:
                 for row in zip(*(rows.column(c).to_pylist() for c in rows.column_names)):
                     copy.write_row(row)
 
+    def unstage(self, name: str) -> None:
+        self(f"DROP TABLE {q(name)}", {})
+
 
 class PostgresEngine(SharedSql):
     dialect = "postgres"

@@ -90,6 +90,9 @@ class _RedshiftSession:
         self(f"CREATE TEMP TABLE {q(name)} ({cols})", {})
         self(sql.copy_parquet(name, manifest, self.engine.settings.warehouse.iam_role or ""), {})
 
+    def unstage(self, name: str) -> None:
+        self(f"DROP TABLE {q(name)}", {})
+
 
 class RedshiftEngine(SharedSql):
     dialect = "redshift"

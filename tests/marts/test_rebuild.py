@@ -242,7 +242,7 @@ def test_marts_sql_landing_prints_the_statements_a_landing_runs(mariadb_admin):
     assert r.returncode == 0, r.stderr
     heads = [line for line in r.stdout.splitlines() if line.startswith("-- ")]
     assert [h.split()[1] for h in heads[1:]] == ["positions", "stage", "fresh_table", "fresh", "replace", "insert", "exceptions", "ledger",
-                                                 "advance", "counts", "rejects", "drop_fresh", "drop_stage"]
+                                                 "advance", "counts", "rejects", "drop_fresh", "unstage"]
     assert 'INSERT INTO "settlement_public"."uni_tracking_spath_raw" ("id", "order_id", "traceSeq", "pathTime"' in r.stdout
     assert "FORMAT AS PARQUET MANIFEST" in r.stdout and "%(batch_id)s" in r.stdout
 
