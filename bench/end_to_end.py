@@ -15,8 +15,9 @@ its own so its peak memory (max RSS) is its own, except (e), which shares (f)'s 
 (d) landing alone: everything (c) published, drained into a fresh DuckDB warehouse with the marts
     merge (consume + stage + type + land + merge);
 (e) DuckDB loading one batch of those rows from Parquet (the engine's own limit), and
-(f) `DuckDBEngine.land` of the same batch as JSON messages (and, beside it, the vectorized JSON read
-    of that batch alone: the part of (f) no warehouse can skip while messages are JSON text);
+(f) `DuckDBEngine.land` of the same batch as JSON messages, its statements rendered beforehand as a
+    running worker has them (and, beside it, the vectorized JSON read of that batch alone: the part
+    of (f) no warehouse can skip while messages are JSON text);
 (g) end to end: fresh topics, a fresh warehouse; the backfill in one process and the landing in
     another, overlapping (`ordertrack.once.land_while`, as `run-once` does), until every row is in
     its mart.
@@ -114,6 +115,7 @@ def stage_engine(tag: str, page: int, rows: int, folder: str) -> tuple[int, floa
     from ordertrack.source.columns import source_columns
     from ordertrack.tables import TableRegistry
     from ordertrack.warehouse.duckdb_engine import DuckDBEngine
+    from ordertrack.warehouse.landing import plan
     from ordertrack.warehouse.typed import parse
     from ordertrack.warehouse.types import Column, warehouse_type
 
@@ -133,6 +135,9 @@ def stage_engine(tag: str, page: int, rows: int, folder: str) -> tuple[int, floa
     engine = DuckDBEngine(Path(folder) / "engine.duckdb")
     engine.ensure_raw_table(spec, [Column(col.name, warehouse_type(col)) for col in source_columns(settings.mysql, spec)])
     columns = {k: v for k, v in engine.raw_columns(spec).items() if not k.startswith("_")}
+    # The landing's statements, rendered once per table layout in a running worker (sqlglot: 70 ms),
+    # are rendered before the timing, as the worker's first batch would have done.
+    plan(spec, list(columns), engine.raw_schema, engine.mart_schema, engine.dialect)
     t0 = time.perf_counter()
     assert parse(staged, columns).columns is not None  # the JSON text parsed alone: the landing's floor
     parse_s = time.perf_counter() - t0
