@@ -96,38 +96,43 @@ def gather(records: list[Message], pending: dict[str, Gathered], ends: dict[tupl
     """Put one `consume()` batch into its topics' batches: records below their partition's end
     offset; a partition whose end is reached (or read past, or at its end-of-partition event) leaves
     `open_parts`. Most batches hold only records below their ends: they are taken column by column,
-    a few calls per batch instead of a dozen per record (a backfill drains millions)."""
+    a few calls per batch instead of a dozen per record (a backfill drains millions). That relies on
+    each partition's records coming in offset order, as librdkafka hands them to a consumer that
+    assigns its partitions once and never seeks (the drain)."""
     if not records:
         return
     errors = [m.error() for m in records]
-    if all(e is None for e in errors):  # (a KafkaError cannot be compared with None by ==)
-        topics = cast("list[str]", [m.topic() for m in records])
-        partitions = cast("list[int]", [m.partition() for m in records])
-        offsets = cast("list[int]", [m.offset() for m in records])
-        # A partition's records come in offset order, so its last one here is its highest.
-        last = dict(zip(zip(topics, partitions), offsets))
-        if all(ends.get(k, -1) > o for k, o in last.items()):
-            values = [m.value() for m in records]
-            # `window_id(m)`, written out: a call per record costs more than the header's read.
-            heads = cast("list[list[tuple[str, bytes | None]] | None]", [m.headers() for m in records])
-            windows: list[bytes | str | None] = [h[0][1] if h and h[0][0] == "window_id" else header(h, "window_id")
-                                                 for h in heads]
-            by_topic = set(topics)
-            for topic in by_topic:
-                if len(by_topic) == 1:
-                    pending[topic].extend(partitions, offsets, values, windows)
-                else:
-                    at = [i for i, t in enumerate(topics) if t == topic]
-                    pending[topic].extend([partitions[i] for i in at], [offsets[i] for i in at],
-                                          [values[i] for i in at], [windows[i] for i in at])
-            open_parts.difference_update(k for k, o in last.items() if o + 1 >= ends[k])
+    if not all(e is None for e in errors):  # (a KafkaError cannot be compared with None by ==)
+        for m, err in zip(records, errors):
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+        # End-of-partition events close their partitions, whatever records came beside them.
+        open_parts.difference_update(position(m)[:2] for m, err in zip(records, errors) if err is not None)
+        records = [m for m, err in zip(records, errors) if err is None]
+        if not records:
             return
-    for m in records:  # an end reached or an event among them: record by record
-        if err := m.error():
-            if err.code() == KafkaError._PARTITION_EOF:
-                open_parts.discard(position(m)[:2])
-                continue
-            raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+    topics = cast("list[str]", [m.topic() for m in records])
+    partitions = cast("list[int]", [m.partition() for m in records])
+    offsets = cast("list[int]", [m.offset() for m in records])
+    # A partition's records come in offset order, so its last one here is its highest.
+    last = dict(zip(zip(topics, partitions), offsets))
+    if all(ends.get(k, -1) > o for k, o in last.items()):
+        values = [m.value() for m in records]
+        # `window_id(m)`, written out: a call per record costs more than the header's read.
+        heads = cast("list[list[tuple[str, bytes | None]] | None]", [m.headers() for m in records])
+        windows: list[bytes | str | None] = [h[0][1] if h and h[0][0] == "window_id" else header(h, "window_id")
+                                             for h in heads]
+        by_topic = set(topics)
+        if len(by_topic) == 1:
+            pending[topics[0]].extend(partitions, offsets, values, windows)
+        else:
+            for topic in by_topic:
+                at = [i for i, t in enumerate(topics) if t == topic]
+                pending[topic].extend([partitions[i] for i in at], [offsets[i] for i in at],
+                                      [values[i] for i in at], [windows[i] for i in at])
+        open_parts.difference_update(k for k, o in last.items() if o + 1 >= ends[k])
+        return
+    for m in records:  # an end reached (or a partition not drained) among them: record by record
         topic, partition, offset = position(m)
         key = (topic, partition)
         stop_at = ends.get(key)

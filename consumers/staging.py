@@ -80,14 +80,14 @@ class Gathered:
         return len(self.offsets)
 
     def last_offsets(self) -> dict[int, int]:
-        if not self.offsets:
-            return {}
-        highest = pa.table({"p": pa.array(self.partitions, pa.int32()), "o": pa.array(self.offsets, pa.int64())}) \
-            .group_by("p").aggregate([("o", "max")])
-        return dict(zip(highest.column("p").to_pylist(), highest.column("o_max").to_pylist()))
+        last: dict[int, int] = {}
+        for p, o in zip(self.partitions, self.offsets):
+            if o > last.get(p, -1):
+                last[p] = o
+        return last
 
     def _windows(self) -> list[str | None]:
-        return [w.decode() if isinstance(w, (bytes, bytearray)) else w for w in self.window_ids]
+        return [_text(w) if isinstance(w, (bytes, bytearray)) else w for w in self.window_ids]
 
     def staged(self) -> pa.Table:
         """As `stage` would stage the same records (a repeated (partition, offset) counts once)."""
@@ -97,7 +97,7 @@ class Gathered:
             return stage(self.messages())
         try:
             windows = pa.array(self.window_ids, pa.binary()).cast(pa.string())
-        except pa.ArrowInvalid:  # not UTF-8: decoded one by one, which says where
+        except pa.ArrowInvalid:  # not UTF-8 (not our producer's): kept, its odd bytes escaped
             windows = pa.array(self._windows(), pa.string())
         values = pa.array(self.values, pa.binary())
         tombstones = pc.if_else(values.is_null(), pa.scalar(TOMBSTONE), pa.scalar(None, pa.string()))
@@ -136,5 +136,11 @@ def last_offsets(messages: Sequence[RawMessage]) -> dict[int, int]:
 def header(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
     for k, v in headers or ():
         if k == name:
-            return v.decode() if isinstance(v, (bytes, bytearray)) else v
+            return _text(v) if isinstance(v, (bytes, bytearray)) else v
     return None
+
+
+def _text(header_value: bytes | bytearray) -> str:
+    """A header as text: one that is not UTF-8 (written by another producer) keeps its odd bytes
+    escaped (`\\xff`) rather than stop the landing of its message."""
+    return bytes(header_value).decode(errors="backslashreplace")

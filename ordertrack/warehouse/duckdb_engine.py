@@ -210,8 +210,9 @@ class _DuckSession:
         pass  # one process writes the file at a time, and one thread lands a table at a time
 
     def stage(self, name: str, rows: pa.Table, types: dict[str, str]) -> None:
-        # Read in place: the stage is read once (into the fresh rows), so a copy into a temporary
-        # table first cost as much as that read (58 ms of 100k scan events).
+        # Read in place: a landing reads the stage's rows in one statement (the fresh rows; a
+        # replay's open hole adds one more), so copying them into a temporary table first cost as
+        # much as that read (58 ms of 100k scan events).
         self.con.register(name, rows)
 
     def unstage(self, name: str) -> None:

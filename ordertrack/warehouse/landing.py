@@ -3,8 +3,9 @@
 The statements are Redshift SQL (the production dialect, like the mart files) with `:name`
 parameters; `render` transpiles them with sqlglot for the engine in use, and the engine's
 session binds the parameters. Each engine implements only what really differs
-(`ordertrack.warehouse.engine.Session`): how a typed batch gets into a temporary stage table,
-its parameter style, its transactions.
+(`ordertrack.warehouse.engine.Session`): how a typed batch becomes the stage relation (DuckDB
+reads the Arrow table in place; the others load a temporary table), its parameter style, its
+transactions.
 
 One landing is one warehouse transaction:
 

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from consumers.drain import gather
 from consumers.staging import Gathered, RawMessage, stage
+from ordertrack.errors import ServiceUnavailableError
+from ordertrack.kafka.messages import position
 
 
 def _gather(records: list[tuple[int, int, bytes | None, list | None]]) -> Gathered:
@@ -40,19 +42,32 @@ def test_a_record_read_twice_counts_once():
 
 def _one_by_one(records: list[Message], pending: dict[str, Gathered], ends: dict[tuple[str, int], int],
                 open_parts: set[tuple[str, int]]) -> None:
-    """The definition: each record on its own, as the drain read them before batches were taken whole."""
+    """The definition: the drain's loop before batches were taken whole (234891f), word for word."""
     for m in records:
-        key = (m.topic(), m.partition())
-        if m.error() is not None:
-            open_parts.discard(key)
-            continue
+        if err := m.error():
+            if err.code() == KafkaError._PARTITION_EOF:
+                open_parts.discard(position(m)[:2])
+                continue
+            raise ServiceUnavailableError(f"Reading {m.topic()} failed: {err.str()}")
+        topic, partition, offset = position(m)
+        key = (topic, partition)
         stop_at = ends.get(key)
-        if stop_at is None or m.offset() >= stop_at:
+        if stop_at is None or offset >= stop_at:
             open_parts.discard(key)
             continue
-        pending[key[0]].add(m, key[1], m.offset())
-        if m.offset() + 1 >= stop_at:
+        pending[topic].add(m, partition, offset)
+        if offset + 1 >= stop_at:
             open_parts.discard(key)
+
+
+def _outcome(fn, records, ends) -> tuple:
+    pending, open_parts = {t: Gathered() for t in "abc"}, set(ends)
+    try:
+        fn(records, pending, ends, open_parts)
+    except ServiceUnavailableError as exc:
+        return ("raised", str(exc))
+    return ("gathered", open_parts, {t: (g.messages(), g.last_offsets(), g.staged() if len(g) else None)
+                                     for t, g in pending.items()})
 
 
 _HEADERS = st.sampled_from([None, [("window_id", b"w1")], [("cursor", b"5"), ("window_id", b"w2")], [("cursor", b"6")]])
@@ -69,8 +84,11 @@ def _consumed(draw):
         first, n = draw(st.integers(0, 5)), draw(st.integers(0, 6))
         msgs = [Message(topic=topic, partition=p, offset=first + i, value=draw(st.sampled_from([b'{"k": 1}', None])),
                         headers=draw(_HEADERS)) for i in range(n)]
-        if draw(st.booleans()):
-            msgs.append(Message(topic=topic, partition=p, offset=first + n, error=KafkaError(KafkaError._PARTITION_EOF)))
+        event = draw(st.sampled_from([None, None, KafkaError._PARTITION_EOF, KafkaError._PARTITION_EOF,
+                                      KafkaError._TRANSPORT]))
+        if event is not None:
+            msgs.insert(draw(st.integers(0, n)) if event == KafkaError._TRANSPORT else n,
+                        Message(topic=topic, partition=p, offset=first + n, error=KafkaError(event)))
         streams.append(msgs)
         if draw(st.integers(0, 9)):  # now and then a partition this drain does not stop in
             ends[(topic, p)] = draw(st.integers(first, first + n + 3))
@@ -88,16 +106,12 @@ def _consumed(draw):
 @given(_consumed())
 def test_a_consumed_batch_is_gathered_as_record_by_record(case):
     records, ends = case
-    fast, slow = {t: Gathered() for t in "abc"}, {t: Gathered() for t in "abc"}
-    open_fast, open_slow = set(ends), set(ends)
-    gather(records, fast, ends, open_fast)
-    _one_by_one(records, slow, ends, open_slow)
-    assert open_fast == open_slow
-    for t in "abc":
-        assert fast[t].messages() == slow[t].messages()
-        assert fast[t].last_offsets() == slow[t].last_offsets()
-        if len(slow[t]):
-            assert fast[t].staged().equals(slow[t].staged())
+    fast, slow = _outcome(gather, records, ends), _outcome(_one_by_one, records, ends)
+    assert fast[:2] == slow[:2]
+    if fast[0] == "gathered":
+        for t, (messages, last, staged) in fast[2].items():
+            assert (messages, last) == slow[2][t][:2]
+            assert staged is None or staged.equals(slow[2][t][2])
 
 
 def test_a_batch_below_every_end_is_taken_whole_and_closes_the_partitions_it_finishes():
@@ -107,3 +121,10 @@ def test_a_batch_below_every_end_is_taken_whole_and_closes_the_partitions_it_fin
     gather(records, pending, {("a", 0): 3, ("a", 1): 10}, open_parts)
     assert open_parts == {("a", 1)}
     assert pending["a"].offsets == [0, 0, 1, 1, 2, 2] and pending["a"].window_ids == [b"w"] * 6
+
+
+def test_a_window_id_that_is_not_utf8_lands_escaped_instead_of_stopping_the_batch():
+    """A header written by another producer: the message lands, its window id readable."""
+    g = _gather([(0, 1, b'{"k": 1}', [("window_id", b"w\xff")]), (0, 2, b'{"k": 2}', [("cursor", b"1"), ("window_id", b"\xfe")])])
+    assert g.staged().column("window_id").to_pylist() == ["w\\xff", "\\xfe"]
+    assert [m.window_id for m in g.messages()] == ["w\\xff", "\\xfe"]
