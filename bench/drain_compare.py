@@ -40,26 +40,18 @@ def land(tree: str, tag: str) -> None:
     sys.path.insert(0, tree)
     sys.path.insert(0, f"{tree}/bench")
     import structlog
-    from producer_throughput import bench_config
+    from end_to_end import stage_landing  # the tree's own (d)
 
     import ordertrack
-    from consumers.drain import drain
-    from marts.runner import MartRunner
-    from ordertrack.settings import load_settings
-    from ordertrack.tables import TableRegistry
-    from ordertrack.warehouse.duckdb_engine import DuckDBEngine
 
     assert ordertrack.__file__.startswith(str(Path(tree).absolute())), f"measuring {ordertrack.__file__}, not {tree}"
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    cfg = bench_config(tag, 10_000)
-    registry = TableRegistry(cfg)
-    spec = registry.get("uni_tracking_spath")
-    engine = DuckDBEngine(Path(tempfile.mkdtemp(prefix="bench-drain-compare-")) / "w.duckdb")
-    t0, c0 = time.perf_counter(), time.process_time()
-    landed = drain(cfg, load_settings(), engine, [spec], after_landing=MartRunner(registry, engine.dialect).after_landing)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    n = landed[0].landed
-    print(f"{tree}: landing alone {n:,} rows in {seconds:.2f} s = {n / seconds:,.0f} rows/s (CPU {cpu:.2f} s)")
+    warehouse = Path(tempfile.mkdtemp(prefix="bench-drain-compare-")) / "w.duckdb"
+    c0 = time.process_time()
+    n, seconds, mart = stage_landing(tag, 10_000, str(warehouse))
+    cpu = time.process_time() - c0
+    print(f"{tree}: landing alone {n:,} rows ({mart:,} in the mart) in {seconds:.2f} s = {n / seconds:,.0f} rows/s "
+          f"(CPU {cpu:.2f} s)")
 
 
 def main() -> None:
