@@ -6,7 +6,7 @@ from confluent_kafka import KafkaError, Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.drain import gather
+from consumers.drain import gather, pause_finished
 from consumers.staging import Gathered, RawMessage, stage
 from ordertrack.errors import ServiceUnavailableError
 from ordertrack.kafka.messages import position
@@ -128,3 +128,27 @@ def test_a_window_id_that_is_not_utf8_lands_escaped_instead_of_stopping_the_batc
     g = _gather([(0, 1, b'{"k": 1}', [("window_id", b"w\xff")]), (0, 2, b'{"k": 2}', [("cursor", b"1"), ("window_id", b"\xfe")])])
     assert g.staged().column("window_id").to_pylist() == ["w\\xff", "\\xfe"]
     assert [m.window_id for m in g.messages()] == ["w\\xff", "\\xfe"]
+
+
+# -- partitions whose end is reached stop being fetched (`consumers.drain.pause_finished`) ---------
+
+class _Pausing:
+    def __init__(self) -> None:
+        self.paused: list[list[tuple[str, int]]] = []
+
+    def pause(self, partitions: list) -> None:
+        self.paused.append([(tp.topic, tp.partition) for tp in partitions])
+
+
+def test_a_partition_is_paused_once_when_its_end_is_reached():
+    c, paused = _Pausing(), set()
+    ends = {("t", 0): 5, ("t", 1): 9, ("u", 0): 3}
+    open_parts = set(ends)
+    pause_finished(c, ends, open_parts, paused)  # type: ignore[arg-type]
+    assert c.paused == []
+    open_parts -= {("t", 0)}
+    pause_finished(c, ends, open_parts, paused)  # type: ignore[arg-type]
+    open_parts -= {("t", 1), ("u", 0)}
+    pause_finished(c, ends, open_parts, paused)  # type: ignore[arg-type]
+    pause_finished(c, ends, open_parts, paused)  # type: ignore[arg-type]
+    assert c.paused == [[("t", 0)], [("t", 1), ("u", 0)]]
