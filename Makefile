@@ -22,7 +22,7 @@ system-deps:
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,mysqlclient]'
 	@touch $@
 
 setup: system-deps $(BIN)/.installed

@@ -85,11 +85,15 @@ def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
     from confluent_kafka import KafkaException
 
     from ordertrack.kafka.errors import kafka_error
+    from ordertrack.source.mysql_errors import MySQLdb
 
     lost = service_lost(exc)
     if lost == "source":
         return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+    refused: tuple[type[Exception], ...] = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+    if MySQLdb is not None:
+        refused += (MySQLdb.OperationalError, MySQLdb.InterfaceError)
+    if isinstance(exc, refused):
         return ServiceUnavailableError(f"The source database refused the query ({text}).")
     if isinstance(exc, KafkaException):
         err = kafka_error(exc)

@@ -28,9 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-import pymysql
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_fixed
@@ -41,7 +40,8 @@ from ordertrack.kafka.clients import routed
 from ordertrack.kafka.security import check_handshake, client_conf, refusal
 from ordertrack.log import get_logger
 from ordertrack.settings import Settings
-from ordertrack.source.connection import SourceUnreachableError, connect
+from ordertrack.source.connection import SourceUnreachableError, connect_reader
+from ordertrack.source.mysql_errors import SOURCE_ERRORS
 from ordertrack.tables import TableSpec
 from ordertrack.watermarks.model import Watermark
 from producers import metrics
@@ -139,12 +139,12 @@ class TablePoller:
         self._in_transaction = False
         self._admin: AdminClient | None = None
         self._delivery_errors: list[KafkaError] = []
-        self._conn: pymysql.connections.Connection | None = None
+        self._conn: Any = None  # a pymysql or mysqlclient connection (`connect_reader`)
         self._window_started = time.monotonic()
 
     # -- what `open()` made: used only after it, within a window or a clock check ----------------
     @property
-    def _source_conn(self) -> pymysql.connections.Connection:
+    def _source_conn(self) -> Any:
         assert self._conn is not None, "open() first"
         return self._conn
 
@@ -165,7 +165,8 @@ class TablePoller:
         dropped one. Raises OutageError while a service is away."""
         if self._conn is None:
             try:
-                self._conn = connect(self.settings.mysql, read_timeout=self.config.processing.query_timeout_seconds)
+                self._conn = connect_reader(self.settings.mysql,
+                                            read_timeout=self.config.processing.query_timeout_seconds)
             except SourceUnreachableError as exc:
                 raise OutageError("source", str(exc)) from None
         if self._admin is None:
@@ -227,7 +228,7 @@ class TablePoller:
         if conn is not None:
             try:
                 conn.close()
-            except pymysql.err.Error:
+            except SOURCE_ERRORS:
                 pass  # already gone: that is why it is dropped
 
     def _drop_producer(self) -> None:
@@ -246,7 +247,7 @@ class TablePoller:
         self.open()
         try:
             return self.probe.clock(self._source_conn)
-        except pymysql.err.Error as exc:
+        except SOURCE_ERRORS as exc:
             outage = as_outage(exc, "the clock check")
             if outage is None:
                 raise

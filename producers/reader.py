@@ -17,14 +17,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pymysql
 import pymysql.cursors
 
 from ordertrack.errors import TransientError
 from ordertrack.identifiers import quote_mysql
 from ordertrack.log import get_logger
 from ordertrack.source.connection import one_row
-from ordertrack.source.mysql_errors import connection_lost, error_text, privilege_missing, syntax_error
+from ordertrack.source.mysql_errors import SOURCE_ERRORS, connection_lost, error_text, privilege_missing, syntax_error
+from ordertrack.source.mysqlclient_connection import unbuffered_dicts
 from ordertrack.tables import TableSpec
 from producers.window import SourceClock
 
@@ -32,7 +32,8 @@ log = get_logger(__name__)
 
 
 class WindowReader:
-    def __init__(self, conn: pymysql.connections.Connection, spec: TableSpec, page_size: int) -> None:
+    def __init__(self, conn: Any, spec: TableSpec, page_size: int) -> None:
+        """`conn`: a pymysql or mysqlclient connection (`ordertrack.source.connection.connect_reader`)."""
         self.conn = conn
         self.spec = spec
         self.page_size = page_size
@@ -64,7 +65,7 @@ class WindowReader:
         has no snapshot left to end."""
         try:
             self.end_snapshot()
-        except pymysql.err.Error:
+        except SOURCE_ERRORS:
             pass
 
     def pages(self, start: int, end: int) -> Iterator[list[dict[str, Any]]]:
@@ -72,9 +73,11 @@ class WindowReader:
         params: tuple = (start, end)
         sql = self._first
         while True:
-            with self.conn.cursor(pymysql.cursors.SSDictCursor) as cur:
-                cur.execute(sql, params)
-                page = list(cur.fetchall_unbuffered())
+            page = unbuffered_dicts(self.conn, sql, params)
+            if page is None:  # a pymysql connection
+                with self.conn.cursor(pymysql.cursors.SSDictCursor) as cur:
+                    cur.execute(sql, params)
+                    page = list(cur.fetchall_unbuffered())
             if not page:
                 return
             yield page
@@ -136,7 +139,7 @@ class SourceProbe:
         self.replica_status_visible = True
         self.replica_statement: str | None = None  # the one this server answered
 
-    def read(self, conn: pymysql.connections.Connection) -> tuple[SourceClock, float]:
+    def read(self, conn: Any) -> tuple[SourceClock, float]:
         """The clock reading, plus the drift in seconds against our clock (source minus ours)."""
         with conn.cursor() as cur:
             db_exact, drift = self._clock(cur)
@@ -144,7 +147,7 @@ class SourceProbe:
             lag = self._replica_lag(cur) if self.replica_status_visible else None
         return SourceClock(db_now=int(db_exact), oldest_open_trx_start=oldest, replica_lag_seconds=lag), drift
 
-    def clock(self, conn: pymysql.connections.Connection) -> tuple[int, float]:
+    def clock(self, conn: Any) -> tuple[int, float]:
         """Only the clock: (source now in unix seconds, drift against ours)."""
         with conn.cursor() as cur:
             db_exact, drift = self._clock(cur)
@@ -167,7 +170,7 @@ class SourceProbe:
                 "AND trx_autocommit_non_locking = 0"
             )
             v = cur.fetchone()[0]
-        except pymysql.err.MySQLError as exc:
+        except SOURCE_ERRORS as exc:
             self._triage(exc, "open transactions", "transactions it cannot see")
             self.open_transactions_visible = False
             log.warning("producer.no_open_transaction_view", reason=error_text(exc),
@@ -181,7 +184,7 @@ class SourceProbe:
             try:
                 cur.execute(stmt)
                 rows = cur.fetchall()
-            except pymysql.err.MySQLError as exc:
+            except SOURCE_ERRORS as exc:
                 if syntax_error(exc) and self.replica_statement is None:
                     continue  # this server knows the other spelling
                 self._triage(exc, "replica status", "rows the replica has not applied")
@@ -197,7 +200,7 @@ class SourceProbe:
         return None
 
     @staticmethod
-    def _triage(exc: pymysql.err.MySQLError, what: str, unseen: str) -> None:
+    def _triage(exc: Exception, what: str, unseen: str) -> None:
         """Decide what a failed probe statement means; returns only when a grant is missing (the
         caller then switches its probe off and says so once). A lost connection is raised as it
         is; anything else fails the window with TransientError, so it is retried next cycle

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack runs: a Java 17+ runtime and Maven (Kafka from
-# Maven Central), MariaDB's server and client, PostgreSQL's server, and for the compose stack
+# Maven Central), MariaDB's server and client (and its C library's headers, for mysqlclient),
+# PostgreSQL's server, and for the compose stack
 # Docker's engine, docker-compose and debootstrap (Debian packages). Idempotent;
 # as root it uses apt-get, otherwise it says what to install and fails.
 set -euo pipefail
@@ -14,6 +15,10 @@ command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client-core)
 if ! command -v postgres >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
   missing+=(postgresql)
 fi
+# mysqlclient (the producer's C client for source reads) builds against MariaDB's client library.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+pkg-config --exists libmariadb 2>/dev/null || missing+=(libmariadb-dev)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)  # as root, postgres runs as the user `postgres`
 # The compose stack and its test: a Docker engine run as a process, compose, and the local base image.
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)

@@ -36,7 +36,6 @@ def connect(
 ) -> pymysql.connections.Connection:
     """Open a connection; raise ServiceUnavailableError naming host and user, never the password."""
     who = user or cfg.user
-    where = cfg.unix_socket or f"{cfg.host}:{cfg.port}"
     try:
         return pymysql.connect(
             **_tls(cfg),
@@ -54,24 +53,62 @@ def connect(
             init_command=cfg.init_command,
         )
     except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else None
         kind = _tls_kind(exc, cfg)
         if kind is not None:
-            raise SecurityError(_tls_sentence(kind, cfg, where)) from None
-        if code == 1045:
-            tls = " (an account that requires TLS is refused without it: check MYSQL_SSL_MODE too)" \
-                if cfg.ssl_mode == "disabled" and not cfg.unix_socket else ""
+            raise SecurityError(_tls_sentence(kind, cfg, _where(cfg))) from None
+        raise _refused(exc, cfg, who, database) from None
+
+
+def reader_driver(cfg: MySQLSettings) -> str:
+    """Which library the producer reads the source with (`MYSQL_DRIVER`): mysqlclient when asked
+    for, or under auto when it is installed and these settings use no TLS; else pymysql."""
+    from ordertrack.source import mysqlclient_connection as fast
+
+    if cfg.driver == "mysqlclient":
+        if not fast.available():
             raise ServiceUnavailableError(
-                f"MySQL at {where} refused user {who!r}: check MYSQL_USER and MYSQL_PASSWORD{tls}."
-            ) from None
-        if code == 1049:
-            raise ServiceUnavailableError(
-                f"MySQL at {where} has no database {database or cfg.database!r}: check MYSQL_DATABASE."
-            ) from None
-        raise SourceUnreachableError(
-            f"Cannot reach MySQL at {where} as {who!r} (error {code}): is it running? "
-            "For the local stack run `ordertrack stack up`."
-        ) from None
+                "MYSQL_DRIVER=mysqlclient but mysqlclient is not installed: pip install 'ordertrack[mysqlclient]' "
+                "(it builds against libmariadb-dev and pkg-config), or set MYSQL_DRIVER=auto.")
+        return "mysqlclient"
+    if cfg.driver == "auto" and fast.available() and fast.supports(cfg):
+        return "mysqlclient"
+    return "pymysql"
+
+
+def connect_reader(cfg: MySQLSettings, *, read_timeout: int | None = None) -> Any:
+    """The producer's source connection: `reader_driver`'s library, the same rows and errors either
+    way (`ordertrack.source.mysqlclient_connection`). Its errors are caught with
+    `mysql_errors.SOURCE_ERRORS`."""
+    if reader_driver(cfg) == "pymysql":
+        return connect(cfg, read_timeout=read_timeout)
+    from ordertrack.source import mysqlclient_connection as fast
+
+    try:
+        return fast.open_connection(cfg, user=cfg.user, password=cfg.password.get_secret_value(),
+                                    database=cfg.database, read_timeout=read_timeout, autocommit=True)
+    except fast.MySQLdb.OperationalError as exc:
+        raise _refused(exc, cfg, cfg.user, None) from None
+
+
+def _where(cfg: MySQLSettings) -> str:
+    return cfg.unix_socket or f"{cfg.host}:{cfg.port}"
+
+
+def _refused(exc: Exception, cfg: MySQLSettings, who: str, database: str | None) -> ServiceUnavailableError:
+    """The one sentence for a connection either driver could not open (the same error numbers)."""
+    code = exc.args[0] if exc.args else None
+    where = _where(cfg)
+    if code == 1045:
+        tls = " (an account that requires TLS is refused without it: check MYSQL_SSL_MODE too)" \
+            if cfg.ssl_mode == "disabled" and not cfg.unix_socket else ""
+        return ServiceUnavailableError(
+            f"MySQL at {where} refused user {who!r}: check MYSQL_USER and MYSQL_PASSWORD{tls}.")
+    if code == 1049:
+        return ServiceUnavailableError(
+            f"MySQL at {where} has no database {database or cfg.database!r}: check MYSQL_DATABASE.")
+    return SourceUnreachableError(
+        f"Cannot reach MySQL at {where} as {who!r} (error {code}): is it running? "
+        "For the local stack run `ordertrack stack up`.")
 
 
 def _tls(cfg: MySQLSettings) -> dict[str, Any]:

@@ -2,12 +2,26 @@
 the statement may simply be tried again.
 
 pymysql maps most server errors to `OperationalError` whatever they mean (a killed query and a
-missing privilege look alike), so callers decide by the error number, never by the class.
+missing privilege look alike), so callers decide by the error number, never by the class. The
+producer's reads may go through mysqlclient instead (`ordertrack.source.mysqlclient_connection`):
+its errors carry the same numbers in the same place, and `SOURCE_ERRORS` catches either driver's.
 """
 
 from __future__ import annotations
 
 import pymysql
+
+try:
+    import MySQLdb
+except ImportError:  # the optional C driver (`pip install 'ordertrack[mysqlclient]'`)
+    MySQLdb = None
+
+SOURCE_ERRORS: tuple[type[Exception], ...] = (
+    (pymysql.err.MySQLError,) if MySQLdb is None else (pymysql.err.MySQLError, MySQLdb.MySQLError))
+"""Every error either source driver raises: catch this, never one driver's class."""
+
+_CLOSED: tuple[type[Exception], ...] = (
+    (pymysql.err.InterfaceError,) if MySQLdb is None else (pymysql.err.InterfaceError, MySQLdb.InterfaceError))
 
 CONNECTION_LOST = frozenset({
     1053,  # ER_SERVER_SHUTDOWN: the server is shutting down
@@ -33,14 +47,14 @@ SYNTAX_ERROR = 1064  # ER_PARSE_ERROR: e.g. `SHOW SLAVE STATUS` on MySQL 8.4
 
 
 def error_code(exc: BaseException) -> int | None:
-    """The server's (or client library's) error number of a pymysql error, else None."""
-    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+    """The server's (or client library's) error number of a source driver's error, else None."""
+    if isinstance(exc, SOURCE_ERRORS) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
     return None
 
 
 def error_text(exc: BaseException) -> str:
-    """`<number>: <message>` of a pymysql error, for one-sentence reports."""
+    """`<number>: <message>` of a source driver's error, for one-sentence reports."""
     code = error_code(exc)
     msg = str(exc.args[-1]) if getattr(exc, "args", None) else str(exc)
     return f"{code}: {msg}" if code is not None else (msg or type(exc).__name__)
@@ -49,9 +63,9 @@ def error_text(exc: BaseException) -> str:
 def connection_lost(exc: BaseException) -> bool:
     """True when the connection that raised `exc` cannot be used again."""
     # InterfaceError: the client already knows the connection is closed ("(0, '')").
-    if isinstance(exc, pymysql.err.InterfaceError):
+    if isinstance(exc, _CLOSED):
         return True
-    return isinstance(exc, pymysql.err.MySQLError) and error_code(exc) in CONNECTION_LOST
+    return error_code(exc) in CONNECTION_LOST
 
 
 def privilege_missing(exc: BaseException) -> bool:

@@ -1,0 +1,89 @@
+"""The producer's source connection through mysqlclient, MySQL's C client library, when it is
+installed (`pip install 'ordertrack[mysqlclient]'`; it builds against libmariadb-dev).
+
+Why: pymysql parses the MySQL protocol in Python, and on a backfill that parsing is most of the
+producer's time (the profile of `bench/end_to_end.py`'s (c): 9 of 12 s). The C client reads the
+same keyset pages several times faster; measured figures are in `bench/README.md`.
+
+What stays the same: the rows. Values are decoded by pymysql's own converters wherever the two
+libraries differ (a zero date stays the text pymysql returns, where mysqlclient's converters return
+None; a JSON column is text, not bytes), so a window read either way publishes the same bytes
+(`tests/core/source/test_mysqlclient_rows.py` holds the two drivers to that). Errors carry the
+same numbers (`ordertrack.source.mysql_errors`).
+
+What is narrower: TLS. MariaDB Connector/C checks the host name whenever it checks the
+certificate, so it cannot do `verify_ca` as pymysql does; this first step takes the C client only
+for connections without TLS (`MYSQL_SSL_MODE=disabled`, or a unix socket), and pymysql otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymysql import converters as pymysql_converters
+
+from ordertrack.settings import MySQLSettings
+
+try:
+    import MySQLdb
+    import MySQLdb.connections
+    import MySQLdb.converters
+    import MySQLdb.cursors
+    from MySQLdb.constants import FIELD_TYPE
+except ImportError:  # optional: pymysql reads then
+    MySQLdb = None
+
+
+def available() -> bool:
+    """Whether mysqlclient is installed."""
+    return MySQLdb is not None
+
+
+def supports(cfg: MySQLSettings) -> bool:
+    """Whether this connection's settings are ones the C client keeps exactly (no TLS asked for)."""
+    return bool(cfg.unix_socket) or cfg.ssl_mode == "disabled"
+
+
+def _json_text(value: bytes) -> str:
+    return value.decode("utf-8")
+
+
+def _conversions() -> dict[Any, Any]:
+    conv = dict(MySQLdb.converters.conversions)
+    conv.update({
+        FIELD_TYPE.TIMESTAMP: pymysql_converters.convert_datetime,
+        FIELD_TYPE.DATETIME: pymysql_converters.convert_datetime,
+        FIELD_TYPE.DATE: pymysql_converters.convert_date,
+        FIELD_TYPE.TIME: pymysql_converters.convert_timedelta,
+        FIELD_TYPE.JSON: _json_text,  # MySQL 8's JSON comes with the binary charset; pymysql decodes it
+    })
+    return conv
+
+
+def open_connection(cfg: MySQLSettings, *, user: str, password: str, database: str, read_timeout: int | None,
+                    autocommit: bool) -> Any:
+    """A mysqlclient connection with the settings `ordertrack.source.connection.connect` gives
+    pymysql; its errors are raised as they are, for the caller's one mapping."""
+    kwargs: dict[str, Any] = {
+        "user": user, "password": password, "database": database, "connect_timeout": 10, "charset": "utf8mb4",
+        "autocommit": autocommit, "conv": _conversions(),
+    }
+    if cfg.unix_socket:
+        kwargs["unix_socket"] = cfg.unix_socket
+    else:
+        kwargs.update(host=cfg.host, port=cfg.port, ssl_mode="DISABLED")
+    if read_timeout:
+        kwargs["read_timeout"] = read_timeout
+    if cfg.init_command:
+        kwargs["init_command"] = cfg.init_command
+    return MySQLdb.connect(**kwargs)
+
+
+def unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]] | None:
+    """The rows of `sql` as dicts, streamed from the server (not held twice), if `conn` is a
+    mysqlclient connection; None for a pymysql one."""
+    if MySQLdb is None or not isinstance(conn, MySQLdb.connections.Connection):
+        return None
+    with conn.cursor(MySQLdb.cursors.SSDictCursor) as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
