@@ -21,7 +21,7 @@ from ordertrack.config import PipelineConfig
 from ordertrack.kafka.admin import KafkaAdmin, pipeline_topics
 from ordertrack.resources import resource_path, resource_text
 from ordertrack.settings import load_settings
-from ordertrack.source.connection import connect
+from ordertrack.source.connection import connect_reader
 from ordertrack.stack import Stack
 from ordertrack.stack.mariadb import PIPELINE_USER, split_sql
 from ordertrack.tables import TableRegistry
@@ -75,7 +75,8 @@ def bench_config(tag: str, page: int) -> PipelineConfig:
 
 def fetch_only(cfg: PipelineConfig, settings, end: int, payloads: bool = True) -> tuple[int, float, list[Encoded]]:
     spec = TableRegistry(cfg).get("uni_tracking_spath")
-    with connect(settings.mysql) as conn:
+    conn = connect_reader(settings.mysql)  # the producer's own driver (MYSQL_DRIVER)
+    try:
         reader = WindowReader(conn, spec, spec.batch_size)
         t0 = time.perf_counter()
         reader.begin_snapshot()
@@ -92,6 +93,8 @@ def fetch_only(cfg: PipelineConfig, settings, end: int, payloads: bool = True) -
                    for page in reader.pages(BASE, end) for e in (encode_row(spec, r) for r in page)
                    if isinstance(e, Encoded)]
         reader.end_snapshot()
+    finally:
+        conn.close()
     return n, fetch_s, encoded
 
 
