@@ -28,9 +28,12 @@ def _in_ci() -> bool:
 
 # Property tests explore new examples locally; in CI they replay a fixed set, so a submission's
 # result does not depend on the draw. The local run is where new counterexamples are found.
-hypothesis_settings.register_profile("ci", derandomize=True, database=None)
-if _in_ci():
-    hypothesis_settings.load_profile("ci")
+# No deadline in either: an example slowed past Hypothesis' 200 ms by a busy machine, then fast on
+# its replay, fails as "flaky" (seen once locally on test_typed, never reproduced): these tests
+# judge results, never time.
+hypothesis_settings.register_profile("local", deadline=None)
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("ci" if _in_ci() else "local")
 
 
 def service_missing(what: str) -> None:
