@@ -75,9 +75,7 @@ class WindowReader:
         while True:
             page = unbuffered_dicts(self.conn, sql, params)
             if page is None:  # a pymysql connection
-                with self.conn.cursor(pymysql.cursors.SSDictCursor) as cur:
-                    cur.execute(sql, params)
-                    page = list(cur.fetchall_unbuffered())
+                page = _pymysql_unbuffered_dicts(self.conn, sql, params)
             if not page:
                 return
             yield page
@@ -117,6 +115,28 @@ class WindowReader:
         with self.conn.cursor() as cur:
             cur.execute(self._nulls)
             return int(one_row(cur)[0])
+
+
+def _pymysql_unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]]:
+    """A page streamed through pymysql. Not in a `with` block: when the connection dies mid-page,
+    pymysql closes its socket and the cursor's close (which reads what is left of the result)
+    fails with AttributeError, which would replace the lost connection's error and turn an outage
+    into a failed window."""
+    cur = conn.cursor(pymysql.cursors.SSDictCursor)
+    try:
+        cur.execute(sql, params)
+        page = list(cur.fetchall_unbuffered())
+    except BaseException:
+        try:
+            cur.close()
+        except Exception:  # the first error is the one to report
+            # The half-read result would try again when collected and print a raw traceback.
+            result = getattr(cur, "_result", None)
+            if result is not None:
+                result.unbuffered_active = False
+        raise
+    cur.close()
+    return page
 
 
 def _numeric(v: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pymysql
 import pymysql.cursors
 
-from ordertrack.errors import SecurityError, ServiceUnavailableError
+from ordertrack.errors import ConfigError, SecurityError, ServiceUnavailableError
 from ordertrack.settings import MySQLSettings
 from ordertrack.tls import TlsFailure, client_context, tls_failure
 
@@ -66,7 +66,7 @@ def reader_driver(cfg: MySQLSettings) -> str:
 
     if cfg.driver == "mysqlclient":
         if not fast.available():
-            raise ServiceUnavailableError(
+            raise ConfigError(
                 "MYSQL_DRIVER=mysqlclient but mysqlclient is not installed: pip install 'ordertrack[mysqlclient]' "
                 "(it builds against libmariadb-dev and pkg-config), or set MYSQL_DRIVER=auto.")
         return "mysqlclient"

@@ -7,7 +7,7 @@ same keyset pages several times faster; measured figures are in `bench/README.md
 
 What stays the same: the rows. Values are decoded by pymysql's own converters wherever the two
 libraries differ (a zero date stays the text pymysql returns, where mysqlclient's converters return
-None; a JSON column is text, not bytes), so a window read either way publishes the same bytes
+None), so a window read either way publishes the same bytes
 (`tests/core/source/test_mysqlclient_rows.py` holds the two drivers to that). Errors carry the
 same numbers (`ordertrack.source.mysql_errors`).
 
@@ -44,10 +44,6 @@ def supports(cfg: MySQLSettings) -> bool:
     return bool(cfg.unix_socket) or cfg.ssl_mode == "disabled"
 
 
-def _json_text(value: bytes) -> str:
-    return value.decode("utf-8")
-
-
 def _conversions() -> dict[Any, Any]:
     conv = dict(MySQLdb.converters.conversions)
     conv.update({
@@ -55,8 +51,7 @@ def _conversions() -> dict[Any, Any]:
         FIELD_TYPE.DATETIME: pymysql_converters.convert_datetime,
         FIELD_TYPE.DATE: pymysql_converters.convert_date,
         FIELD_TYPE.TIME: pymysql_converters.convert_timedelta,
-        FIELD_TYPE.JSON: _json_text,  # MySQL 8's JSON comes with the binary charset; pymysql decodes it
-    })
+    })  # (MySQL 8's JSON: mysqlclient decodes it as text itself, as pymysql does)
     return conv
 
 
@@ -74,9 +69,21 @@ def open_connection(cfg: MySQLSettings, *, user: str, password: str, database: s
         kwargs.update(host=cfg.host, port=cfg.port, ssl_mode="DISABLED")
     if read_timeout:
         kwargs["read_timeout"] = read_timeout
+    conn = MySQLdb.connect(**kwargs)
     if cfg.init_command:
-        kwargs["init_command"] = cfg.init_command
-    return MySQLdb.connect(**kwargs)
+        # After connecting, as pymysql runs it: mysqlclient's own `init_command` runs before it sets
+        # the character set and autocommit, which would then override what the command set.
+        try:
+            with conn.cursor() as cur:
+                cur.execute(cfg.init_command)
+                while cur.nextset():
+                    pass
+            conn.commit()
+            conn.autocommit(autocommit)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]] | None:

@@ -3,6 +3,7 @@ same bytes, and fail the same way: checked on the real MariaDB."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -120,6 +121,58 @@ def test_a_killed_mysqlclient_connection_is_a_source_outage(settings, mariadb_ad
         conn.close()
 
 
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+def test_a_connection_killed_mid_page_is_a_source_outage(settings, mariadb_admin, driver):
+    """Killed while a page streams (not between pages): the lost connection's own error comes out,
+    not one from closing the half-read result."""
+    _need_mysqlclient()
+    conn = connect_reader(settings.mysql.model_copy(update={"driver": driver}), read_timeout=30)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            (conn_id,) = cur.fetchone()
+        reader = WindowReader(conn, _spec("unused"), page_size=100)
+        # A page that takes 4 s to stream (MariaDB's sequence engine, a pause per row).
+        reader._first = ("SELECT seq AS t, seq AS id, REPEAT('x', 100000) AS r, SLEEP(0.1) AS s "
+                         "FROM seq_1_to_40 WHERE seq >= %s AND seq < %s")
+        killer = threading.Timer(1.0, lambda: _kill(mariadb_admin, conn_id))
+        killer.start()
+        try:
+            with pytest.raises(SOURCE_ERRORS) as failed:
+                list(reader.pages(0, 1000))
+        finally:
+            killer.join()
+        assert connection_lost(failed.value), repr(failed.value)
+        outage = as_outage(failed.value, "a test window")
+        assert outage is not None and outage.service == "source"
+    finally:
+        try:
+            conn.close()
+        except Exception:  # noqa: S110 - already closed by the kill
+            pass
+
+
+def _kill(admin: Any, conn_id: int) -> None:
+    with admin.cursor() as cur:
+        cur.execute(f"KILL CONNECTION {int(conn_id)}")
+
+
+def test_init_command_has_the_last_word_with_either_driver(settings):
+    _need_mysqlclient()
+    seen = []
+    for driver in ("pymysql", "mysqlclient"):
+        mysql = settings.mysql.model_copy(update={
+            "driver": driver, "init_command": "SET time_zone = '+08:00', collation_connection = utf8mb4_unicode_ci"})
+        conn = connect_reader(mysql)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@time_zone, @@collation_connection, @@autocommit")
+                seen.append(tuple(cur.fetchone()))
+        finally:
+            conn.close()
+    assert seen == [("+08:00", "utf8mb4_unicode_ci", 1)] * 2
+
+
 def test_a_refused_login_is_one_sentence_with_either_driver(settings):
     _need_mysqlclient()
     for driver in ("pymysql", "mysqlclient"):
@@ -129,8 +182,10 @@ def test_a_refused_login_is_one_sentence_with_either_driver(settings):
         assert "refused user" in str(refused.value) and "not-the-password" not in str(refused.value)
 
 
-def test_auto_reads_with_the_c_client_only_where_no_tls_is_asked_for():
+def test_auto_reads_with_the_c_client_only_where_no_tls_is_asked_for(monkeypatch):
     _need_mysqlclient()
+    for name in ("MYSQL_DRIVER", "MYSQL_UNIX_SOCKET", "MYSQL_SSL_MODE", "MYSQL_SSL_CA", "MYSQL_SSL_CERT", "MYSQL_SSL_KEY"):
+        monkeypatch.delenv(name, raising=False)  # the settings below say all that matters
     assert reader_driver(MySQLSettings(ssl_mode="disabled")) == "mysqlclient"
     assert reader_driver(MySQLSettings(ssl_mode="required", unix_socket="/run/mysqld.sock")) == "mysqlclient"
     assert reader_driver(MySQLSettings(ssl_mode="required")) == "pymysql"
