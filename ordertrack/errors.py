@@ -81,19 +81,15 @@ def as_service_error(exc: BaseException) -> ServiceUnavailableError | None:
     when `exc` is not one (then it is a bug, reported as such). One-shot commands end with it
     (exit 4); long-running ones wait the outage out instead."""
     text = without_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    import pymysql
     from confluent_kafka import KafkaException
 
     from ordertrack.kafka.errors import kafka_error
-    from ordertrack.source.mysql_errors import MySQLdb
+    from ordertrack.source.mysql_errors import REFUSED
 
     lost = service_lost(exc)
     if lost == "source":
         return ServiceUnavailableError(f"The source database did not answer ({text}); run again once it is back.")
-    refused: tuple[type[Exception], ...] = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
-    if MySQLdb is not None:
-        refused += (MySQLdb.OperationalError, MySQLdb.InterfaceError)
-    if isinstance(exc, refused):
+    if isinstance(exc, REFUSED):
         return ServiceUnavailableError(f"The source database refused the query ({text}).")
     if isinstance(exc, KafkaException):
         err = kafka_error(exc)

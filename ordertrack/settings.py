@@ -50,12 +50,17 @@ class MySQLSettings(BaseSettings):
         "'ordertrack[mysqlclient]'`) or pymysql. auto takes mysqlclient when it is installed and the connection "
         "uses no TLS (MYSQL_SSL_MODE=disabled or a unix socket), pymysql otherwise. Every other connection uses pymysql.")
 
+    @property
+    def tls(self) -> bool:
+        """Whether connections ask for TLS: over TCP unless disabled (a unix socket is local)."""
+        return not self.unix_socket and self.ssl_mode != "disabled"
+
     @model_validator(mode="after")
     def _tls_consistent(self) -> "MySQLSettings":
         if self.ssl_mode in ("verify_ca", "verify_identity") and not self.ssl_ca:
             raise ValueError(f"MYSQL_SSL_MODE={self.ssl_mode} needs MYSQL_SSL_CA, the CA file to verify the "
                              "server's certificate with")
-        if self.driver == "mysqlclient" and self.ssl_mode != "disabled" and not self.unix_socket:
+        if self.driver == "mysqlclient" and self.tls:
             raise ValueError(f"MYSQL_DRIVER=mysqlclient reads without TLS only (MYSQL_SSL_MODE=disabled or a unix "
                              f"socket), and MYSQL_SSL_MODE is {self.ssl_mode}: use MYSQL_DRIVER=auto or pymysql")
         if bool(self.ssl_cert) != bool(self.ssl_key):

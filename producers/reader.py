@@ -17,14 +17,11 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pymysql.cursors
-
 from ordertrack.errors import TransientError
 from ordertrack.identifiers import quote_mysql
 from ordertrack.log import get_logger
-from ordertrack.source.connection import one_row
+from ordertrack.source.connection import one_row, unbuffered_dicts
 from ordertrack.source.mysql_errors import SOURCE_ERRORS, connection_lost, error_text, privilege_missing, syntax_error
-from ordertrack.source.mysqlclient_connection import unbuffered_dicts
 from ordertrack.tables import TableSpec
 from producers.window import SourceClock
 
@@ -74,8 +71,6 @@ class WindowReader:
         sql = self._first
         while True:
             page = unbuffered_dicts(self.conn, sql, params)
-            if page is None:  # a pymysql connection
-                page = _pymysql_unbuffered_dicts(self.conn, sql, params)
             if not page:
                 return
             yield page
@@ -115,28 +110,6 @@ class WindowReader:
         with self.conn.cursor() as cur:
             cur.execute(self._nulls)
             return int(one_row(cur)[0])
-
-
-def _pymysql_unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]]:
-    """A page streamed through pymysql. Not in a `with` block: when the connection dies mid-page,
-    pymysql closes its socket and the cursor's close (which reads what is left of the result)
-    fails with AttributeError, which would replace the lost connection's error and turn an outage
-    into a failed window."""
-    cur = conn.cursor(pymysql.cursors.SSDictCursor)
-    try:
-        cur.execute(sql, params)
-        page = list(cur.fetchall_unbuffered())
-    except BaseException:
-        try:
-            cur.close()
-        except Exception:  # the first error is the one to report
-            # The half-read result would try again when collected and print a raw traceback.
-            result = getattr(cur, "_result", None)
-            if result is not None:
-                result.unbuffered_active = False
-        raise
-    cur.close()
-    return page
 
 
 def _numeric(v: Any) -> bool:

@@ -70,7 +70,7 @@ def reader_driver(cfg: MySQLSettings) -> str:
                 "MYSQL_DRIVER=mysqlclient but mysqlclient is not installed: pip install 'ordertrack[mysqlclient]' "
                 "(it builds against libmariadb-dev and pkg-config), or set MYSQL_DRIVER=auto.")
         return "mysqlclient"
-    if cfg.driver == "auto" and fast.available() and fast.supports(cfg):
+    if cfg.driver == "auto" and fast.available() and not cfg.tls:
         return "mysqlclient"
     return "pymysql"
 
@@ -84,10 +84,36 @@ def connect_reader(cfg: MySQLSettings, *, read_timeout: int | None = None) -> An
     from ordertrack.source import mysqlclient_connection as fast
 
     try:
-        return fast.open_connection(cfg, user=cfg.user, password=cfg.password.get_secret_value(),
-                                    database=cfg.database, read_timeout=read_timeout, autocommit=True)
+        return fast.open_connection(cfg, read_timeout=read_timeout)
     except fast.MySQLdb.OperationalError as exc:
         raise _refused(exc, cfg, cfg.user, None) from None
+
+
+def unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]]:
+    """The rows of `sql` as dicts, streamed from the server (not held twice), through whichever
+    library `conn` (from `connect_reader`) belongs to."""
+    from ordertrack.source import mysqlclient_connection as fast
+
+    if fast.is_connection(conn):
+        return fast.unbuffered_dicts(conn, sql, params)
+    # Not in a `with` block: when the connection dies mid-page, pymysql closes its socket and the
+    # cursor's close (which reads what is left of the result) fails with AttributeError, which
+    # would replace the lost connection's error and turn an outage into a failed window.
+    cur = conn.cursor(pymysql.cursors.SSDictCursor)
+    try:
+        cur.execute(sql, params)
+        page = list(cur.fetchall_unbuffered())
+    except BaseException:
+        try:
+            cur.close()
+        except Exception:  # the first error is the one to report
+            # The half-read result would try again when collected and print a raw traceback.
+            result = getattr(cur, "_result", None)
+            if result is not None:
+                result.unbuffered_active = False
+        raise
+    cur.close()
+    return page
 
 
 def _where(cfg: MySQLSettings) -> str:
@@ -116,7 +142,7 @@ def _tls(cfg: MySQLSettings) -> dict[str, Any]:
     refuse a server without TLS instead of going on in plaintext (its default, like MySQL's
     PREFERRED, would). A unix socket is local: TLS over it protects nothing, and servers count a
     socket as secure transport."""
-    if cfg.ssl_mode == "disabled" or cfg.unix_socket:
+    if not cfg.tls:
         return {"ssl_disabled": True}
     verify = cfg.ssl_mode in ("verify_ca", "verify_identity")
     try:
@@ -133,7 +159,7 @@ def _tls_kind(exc: pymysql.err.OperationalError, cfg: MySQLSettings) -> TlsFailu
     """The TLS failure behind a failed connect, judged from the TLS layer's own error (pymysql
     keeps it as `original_exception`), never from the message, which names the host. A handshake
     cut short (EOF, reset: a server restarting, a proxy with nothing behind it) is an outage."""
-    if cfg.ssl_mode == "disabled" or cfg.unix_socket:
+    if not cfg.tls:
         return None
     code = exc.args[0] if exc.args else None
     if code == 2026:  # pymysql: "SSL is required but the server doesn't support it"

@@ -23,6 +23,10 @@ SOURCE_ERRORS: tuple[type[Exception], ...] = (
 _CLOSED: tuple[type[Exception], ...] = (
     (pymysql.err.InterfaceError,) if MySQLdb is None else (pymysql.err.InterfaceError, MySQLdb.InterfaceError))
 
+REFUSED: tuple[type[Exception], ...] = (
+    (pymysql.err.OperationalError, *_CLOSED) if MySQLdb is None else (pymysql.err.OperationalError, MySQLdb.OperationalError, *_CLOSED))
+"""What either driver raises when the server refused a statement or the connection is gone."""
+
 CONNECTION_LOST = frozenset({
     1053,  # ER_SERVER_SHUTDOWN: the server is shutting down
     1927,  # ER_CONNECTION_KILLED (MariaDB): KILL of this connection

@@ -39,11 +39,6 @@ def available() -> bool:
     return MySQLdb is not None
 
 
-def supports(cfg: MySQLSettings) -> bool:
-    """Whether this connection's settings are ones the C client keeps exactly (no TLS asked for)."""
-    return bool(cfg.unix_socket) or cfg.ssl_mode == "disabled"
-
-
 def _conversions() -> dict[Any, Any]:
     conv = dict(MySQLdb.converters.conversions)
     conv.update({
@@ -55,13 +50,12 @@ def _conversions() -> dict[Any, Any]:
     return conv
 
 
-def open_connection(cfg: MySQLSettings, *, user: str, password: str, database: str, read_timeout: int | None,
-                    autocommit: bool) -> Any:
-    """A mysqlclient connection with the settings `ordertrack.source.connection.connect` gives
-    pymysql; its errors are raised as they are, for the caller's one mapping."""
+def open_connection(cfg: MySQLSettings, *, read_timeout: int | None) -> Any:
+    """A mysqlclient connection (autocommit) with the settings `ordertrack.source.connection.connect`
+    gives pymysql; its errors are raised as they are, for the caller's one mapping."""
     kwargs: dict[str, Any] = {
-        "user": user, "password": password, "database": database, "connect_timeout": 10, "charset": "utf8mb4",
-        "autocommit": autocommit, "conv": _conversions(),
+        "user": cfg.user, "password": cfg.password.get_secret_value(), "database": cfg.database,
+        "connect_timeout": 10, "charset": "utf8mb4", "autocommit": True, "conv": _conversions(),
     }
     if cfg.unix_socket:
         kwargs["unix_socket"] = cfg.unix_socket
@@ -79,18 +73,19 @@ def open_connection(cfg: MySQLSettings, *, user: str, password: str, database: s
                 while cur.nextset():
                     pass
             conn.commit()
-            conn.autocommit(autocommit)
+            conn.autocommit(True)
         except BaseException:
             conn.close()
             raise
     return conn
 
 
-def unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]] | None:
-    """The rows of `sql` as dicts, streamed from the server (not held twice), if `conn` is a
-    mysqlclient connection; None for a pymysql one."""
-    if MySQLdb is None or not isinstance(conn, MySQLdb.connections.Connection):
-        return None
+def is_connection(conn: Any) -> bool:
+    return MySQLdb is not None and isinstance(conn, MySQLdb.connections.Connection)
+
+
+def unbuffered_dicts(conn: Any, sql: str, params: tuple) -> list[dict[str, Any]]:
+    """The rows of `sql` as dicts, streamed from the server (not held twice)."""
     with conn.cursor(MySQLdb.cursors.SSDictCursor) as cur:
         cur.execute(sql, params)
         return list(cur.fetchall())
